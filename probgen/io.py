@@ -1,0 +1,146 @@
+"""Files that must never be lost or trusted blindly: atomic writes and safe checkpoints.
+
+A checkpoint is one ``torch.save`` dict holding only tensors and plain Python
+values, so it loads with ``torch.load(..., weights_only=True)`` and unpickling
+it can never run code::
+
+    {"probgen": {"format": 1, "version": "0.1.0"},
+     "kind": "vae",                 # registry name of the model class
+     "config": {...},               # constructor keyword arguments
+     "state_dict": {...},           # tensors
+     "extra": {...}}                # training state (optimizer, RNG, epoch, ...)
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "atomic_write",
+    "write_json",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
+CHECKPOINT_FORMAT = 1
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write a file so that readers see either the old or the new content, never half.
+
+    :param path: destination file.
+    :param write: called with an open file object (temporary file in the same folder).
+    :param mode: ``"wb"`` or ``"w"``.
+    :return: the destination path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX: the old file stays until this instant
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=2, default=_json_default), mode="w")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    config: dict,
+    state_dict: dict,
+    extra: dict | None = None,
+) -> Path:
+    """Save a model checkpoint atomically (temporary file + rename).
+
+    :param path: destination ``.pt`` file.
+    :param kind: registry name of the model class (``"vae"``, ``"gmm"``, ...).
+    :param config: constructor keyword arguments; must be plain values.
+    :param state_dict: the module's ``state_dict()``.
+    :param extra: optional training state (optimizer state, RNG states, epoch, history).
+    """
+    from . import __version__
+
+    payload = {
+        "probgen": {"format": CHECKPOINT_FORMAT, "version": __version__},
+        "kind": kind,
+        "config": _plain(config),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "extra": extra or {},
+    }
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def _plain(obj: Any) -> Any:
+    """Turn tuples into lists etc. so that the config survives ``weights_only`` loading."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    raise ValueError(f"checkpoint config value of type {type(obj).__name__} is not a plain value")
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a probgen checkpoint without running any code from it.
+
+    :param path: a file written by :func:`save_checkpoint`.
+    :param map_location: device for the tensors.
+    :raises FileNotFoundError: the file does not exist.
+    :raises ValueError: the file is not a probgen checkpoint, is truncated, or would
+        need arbitrary code to unpickle (refused by ``weights_only=True``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise ValueError(
+                f"{path}: refused to load: the file needs code to unpickle "
+                "(not a probgen checkpoint, or an untrusted pickle)"
+            ) from None
+        raise ValueError(f"{path}: not a readable probgen checkpoint ({msg})") from None
+    if not isinstance(payload, dict) or "probgen" not in payload or "kind" not in payload:
+        raise ValueError(f"{path}: not a probgen checkpoint (no 'probgen'/'kind' header)")
+    fmt = payload["probgen"].get("format")
+    if fmt != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path}: checkpoint format {fmt} is not supported by this probgen "
+            f"(expects format {CHECKPOINT_FORMAT})"
+        )
+    return payload

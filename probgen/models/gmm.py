@@ -1,0 +1,283 @@
+"""The Gaussian mixture model, written as the two-step story it is.
+
+    m ~ Categorical(π)              # pick a component from a multinomial
+    x | m ~ N(μ_m, Σ_m)             # then draw x from that component's Gaussian
+
+(with ``likelihood="bernoulli"`` the second step is a product of Bernoullis: a
+mixture of Bernoullis). The component m is a discrete ``pyro.sample`` site marked
+for enumeration (``config_enumerate``), so Pyro sums it out exactly:
+``TraceEnum_ELBO`` trains it by SVI, and the same enumerated trace gives the exact
+log-likelihood and the posterior over m.
+
+``fit`` uses EM by default: its E-step *is* the enumerated posterior of the Pyro
+model (no second implementation of the mixture), and its M-step is the closed-form
+weighted average. ``fit(method="svi")`` runs plain SVI on the same model: slower,
+there for the lecture. Replace m by a continuous code and the table μ_m by a
+network and you have the VAE (``probgen/models/vae.py``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Sequence
+
+import pyro
+import pyro.distributions as dist
+import pyro.poutine as poutine
+import torch
+from pyro.infer import config_enumerate, infer_discrete
+from torch import nn
+
+from ..nn import check_positive_int
+from ..story import Story, check_data
+
+__all__ = ["GMM"]
+
+
+class GMM(Story):
+    """Mixture of ``n_components`` Gaussians (or Bernoulli products) with an enumerated assignment.
+
+    :param n_components: K, the number of components.
+    :param likelihood: ``"normal"`` or ``"bernoulli"`` (mixture of Bernoullis for binary data).
+    :param covariance: ``"diag"`` or ``"full"`` (normal likelihood only).
+    :param reg_covar: added to the variances (the diagonal of Σ), as in scikit-learn.
+    :param smoothing: pseudo-count for Bernoulli means, keeps them off 0 and 1.
+    :param x_dim: values per example; ``None`` means "set by the first ``fit``".
+    :param x_shape: shape of one example for :meth:`sample`.
+    """
+
+    kind = "gmm"
+    elbo = "enum"
+    has_exact_log_prob = True
+
+    def __init__(self, n_components: int = 10, *, likelihood: str = "normal", covariance: str = "diag",
+                 reg_covar: float = 1e-6, smoothing: float = 1e-2, x_dim: int | None = None,
+                 x_shape: Sequence[int] | None = None):
+        super().__init__()
+        self.n_components = check_positive_int("n_components", n_components)
+        if likelihood not in ("normal", "bernoulli"):
+            raise ValueError(f"likelihood must be 'normal' or 'bernoulli', got {likelihood!r}")
+        if covariance not in ("diag", "full"):
+            raise ValueError(f"covariance must be 'diag' or 'full', got {covariance!r}")
+        if not reg_covar >= 0 or not smoothing >= 0:
+            raise ValueError(f"reg_covar and smoothing must be >= 0, got {reg_covar}, {smoothing}")
+        self.likelihood, self.covariance = likelihood, covariance
+        self.reg_covar, self.smoothing = float(reg_covar), float(smoothing)
+        self.x_shape = tuple(x_shape) if x_shape is not None else None
+        self.x_dim = None
+        # the model with its discrete site marked for parallel enumeration
+        self.model = config_enumerate(self._story, default="parallel")
+        if x_dim is not None:
+            self._build(check_positive_int("x_dim", x_dim))
+
+    def _build(self, x_dim: int) -> None:
+        K = self.n_components
+        self.x_dim = x_dim
+        self._probgen_config["x_dim"] = x_dim
+        if self.x_shape is None:
+            self.x_shape = (x_dim,)
+            self._probgen_config["x_shape"] = [x_dim]
+        # unconstrained parameters, so that SVI can move them freely
+        self.logits = nn.Parameter(torch.zeros(K))  # K
+        if self.likelihood == "bernoulli":
+            self.x_logits = nn.Parameter(torch.zeros(K, x_dim))  # K × D
+            return
+        self.means = nn.Parameter(torch.zeros(K, x_dim))  # K × D
+        if self.covariance == "diag":
+            self.log_scales = nn.Parameter(torch.zeros(K, x_dim))  # K × D
+        else:
+            self.tril_raw = nn.Parameter(torch.zeros(K, x_dim, x_dim))  # K × D × D
+
+    # -- constrained views ---------------------------------------------------------
+    @property
+    def weights(self) -> torch.Tensor:
+        """Mixture weights π, ``[K]``."""
+        return torch.softmax(self.logits, -1)
+
+    @property
+    def scale_tril(self) -> torch.Tensor:
+        """Cholesky factors of Σ_m, ``[K × D × D]`` (full covariance)."""
+        raw = self.tril_raw
+        return torch.tril(raw, -1) + torch.diag_embed(torch.exp(torch.diagonal(raw, dim1=-2, dim2=-1)))
+
+    def _component(self, m: torch.Tensor) -> dist.TorchDistribution:
+        """The distribution of x given component index ``m`` (any shape)."""
+        if self.likelihood == "bernoulli":
+            return dist.Bernoulli(logits=self.x_logits[m]).to_event(1)
+        if self.covariance == "diag":
+            return dist.Normal(self.means[m], self.log_scales[m].exp()).to_event(1)
+        return dist.MultivariateNormal(self.means[m], scale_tril=self.scale_tril[m])
+
+    # -- the story ---------------------------------------------------------------
+    def _story(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
+        """m ~ Categorical(π); x ~ component m."""
+        self.register_params()
+        n = x.shape[0] if x is not None else n
+        x = x.reshape(n, -1) if x is not None else None  # batch × D
+        with pyro.plate("data", n):
+            m = pyro.sample("m", dist.Categorical(logits=self.logits))  # batch (or K × 1 enumerated)
+            pyro.sample("x", self._component(m), obs=x)
+
+    def guide(self, x=None, y=None, n=None):
+        """Nothing to guide: m is summed out by enumeration."""
+        self.register_params()
+
+    def prepare(self, x, y=None):
+        x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
+        if self.likelihood == "bernoulli" and not ((x == 0) | (x == 1)).all():
+            raise ValueError("x: a Bernoulli mixture needs binary data (0/1); pass --binarize")
+        return x, y
+
+    # -- exact inference by enumeration -------------------------------------------
+    def joint_log_prob(self, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        """log p(x_i, m = k) for every component, from the enumerated Pyro trace: ``[K × n]``."""
+        out = []
+        enumerated = poutine.enum(self.model, first_available_dim=-2)
+        for start in range(0, len(x), chunk):
+            tr = poutine.trace(enumerated).get_trace(x[start:start + chunk])
+            tr.compute_log_prob()
+            out.append(tr.nodes["m"]["log_prob"] + tr.nodes["x"]["log_prob"])  # K × chunk
+        return torch.cat(out, dim=1)
+
+    def log_prob(self, x, y=None, *, num_samples: int | None = None) -> torch.Tensor:
+        """Exact log p(x) = log Σ_m π_m p(x | m), per example, in nats."""
+        x, _ = self.prepare(x)
+        self._require_built()
+        with torch.no_grad():
+            return torch.logsumexp(self.joint_log_prob(x.reshape(len(x), -1)), dim=0)
+
+    def responsibilities(self, x) -> torch.Tensor:
+        """Posterior p(m | x_i) of the enumerated site: ``[n × K]``."""
+        x, _ = self.prepare(x)
+        self._require_built()
+        with torch.no_grad():
+            return torch.softmax(self.joint_log_prob(x.reshape(len(x), -1)), dim=0).T
+
+    def assign(self, x) -> torch.Tensor:
+        """MAP component of each example via ``infer_discrete`` (temperature 0): ``[n]``."""
+        x, _ = self.prepare(x)
+        self._require_built()
+        with torch.no_grad():
+            decoded = infer_discrete(self.model, first_available_dim=-2, temperature=0)
+            return poutine.trace(decoded).get_trace(x.reshape(len(x), -1)).nodes["m"]["value"]
+
+    @torch.no_grad()
+    def sample(self, n: int, *, mean: bool = False, return_components: bool = False):
+        """Run the story forwards: m from the multinomial, then x from component m.
+
+        :param mean: return the component mean instead of a draw.
+        :param return_components: also return the drawn m, ``[n]``.
+        """
+        n = check_positive_int("n", n)
+        self._require_built()
+        tr = poutine.trace(self.model).get_trace(None, None, n)
+        m, x = tr.nodes["m"]["value"], tr.nodes["x"]["value"]
+        if mean:
+            x = torch.sigmoid(self.x_logits[m]) if self.likelihood == "bernoulli" else self.means[m]
+        x = x.reshape(n, *self.x_shape)
+        return (x, m) if return_components else x
+
+    def _require_built(self):
+        if self.x_dim is None:
+            raise ValueError("GMM has no parameters yet: call fit(x) first")
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        if self.x_dim is None and "logits" in state_dict:
+            key = "x_logits" if self.likelihood == "bernoulli" else "means"
+            self._build(state_dict[key].shape[-1])
+        return super().load_state_dict(state_dict, strict=strict)
+
+    # -- fitting --------------------------------------------------------------------
+    def fit(self, x, *, method: str = "em", max_iter: int = 100, tol: float = 1e-3,
+            seed: int = 0, progress: bool = True, val=None, init: str = "kmeans", **svi_options) -> "GMM":
+        """Fit by EM (default) or by SVI with ``TraceEnum_ELBO``.
+
+        :param x: data ``[n, ...]``.
+        :param method: ``"em"`` (E-step = the enumerated posterior of the Pyro model) or ``"svi"``.
+        :param max_iter: EM iterations at most.
+        :param tol: stop when the mean log-likelihood per example improves by less than this.
+        :param seed: seed of the k-means initialisation.
+        :param init: ``"kmeans"`` (as scikit-learn) or ``"random"`` (random responsibilities).
+        :param svi_options: passed to :meth:`probgen.story.Story.fit` when ``method="svi"``.
+        """
+        x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
+        x = x.reshape(len(x), -1)
+        if self.x_dim is None:
+            self._build(x.shape[1])
+        x, _ = self.prepare(x)
+        if len(x) < self.n_components:
+            raise ValueError(f"n_components={self.n_components} is larger than the data ({len(x)} examples)")
+        if method not in ("em", "svi"):
+            raise ValueError(f"method must be 'em' or 'svi', got {method!r}")
+        max_iter = check_positive_int("max_iter", max_iter)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            self._m_step(x, self._init_resp(x, init, seed))
+        if method == "svi":
+            super().fit(x, val=val, progress=progress, **svi_options)
+            self.fit_seconds = time.perf_counter() - t0
+            return self
+        history = []
+        bar = range(max_iter)
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(bar, desc="EM gmm", unit="iter", leave=False, dynamic_ncols=True, disable=None)
+        prev = -math.inf
+        with torch.no_grad():
+            for it in bar:
+                joint = self.joint_log_prob(x)  # E-step: K × n, from the enumerated model
+                ll = torch.logsumexp(joint, 0)
+                mean_ll = float(ll.mean())
+                if not math.isfinite(mean_ll):
+                    raise ValueError(f"EM diverged at iteration {it + 1} (log-likelihood {mean_ll}); "
+                                     "raise reg_covar")
+                history.append(mean_ll)
+                if progress:
+                    bar.set_postfix(loglik=f"{mean_ll:.3f}")
+                if mean_ll - prev < tol:
+                    break
+                prev = mean_ll
+                self._m_step(x, torch.exp(joint - ll))  # responsibilities K × n
+        self.em_history = history
+        self.converged = len(history) < max_iter or (len(history) > 1 and history[-1] - history[-2] < tol)
+        self.fit_seconds = time.perf_counter() - t0
+        return self
+
+    def _init_resp(self, x: torch.Tensor, init: str, seed: int) -> torch.Tensor:
+        K, n = self.n_components, len(x)
+        if init == "kmeans":
+            from sklearn.cluster import KMeans
+
+            labels = KMeans(K, n_init=1, random_state=seed).fit(x.cpu().numpy()).labels_
+            resp = torch.zeros(K, n)
+            resp[torch.as_tensor(labels, dtype=torch.long), torch.arange(n)] = 1.0
+        elif init == "random":
+            g = torch.Generator().manual_seed(seed)
+            resp = torch.rand(K, n, generator=g)
+            resp /= resp.sum(0, keepdim=True)
+        else:
+            raise ValueError(f"init must be 'kmeans' or 'random', got {init!r}")
+        return resp.to(x.device)
+
+    def _m_step(self, x: torch.Tensor, resp: torch.Tensor) -> None:
+        """Closed-form weighted maximum likelihood given responsibilities ``[K × n]``."""
+        nk = resp.sum(1) + 10 * torch.finfo(x.dtype).eps  # K
+        self.logits.data = torch.log(nk / nk.sum())
+        if self.likelihood == "bernoulli":
+            a = self.smoothing
+            p = (resp @ x + a) / (nk[:, None] + 2 * a)
+            p = p.clamp(1e-7, 1 - 1e-7)
+            self.x_logits.data = torch.log(p) - torch.log1p(-p)
+            return
+        means = (resp @ x) / nk[:, None]  # K × D
+        self.means.data = means
+        if self.covariance == "diag":
+            var = (resp @ (x * x)) / nk[:, None] - means**2 + self.reg_covar
+            self.log_scales.data = 0.5 * torch.log(var.clamp_min(self.reg_covar or 1e-12))
+        else:
+            diff = x[None] - means[:, None]  # K × n × D
+            cov = torch.einsum("kn,kni,knj->kij", resp, diff, diff) / nk[:, None, None]
+            cov = cov + self.reg_covar * torch.eye(x.shape[1], device=x.device)
+            L = torch.linalg.cholesky(cov)
+            self.tril_raw.data = torch.tril(L, -1) + torch.diag_embed(torch.log(torch.diagonal(L, dim1=-2, dim2=-1)))

@@ -1,0 +1,121 @@
+"""The variational auto-encoder: a Gaussian mixture with a distributed representation.
+
+From the GMM to the VAE, one step at a time (compare ``probgen/models/gmm.py``):
+
+- GMM:  m ~ Categorical(π)       x | m ~ N(μ_m, Σ_m)         μ_m: a row of a lookup table
+- VAE:  z ~ N(0, I)              x | z ~ p(x | μ(z), σ(z))    μ(z), σ(z): a neural network
+
+The discrete component m becomes a continuous code z, and the table of means
+becomes a decoder network. Because z can no longer be summed out, the guide
+q(z | x) (an encoder network) proposes codes and SVI maximises the lower bound
+L_b, where log p(x) = KL(q(z | x) ‖ p(z | x)) + L_b.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+
+from ..nn import BernoulliDecoder, GaussianDecoder, GaussianEncoder, check_hidden, check_positive_int
+from ..story import Story, check_data
+
+__all__ = ["VAE"]
+
+LIKELIHOODS = ("bernoulli", "normal")
+
+
+class VAE(Story):
+    """VAE with an MLP encoder q(z | x) and decoder p(x | z).
+
+    :param x_dim: values per example (64 for 8×8 digits).
+    :param z_dim: size of the code z.
+    :param hidden: hidden-layer widths of the encoder; the decoder mirrors them.
+    :param likelihood: ``"bernoulli"`` (binary pixels) or ``"normal"`` (real values).
+    :param x_shape: shape of one example for :meth:`sample` (default ``(x_dim,)``).
+    :param activation: hidden activation (``relu``, ``softplus``, ``tanh``, ...).
+    :param elbo: default training objective: ``meanfield`` (analytic KL), ``trace``,
+        ``jit`` or ``jit-meanfield``.
+    """
+
+    kind = "vae"
+
+    def __init__(self, x_dim: int, *, z_dim: int = 10, hidden: Sequence[int] = (256,),
+                 likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
+                 activation: str = "relu", elbo: str = "meanfield"):
+        super().__init__()
+        self.x_dim = check_positive_int("x_dim", x_dim)
+        self.z_dim = check_positive_int("z_dim", z_dim)
+        hidden = check_hidden(hidden)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        self.likelihood = likelihood
+        self.x_shape = tuple(x_shape) if x_shape is not None else (x_dim,)
+        if int(torch.tensor(self.x_shape).prod()) != x_dim:
+            raise ValueError(f"x_shape {self.x_shape} does not hold x_dim={x_dim} values")
+        self.elbo = elbo
+        self.encoder = GaussianEncoder(x_dim, z_dim, hidden, activation=activation)
+        decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
+        self.decoder = decoder(z_dim, x_dim, tuple(reversed(hidden)), activation=activation)
+
+    # -- the generative story and its guide, side by side --------------------------
+    def model(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
+        """p(z) p(x | z): z ~ N(0, I), x ~ Bernoulli/Normal(decoder(z))."""
+        self.register_params()
+        n = x.shape[0] if x is not None else n
+        x = x.reshape(n, -1) if x is not None else None  # batch × x_dim
+        with pyro.plate("data", n):
+            loc = torch.zeros(n, self.z_dim, device=self.device)
+            z = pyro.sample("z", dist.Normal(loc, torch.ones_like(loc)).to_event(1))  # batch × z_dim
+            pyro.sample("x", self._likelihood(z), obs=x)
+
+    def guide(self, x: torch.Tensor, y=None, n: int | None = None):
+        """q(z | x): a diagonal Gaussian from the encoder network."""
+        self.register_params()
+        x = x.reshape(x.shape[0], -1)
+        with pyro.plate("data", x.shape[0]):
+            loc, scale = self.encoder(x)  # batch × z_dim each
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    def _likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
+        if self.likelihood == "bernoulli":
+            # validate_args=False: grey levels in [0, 1] are allowed as soft targets
+            return dist.Bernoulli(logits=self.decoder(z), validate_args=False).to_event(1)
+        loc, scale = self.decoder(z)
+        return dist.Normal(loc, scale).to_event(1)
+
+    # -- conveniences -----------------------------------------------------------------
+    def prepare(self, x, y=None):
+        return check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli"), y
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and scale of q(z | x): ``[n × z_dim]`` each."""
+        x, _ = self.prepare(x)
+        return self.encoder(x.reshape(len(x), -1).to(self.device))
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean image of p(x | z) in data shape, values in [0, 1] for Bernoulli."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        if self.likelihood == "bernoulli":
+            mean = torch.sigmoid(self.decoder(z))
+        else:
+            mean = self.decoder(z)[0].clamp(0, 1)
+        return mean.reshape(*z.shape[:-1], *self.x_shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, mean: bool = False, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw ``n`` examples from the story: z ~ N(0, I), then x ~ p(x | z).
+
+        :param mean: return the decoder's mean image instead of a draw (smoother pictures).
+        :param z: codes to decode instead of drawing them, ``[n × z_dim]``.
+        """
+        n = check_positive_int("n", n)
+        if z is None:
+            z = torch.randn(n, self.z_dim, device=self.device)
+        if mean:
+            return self.decode(z)
+        x = self._likelihood(z).sample()
+        return x.clamp(0, 1).reshape(n, *self.x_shape)

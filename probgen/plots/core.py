@@ -1,0 +1,91 @@
+"""Image grids (pixel-exact PNGs, no matplotlib) and the matplotlib plumbing."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..io import atomic_write
+
+__all__ = ["mosaic", "image_grid", "new_figure", "savefig", "line_plot"]
+
+
+def mosaic(images, *, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tile ``images [n, H, W]`` (values in [0, 1]) into one array, ``nrow`` images per row."""
+    arr = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, dtype=np.float32)
+    if arr.ndim == 2:  # vectors: show as square-ish images if possible
+        side = int(math.isqrt(arr.shape[1]))
+        if side * side != arr.shape[1]:
+            raise ValueError(f"cannot show vectors of length {arr.shape[1]} as images")
+        arr = arr.reshape(-1, side, side)
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 3 or len(arr) == 0:
+        raise ValueError(f"expected images [n, H, W], got shape {arr.shape}")
+    n, h, w = arr.shape
+    ncol = nrow or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / ncol))
+    out = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad), pad_value, dtype=np.float32)
+    for i, im in enumerate(arr):
+        r, c = divmod(i, ncol)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+    return np.clip(out, 0.0, 1.0)
+
+
+def image_grid(images, path: str | Path, *, nrow: int | None = None, scale: int | None = None,
+               title: str | None = None) -> Path:
+    """Write a grid of grey images as a PNG (nearest-neighbour upscaled, written atomically).
+
+    :param images: ``[n, H, W]`` tensor or array, values in [0, 1].
+    :param path: destination ``.png``.
+    :param nrow: images per row (default: a square grid).
+    :param scale: pixel upscaling factor (default: small images are enlarged to ~32 px).
+    :param title: ignored in the pixel-exact grid (kept for a uniform signature).
+    """
+    from PIL import Image
+
+    grid = mosaic(images, nrow=nrow)
+    h = np.asarray(images.shape if hasattr(images, "shape") else np.shape(images))[-2]
+    scale = scale or max(1, 32 // int(h))
+    img = Image.fromarray((grid * 255).round().astype(np.uint8), mode="L")
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return atomic_write(path, lambda f: img.save(f, format="PNG"))
+
+
+def new_figure(*args, **kwargs):
+    """``plt.subplots`` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def savefig(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+
+
+def line_plot(series: dict[str, Sequence[float]], path: str | Path, *, xlabel: str = "epoch",
+              ylabel: str = "", title: str = "") -> Path:
+    """One line per named series (training curves and the like)."""
+    fig, ax = new_figure(figsize=(5, 3.2))
+    for name, ys in series.items():
+        ax.plot(range(1, len(ys) + 1), list(ys), label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend()
+    return savefig(fig, path)
