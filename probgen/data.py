@@ -393,3 +393,12 @@ def batches(
         else:
             idx = order[start:start + batch_size]
             yield x[idx], (None if y is None else y[idx])
+
+
+def __getattr__(name: str):
+    # text corpora live in probgen.textdata; re-exported here as probgen.data.load_text
+    if name in ("load_text",):
+        from . import textdata
+
+        return getattr(textdata, name)
+    raise AttributeError(f"module 'probgen.data' has no attribute {name!r}")
