@@ -102,11 +102,27 @@ class GMM(Story):
 
     def _component(self, m: torch.Tensor) -> dist.TorchDistribution:
         """The distribution of x given component index ``m`` (any shape)."""
+        return _Component(self, m)
+
+    def _component_dist(self, m: torch.Tensor) -> dist.TorchDistribution:
+        """x | m as a plain Pyro distribution (used to draw samples)."""
         if self.likelihood == "bernoulli":
             return dist.Bernoulli(logits=self.x_logits[m]).to_event(1)
         if self.covariance == "diag":
             return dist.Normal(self.means[m], self.log_scales[m].exp()).to_event(1)
         return dist.MultivariateNormal(self.means[m], scale_tril=self.scale_tril[m])
+
+    def component_table(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x_i | m = k) for all components at once, ``[n × K]``, by matrix products
+        (the K × n × D broadcast of the textbook formula is what made EM slow)."""
+        if self.likelihood == "bernoulli":
+            logits = self.x_logits  # K × D
+            return x @ logits.T - torch.nn.functional.softplus(logits).sum(-1)
+        if self.covariance == "diag":
+            prec = torch.exp(-2 * self.log_scales)  # K × D
+            quad = (x * x) @ prec.T - 2 * x @ (self.means * prec).T + (self.means**2 * prec).sum(-1)
+            return -0.5 * quad - self.log_scales.sum(-1) - 0.5 * x.shape[-1] * math.log(2 * math.pi)
+        return dist.MultivariateNormal(self.means, scale_tril=self.scale_tril).log_prob(x[..., None, :])
 
     # -- the story ---------------------------------------------------------------
     def _story(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
@@ -126,6 +142,8 @@ class GMM(Story):
         x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
         if self.likelihood == "bernoulli" and not ((x == 0) | (x == 1)).all():
             raise ValueError("x: a Bernoulli mixture needs binary data (0/1); pass --binarize")
+        if self.x_dim is not None:
+            x = x.to(self.logits.dtype)  # a float64 GMM scores in float64
         return x, y
 
     # -- exact inference by enumeration -------------------------------------------
@@ -250,11 +268,11 @@ class GMM(Story):
             from sklearn.cluster import KMeans
 
             labels = KMeans(K, n_init=1, random_state=seed).fit(x.cpu().numpy()).labels_
-            resp = torch.zeros(K, n)
+            resp = torch.zeros(K, n, dtype=x.dtype)
             resp[torch.as_tensor(labels, dtype=torch.long), torch.arange(n)] = 1.0
         elif init == "random":
             g = torch.Generator().manual_seed(seed)
-            resp = torch.rand(K, n, generator=g)
+            resp = torch.rand(K, n, generator=g, dtype=x.dtype)
             resp /= resp.sum(0, keepdim=True)
         else:
             raise ValueError(f"init must be 'kmeans' or 'random', got {init!r}")
@@ -281,3 +299,36 @@ class GMM(Story):
             cov = cov + self.reg_covar * torch.eye(x.shape[1], device=x.device)
             L = torch.linalg.cholesky(cov)
             self.tril_raw.data = torch.tril(L, -1) + torch.diag_embed(torch.log(torch.diagonal(L, dim1=-2, dim2=-1)))
+
+
+class _Component(dist.TorchDistribution):
+    """x | m for a (possibly enumerated) index tensor ``m``.
+
+    Sampling defers to the plain distribution of :meth:`GMM._component_dist`. The
+    log-density looks up :meth:`GMM.component_table`, computed once for all K
+    components with matrix products, so enumerating m costs one ``n × D × K`` product
+    instead of a ``K × n × D`` elementwise broadcast.
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, gmm: GMM, m: torch.Tensor, validate_args=None):
+        self.gmm, self.m = gmm, m
+        super().__init__(m.shape, torch.Size([gmm.x_dim]), validate_args=False)
+
+    @property
+    def support(self):
+        return dist.constraints.independent(
+            dist.constraints.boolean if self.gmm.likelihood == "bernoulli" else dist.constraints.real, 1)
+
+    def expand(self, batch_shape, _instance=None):
+        return _Component(self.gmm, self.m.expand(batch_shape))
+
+    def sample(self, sample_shape=torch.Size()):
+        return self.gmm._component_dist(self.m).sample(sample_shape)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        table = self.gmm.component_table(x)  # n × K
+        m = self.m
+        shape = torch.broadcast_shapes(m.shape, table.shape[:-1])
+        return torch.gather(table.expand(*shape, table.shape[-1]), -1, m.expand(shape).unsqueeze(-1)).squeeze(-1)
