@@ -58,7 +58,8 @@ def add_run_args(p: argparse.ArgumentParser, *, out: str | None):
 
 
 def add_fit_args(p: argparse.ArgumentParser, *, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3):
-    """``--epochs``, ``--batch-size``, ``--lr``, ``--patience``, ``--resume``, ``--clip-norm``."""
+    """``--epochs``, ``--batch-size``, ``--lr``, ``--patience``, ``--resume``, ``--clip-norm``,
+    ``--distributed``."""
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=epochs, help=f"passes over the data (default: {epochs})")
     g.add_argument("--batch-size", type=int, default=batch_size, help=f"(default: {batch_size})")
@@ -67,6 +68,9 @@ def add_fit_args(p: argparse.ArgumentParser, *, epochs: int = 50, batch_size: in
                    help="early stopping: epochs without validation improvement (default: 10)")
     g.add_argument("--resume", action="store_true", help="continue from OUT/<model>.last.pt if present")
     g.add_argument("--clip-norm", type=float, default=None, help="clip gradients to this norm")
+    g.add_argument("--distributed", action="store_true",
+                   help="multi-process SVI: launch with torchrun --nproc_per_node=N -m probgen train ...; "
+                        "--batch-size is the global batch, split across ranks (see docs/scale.md)")
 
 
 def seed_everything(seed: int) -> None:
@@ -145,15 +149,25 @@ def add_trainer(name: str, help: str, add_arguments: Callable[[argparse.Argument
 
 
 def fit_story(model, args, ds, path: Path, *, labels: bool = False, **options):
-    """Fit an SVI story from the common flags, checkpointing to ``path`` (best) and resuming."""
-    model = model.to(resolve_device(args.device))
+    """Fit an SVI story from the common flags, checkpointing to ``path`` (best) and resuming.
+
+    With ``--distributed`` (inside ``torchrun``) every rank trains its shard on ``cuda:LOCAL_RANK``
+    or the CPU, and rank 0 alone writes ``path``."""
+    dist = None
+    if getattr(args, "distributed", False):
+        from ..distributed import Distributed
+
+        dist = options["distributed"] = Distributed.from_env(args.device)
+    model = model.to(dist.device if dist is not None else resolve_device(args.device))
     y = ds.train_labels if labels else None
     val_y = ds.val_labels if labels else None
     model.fit(ds.train, y=y, val=ds.val, val_y=val_y, epochs=args.epochs, batch_size=args.batch_size,
               lr=args.lr, patience=args.patience, checkpoint=path, resume=args.resume,
               progress=not args.quiet, clip_norm=args.clip_norm, **options)
-    if args.epochs == 0 or not path.exists():
+    if (dist is None or dist.is_main) and (args.epochs == 0 or not path.exists()):
         model.save(path)
+    if dist is not None:
+        dist.barrier()  # no rank reports before rank 0's files are complete
     return model
 
 
