@@ -118,6 +118,7 @@ def fit_svi(
     progress: bool = True,
     clip_norm: float | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
+    distributed: Any = None,
 ) -> TrainResult:
     """Train ``story.model`` / ``story.guide`` with ``pyro.infer.SVI``.
 
@@ -135,6 +136,9 @@ def fit_svi(
     :param resume: continue from ``<stem>.last.pt`` if it exists.
     :param clip_norm: clip gradients to this global norm (``None``: no clipping).
     :param on_epoch: called as ``on_epoch(epoch, record)`` after each epoch (annealing, logging).
+    :param distributed: a :class:`probgen.distributed.Distributed` inside a ``torchrun`` job: each rank
+        computes the gradient of its shard of every batch, gradients are all-reduced, and rank 0
+        alone shows progress and writes checkpoints (``None``: one process).
     :raises DivergenceError: the loss became NaN/inf; the best state so far is restored.
     """
     if epochs < 0:
@@ -176,6 +180,11 @@ def fit_svi(
         set_rng_state(ex["rng"])
 
     shuffle_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+    step_fn, mean_loss = svi.step, _mean_loss
+    if distributed is not None:  # same batches on every rank, each steps on its shard (probgen.distributed)
+        step_fn, mean_loss = distributed.prepare(story, svi, shuffle_gen), distributed.mean_loss
+        if not distributed.is_main:  # rank 0 alone shows progress and writes checkpoints
+            progress, ckpt, last = False, None, None
     drop_last = ELBOS[elbo][1] and len(x) > batch_size  # JIT traces one batch shape
     n_batches = len(x) // batch_size if drop_last else math.ceil(len(x) / batch_size)
     t0 = time.perf_counter()
@@ -186,7 +195,7 @@ def fit_svi(
         for step, (xb, yb) in enumerate(batches(x, batch_size, y=y, shuffle=True, generator=shuffle_gen)):
             if drop_last and len(xb) < batch_size:
                 continue
-            loss = svi.step(xb, yb)
+            loss = step_fn(xb, yb)
             if not math.isfinite(loss):
                 story.load_state_dict(best_state)
                 raise DivergenceError(
@@ -201,7 +210,7 @@ def fit_svi(
         record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
                   "seconds": time.perf_counter() - t0}
         if val is not None and len(val):
-            record["val_loss"] = _mean_loss(val_elbo, story, val, val_y, max(batch_size, 256))
+            record["val_loss"] = mean_loss(val_elbo, story, val, val_y, max(batch_size, 256))
         score = record.get("val_loss", record["train_loss"])
         if not math.isfinite(score):
             story.load_state_dict(best_state)
