@@ -5,6 +5,15 @@ same sample-site names, and you get ``fit`` (the SVI loop of :mod:`probgen.train
 ``log_prob`` (exact or importance-weighted, :mod:`probgen.evaluate`), ``save`` and
 ``load`` (safe checkpoints that rebuild the model from its constructor arguments).
 
+Before training, :meth:`Story.check` runs the model and guide once on a few examples
+and turns the usual mistakes into one clear line naming the site (a latent site
+missing from the guide, a likelihood without ``obs=``, shapes that do not fit the
+plates), and picks the objective: a story with a discrete site marked for
+enumeration (``infer={"enumerate": "parallel"}`` or ``config_enumerate``) trains with
+``TraceEnum_ELBO`` automatically; ``elbo = "meanfield"`` declares the analytic KL.
+A story with only global latent variables may skip writing a guide: set
+``autoguide = "normal"`` (``AutoNormal``) or ``"delta"`` (``AutoDelta``, MAP).
+
 Constructor arguments are recorded automatically, so they must be plain values
 (numbers, strings, lists, dicts) and should be keyword-only.
 """
@@ -13,17 +22,25 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyro
+import pyro.poutine as poutine
 import torch
+from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from . import evaluate, train
 from .io import load_checkpoint, save_checkpoint
 
-__all__ = ["Story", "REGISTRY", "register", "check_data"]
+__all__ = ["Story", "REGISTRY", "register", "check_data", "StoryCheck", "AUTOGUIDES"]
+
+#: ``autoguide`` values -> Pyro autoguide class name
+AUTOGUIDES = {"normal": "AutoNormal", "delta": "AutoDelta"}
 
 #: kind name -> Story subclass, filled as subclasses are defined
 REGISTRY: dict[str, type["Story"]] = {}
@@ -31,7 +48,15 @@ _instance_ids = itertools.count()
 
 
 def register(cls: type["Story"]) -> type["Story"]:
-    """Make a Story subclass loadable by its ``kind`` name."""
+    """Make a Story subclass loadable by its ``kind`` name.
+
+    :raises ValueError: the kind belongs to a built-in probgen model and ``cls`` is not it
+        (a user class named ``VAE`` must set its own ``kind``).
+    """
+    old = REGISTRY.get(cls.kind)
+    if old is not None and old.__module__.startswith("probgen.") and not cls.__module__.startswith("probgen."):
+        raise ValueError(f"{cls.__name__}: kind {cls.kind!r} is taken by {old.__module__}.{old.__name__}; "
+                         f"set a class attribute kind = '...' of your own")
     REGISTRY[cls.kind] = cls
     return cls
 
@@ -52,7 +77,7 @@ def check_data(x, *, x_dim: int | None = None, binary: bool = False, name: str =
     if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int32, torch.int64)):
         if x.dtype != torch.bool:
             raise ValueError(f"{name}: expected numbers, got dtype {x.dtype}")
-    x = x.float() if not x.is_floating_point() else x
+    x = x.float()  # float64/float16 too: the networks are float32
     if x.dim() == 0:
         raise ValueError(f"{name}: expected a batch [n, ...], got a scalar")
     if x.shape[0] == 0:
@@ -68,6 +93,17 @@ def check_data(x, *, x_dim: int | None = None, binary: bool = False, name: str =
     return x
 
 
+@dataclass
+class StoryCheck:
+    """What :meth:`Story.check` found by running the model and the guide once."""
+
+    elbo: str  # the objective ``fit`` uses
+    latent: list[str] = field(default_factory=list)  # sites the guide samples
+    observed: list[str] = field(default_factory=list)  # sites with obs=
+    enumerated: list[str] = field(default_factory=list)  # discrete sites summed out exactly
+    plate_nesting: int = 0  # deepest plate dimension used
+
+
 class Story(nn.Module):
     """Base class of every probgen model (and of the user's own stories).
 
@@ -75,15 +111,21 @@ class Story(nn.Module):
 
     - ``kind``: registry name, used in checkpoints (``"vae"``); defaults to the class name.
     - ``elbo``: default objective name for :func:`probgen.train.make_elbo`
-      (``"trace"``, ``"meanfield"``, ``"enum"`` when the story enumerates a discrete site, ...).
+      (``"trace"``; ``"meanfield"`` declares the analytic KL; ``"auto"`` = ``"trace"``).
+      Whatever is declared, a story with a site marked for enumeration trains with
+      ``TraceEnum_ELBO`` (``"enum"``), see :meth:`check`.
     - ``has_exact_log_prob``: ``log_prob`` is exact, so no importance sampling is needed.
-    - ``max_plate_nesting``: plates nested in ``model``.
+    - ``max_plate_nesting``: plates nested in ``model`` (raised automatically if the model uses more).
+    - ``autoguide``: ``None`` (write ``guide``), ``"normal"`` (Pyro's ``AutoNormal``) or
+      ``"delta"`` (``AutoDelta``, a MAP point estimate) for stories whose latent variables are
+      global (not one per example: those need an encoder guide).
     """
 
     kind: ClassVar[str] = "story"
     elbo: ClassVar[str] = "trace"
     has_exact_log_prob: ClassVar[bool] = False
     max_plate_nesting: ClassVar[int] = 1
+    autoguide: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -129,9 +171,15 @@ class Story(nn.Module):
     def model(self, x: torch.Tensor | None, y: torch.Tensor | None = None):
         raise NotImplementedError(f"{type(self).__name__} must define model(x, y=None)")
 
-    def guide(self, x: torch.Tensor | None, y: torch.Tensor | None = None):
-        """Default guide: no latent sites (the model is fitted by maximum likelihood)."""
+    def guide(self, x: torch.Tensor | None, y: torch.Tensor | None = None, *args, **kwargs):
+        """Default guide: the automatic guide when ``autoguide`` is set, else no latent
+        sites (the model's parameters are fitted by maximum likelihood)."""
         self.register_params()
+        if self.autoguide is not None:
+            if self._modules.get("_autoguide") is None:
+                self._setup_autoguide(x, y)
+            return self._autoguide(x, y, *args, **kwargs)
+        return None
 
     def prepare(self, x, y=None):
         """Validate and reshape user data before fitting or scoring; override per model."""
@@ -141,33 +189,161 @@ class Story(nn.Module):
     def fit(self, x, *, y=None, val=None, val_y=None, epochs: int = 20, batch_size: int = 128,
             lr: float = 1e-3, elbo: str | None = None, progress: bool = True,
             checkpoint: str | Path | None = None, resume: bool = False, patience: int | None = 10,
-            **options: Any) -> "Story":
+            check: bool = True, **options: Any) -> "Story":
         """Train by SVI (see :func:`probgen.train.fit_svi` for every option).
 
         :param x: training data ``[n, ...]``; ``y``: labels for conditional models.
         :param val: validation data (early stopping, best-model selection).
-        :return: ``self``, trained; ``self.train_result`` holds the history.
+        :param elbo: objective name (:data:`probgen.train.ELBOS`); ``None``/``"auto"``: the
+            story's declared ``elbo``, switched to ``TraceEnum_ELBO`` when a site is enumerated.
+        :param check: first run :meth:`check` on a few examples (clear errors naming the site).
+        :return: ``self``, trained; ``self.train_result`` holds the history and
+            ``self.checked`` what :meth:`check` found.
         """
         x, y = self.prepare(x, y)
         if val is not None:
             val, val_y = self.prepare(val, val_y)
         x = x.to(self.device)
+        if self.autoguide is not None and self._modules.get("_autoguide") is None:
+            self._setup_autoguide(x, y)  # before fit_svi copies the state
+        if check:
+            self.checked = self.check(x, y, elbo=elbo)
+            elbo = self.checked.elbo
+        elif elbo in (None, "auto"):
+            elbo = "trace" if self.elbo == "auto" else self.elbo
         self.train_result = train.fit_svi(
             self, x, y=y, val=None if val is None else val.to(self.device), val_y=val_y,
-            epochs=epochs, batch_size=batch_size, lr=lr, elbo=elbo or self.elbo, progress=progress,
+            epochs=epochs, batch_size=batch_size, lr=lr, elbo=elbo, progress=progress,
             checkpoint=checkpoint, resume=resume, patience=patience, **options)
         return self
 
     def log_prob(self, x, y=None, *, num_samples: int = 1000) -> torch.Tensor:
         """Per-example log p(x) in nats: exact if the model has it, else IWAE with K samples."""
         x, y = self.prepare(x, y)
+        if self.autoguide is not None and self._modules.get("_autoguide") is None:
+            self._setup_autoguide(x, y)
         return evaluate.log_likelihood(self, x.to(self.device), y=y, num_samples=num_samples)
+
+    # -- checks before training ----------------------------------------------------
+    def check(self, x, y=None, *, elbo: str | None = None, batch: int = 4) -> StoryCheck:
+        """Run guide and model once on ``batch`` examples; find the objective; catch mistakes.
+
+        Raises one ``ValueError`` line naming the site for: an exception inside
+        ``model``/``guide``; a guide site the model lacks; a latent model site with no guide
+        site (often a likelihood missing ``obs=``); values whose shape does not fit the
+        distribution; log-probabilities with dimensions no plate declares (a missing
+        ``.to_event``). Random-number state and train/eval mode are left as they were.
+
+        :param x: data (already through :meth:`prepare`); ``y``: labels or ``None``.
+        :param elbo: objective requested by the caller (``None``/``"auto"``: detect).
+        :return: a :class:`StoryCheck`; ``elbo`` is ``"enum"`` (or ``"jit-enum"``) when a
+            site is marked for enumeration, else the requested or declared objective.
+        """
+        name = type(self).__name__
+        x = x[:batch]
+        y = None if y is None else y[:batch]
+        rng = pyro.util.get_rng_state()
+        was_training = self.training
+        self.eval()  # no dropout / batch-norm updates from the check
+        try:
+            with torch.no_grad():
+                guide_tr = self._trace_for_check("guide", self.guide, x, y)
+                model_tr = self._trace_for_check("model", poutine.replay(self.model, trace=guide_tr), x, y)
+                found = _check_sites(name, model_tr, guide_tr, x)
+                nesting = _check_log_probs(name, model_tr, guide_tr, self.max_plate_nesting)
+                if nesting > self.max_plate_nesting:
+                    self.max_plate_nesting = nesting  # instance attribute: enumeration and IWAE need it
+                found.elbo = self._resolve_elbo(elbo, found.enumerated)
+                found.plate_nesting = nesting
+                if found.enumerated:  # let TraceEnum_ELBO validate what it alone checks
+                    enum = train.make_elbo("enum", max_plate_nesting=self.max_plate_nesting)
+                    try:
+                        enum.loss(self.model, self.guide, x, y)
+                    except (ValueError, RuntimeError, NotImplementedError) as e:
+                        raise ValueError(f"{name}: TraceEnum_ELBO cannot sum out "
+                                         f"{', '.join(map(repr, found.enumerated))}: {_first_line(e)}") from e
+        finally:
+            pyro.util.set_rng_state(rng)
+            self.train(was_training)
+        return found
+
+    def _resolve_elbo(self, requested: str | None, enumerated: list[str]) -> str:
+        name = type(self).__name__
+        requested = None if requested in (None, "auto") else requested
+        chosen = requested or ("trace" if self.elbo == "auto" else self.elbo)
+        if enumerated and "enum" not in chosen:
+            if requested is not None:
+                raise ValueError(f"{name}: elbo={requested!r} cannot sum out the enumerated site "
+                                 f"{enumerated[0]!r}; use elbo='enum' or leave elbo unset")
+            chosen = "jit-enum" if chosen.startswith("jit") else "enum"
+        if chosen not in train.ELBOS:
+            raise ValueError(f"{name}: unknown elbo {chosen!r}: use one of auto, {', '.join(train.ELBOS)}")
+        return chosen
+
+    def _trace_for_check(self, which: str, fn, x, y):
+        tracer = poutine.trace(fn)
+        try:
+            tracer(x, y)
+        except (ValueError, RuntimeError, IndexError, TypeError, KeyError) as e:
+            msg = _first_line(e)
+            m = re.match(r"Shape mismatch inside plate\('(.*)'\) at site (\S+) dim (-?\d+), (\d+) vs (\d+)", msg)
+            if m:  # Pyro's wording, with the site quoted and the usual fix
+                plate, site, dim, size, got = m.groups()
+                msg = (f"site {site!r}: the distribution has size {got} at dim {dim}, where plate {plate!r} "
+                       f"has size {size}; a batched distribution may need .to_event(1)")
+            elif "site" not in msg:
+                done = list(_sample_sites(tracer.msngr.trace))
+                msg += f" (error after site {done[-1]!r})" if done else " (error before the first sample site)"
+            raise ValueError(f"{type(self).__name__}.{which}: {msg}") from e
+        return tracer.msngr.get_trace()
+
+    # -- automatic guides ------------------------------------------------------------
+    def _setup_autoguide(self, x, y=None) -> None:
+        """Build the ``autoguide`` for this story from one example and create its parameters."""
+        from pyro.infer import autoguide as autoguides
+
+        name = type(self).__name__
+        if self.autoguide not in AUTOGUIDES:
+            raise ValueError(f"{name}: autoguide must be one of {', '.join(AUTOGUIDES)} or None, "
+                             f"got {self.autoguide!r}")
+        if x is None or len(x) == 0:
+            raise ValueError(f"{name}: the automatic guide is built from data: call fit(x) first")
+        y1 = None if y is None else y[:1]
+        if len(x) >= 2:  # a latent whose shape follows the batch is per-example: no fixed guide fits it
+            shapes = [{n: tuple(s["value"].shape) for n, s in _latent_sites(self.model, xb, yb).items()}
+                      for xb, yb in ((x[:1], y1), (x[:2], None if y is None else y[:2]))]
+            for site, shape in shapes[0].items():
+                if shapes[1].get(site) != shape:
+                    raise ValueError(f"{name}: site {site!r} has one value per example, which "
+                                     f"autoguide={self.autoguide!r} cannot guide; write guide(x) with an "
+                                     "encoder (automatic guides are for global latent variables)")
+        blocked = poutine.block(self.model, hide_fn=lambda m: m["type"] == "sample"
+                                and bool(m["infer"].get("enumerate")))  # summed out, not guided
+        guide = getattr(autoguides, AUTOGUIDES[self.autoguide])(blocked)
+        guide._pyro_name = f"{self.pyro_name}$$$_autoguide"  # unique in the param store, kept on resume
+        self.add_module("_autoguide", guide)
+        self.register_buffer("_autoguide_x", x[:1].detach().clone())
+        if y1 is not None:
+            self.register_buffer("_autoguide_y", y1.detach().clone())
+        guide(x[:1], y1)  # creates the parameters
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        if self.autoguide is not None and self._modules.get("_autoguide") is None and "_autoguide_x" in state_dict:
+            self._setup_autoguide(state_dict["_autoguide_x"], state_dict.get("_autoguide_y"))
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
     def sample(self, n: int, **kwargs) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not define sample(n)")
 
     def save(self, path: str | Path, *, extra: dict | None = None) -> Path:
-        """Write a checkpoint (constructor arguments + state) atomically."""
+        """Write a checkpoint (constructor arguments + state) atomically.
+
+        A story loaded from a user's file (``probgen train --story file.py:Class``) also
+        records where it came from, so that loading it back is explicit (it runs that file).
+        """
+        source = type(self).__dict__.get("_probgen_source")
+        if source is not None:
+            extra = {**(extra or {}), "story_source": dict(source)}
         return save_checkpoint(path, kind=self.kind, config=self.config,
                                state_dict=self.state_dict(), extra=extra)
 
@@ -177,13 +353,20 @@ class Story(nn.Module):
         if cls is not Story and payload["kind"] != cls.kind:
             raise ValueError(f"checkpoint holds a {payload['kind']!r} model, not {cls.kind!r}")
         target = REGISTRY.get(payload["kind"]) if cls is Story else cls
+        source = (payload.get("extra") or {}).get("story_source")
+        if cls is Story and source and getattr(target, "_probgen_source", {}).get("path") != source.get("path"):
+            raise ValueError(f"checkpoint holds the user story {source.get('spec')}: loading it runs that "
+                             "file's code, so it is never done implicitly; use probgen.cli.story."
+                             "load_story_checkpoint(path, allow_code=True) or the class's own load()")
         if target is None:
             raise ValueError(f"checkpoint holds an unknown model kind {payload['kind']!r}")
         try:
             model = target(**payload["config"])
             model.load_state_dict(payload["state_dict"])
         except (TypeError, RuntimeError) as e:
-            raise ValueError(f"checkpoint does not fit {target.__name__}: {str(e).splitlines()[0]}") from None
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+            detail = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0])
+            raise ValueError(f"checkpoint does not fit {target.__name__}: {detail}") from None
         model.checkpoint_extra = payload.get("extra", {})
         return model.to(device).eval()
 
@@ -222,3 +405,97 @@ def _recording_init(init):
         init(self, *args, **kwargs)
 
     return wrapped
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0].startswith("Error while computing log_prob") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
+def _sample_sites(tr) -> dict:
+    return {n: s for n, s in tr.nodes.items() if s["type"] == "sample" and not site_is_subsample(s)}
+
+
+def _is_enumerated(site) -> bool:
+    return site["infer"].get("enumerate") in ("parallel", "sequential")
+
+
+def _latent_sites(model, x, y) -> dict:
+    tr = poutine.trace(poutine.block(model, hide_fn=lambda m: m["type"] == "sample" and bool(m["infer"].get(
+        "enumerate")))).get_trace(x, y)
+    return {n: s for n, s in _sample_sites(tr).items() if not s["is_observed"]}
+
+
+def _check_sites(name: str, model_tr, guide_tr, x) -> StoryCheck:
+    """Model/guide site agreement and value shapes; the elbo is filled in by the caller."""
+    msites, gsites = _sample_sites(model_tr), _sample_sites(guide_tr)
+    observed = [n for n, s in msites.items() if s["is_observed"]]
+    data_observed = [n for n in observed if not msites[n]["infer"].get("_deterministic")
+                     and type(msites[n]["fn"]).__name__ != "Unit"]  # not pyro.deterministic / factor
+    guided = [n for n, s in gsites.items() if not s["is_observed"] and not s["infer"].get("is_auxiliary")]
+    for n in guided:
+        if n not in msites:
+            raise ValueError(f"{name}: guide site {n!r} is not in the model "
+                             f"(model sites: {', '.join(map(repr, msites)) or 'none'})")
+        if msites[n]["is_observed"]:
+            raise ValueError(f"{name}: site {n!r} is observed in the model, so the guide must not sample it")
+    unguided = [n for n, s in msites.items() if not s["is_observed"] and n not in gsites and not _is_enumerated(s)]
+    if unguided:
+        # a likelihood without obs= looks like a latent site the guide forgot
+        like_data = [n for n in unguided if x is not None and msites[n]["value"].numel() == x.numel()]
+        if like_data or (x is not None and not data_observed):
+            n = (like_data or unguided)[-1]
+            raise ValueError(f"{name}.model: site {n!r} is not observed: pass obs=x to pyro.sample({n!r}, ...) "
+                             f"(if {n!r} is latent, sample it in guide())")
+        n = unguided[0]
+        raise ValueError(f"{name}: model site {n!r} has no guide site: sample {n!r} in guide(), mark it for "
+                         "enumeration if it is discrete (infer={'enumerate': 'parallel'}), "
+                         "or set autoguide = 'normal' if it is global")
+    for n, s in msites.items():
+        fn, v = s["fn"], s["value"]
+        if not isinstance(v, torch.Tensor) or not hasattr(fn, "event_shape"):
+            continue
+        what = "observed value" if s["is_observed"] else ("value from the guide" if n in gsites else "value")
+        ev, bs = tuple(fn.event_shape), tuple(fn.batch_shape)
+        ok = v.dim() >= len(ev) and tuple(v.shape[v.dim() - len(ev):]) == ev
+        if ok:
+            try:
+                torch.broadcast_shapes(tuple(v.shape[:v.dim() - len(ev)]), bs)
+            except RuntimeError:
+                ok = False
+        if not ok:
+            raise ValueError(f"{name}.model: site {n!r}: the {what} has shape {tuple(v.shape)}, which does not fit "
+                             f"the distribution's shape {bs + ev} (batch {bs}, event {ev}); reshape one of them")
+    enumerated = [n for n, s in msites.items() if _is_enumerated(s) and n not in gsites]
+    enumerated += [n for n, s in gsites.items() if _is_enumerated(s)]
+    return StoryCheck(elbo="", latent=guided, observed=observed, enumerated=enumerated)
+
+
+def _check_log_probs(name: str, model_tr, guide_tr, max_plate_nesting: int) -> int:
+    """Compute every site's log-prob; check its dims against the plates. Returns the plate nesting used."""
+    nesting = 0
+    for tr in (model_tr, guide_tr):
+        for s in _sample_sites(tr).values():
+            for f in s["cond_indep_stack"]:
+                if f.vectorized and f.dim is not None:
+                    nesting = max(nesting, -f.dim)
+    for which, tr in (("model", model_tr), ("guide", guide_tr)):
+        try:
+            tr.compute_log_prob()
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{name}.{which}: {_first_line(e)}") from e
+        for n, s in _sample_sites(tr).items():
+            if "log_prob" not in s:
+                continue
+            try:
+                pyro.util.check_site_shape(s, max(nesting, max_plate_nesting))
+            except ValueError as e:
+                detail = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+                got = detail[1] if len(detail) > 1 else detail[0]
+                raise ValueError(f"{name}.{which}: site {n!r} has log-prob dims that no plate declares ({got}); "
+                                 "add .to_event(1) to its distribution, or put those dims in a pyro.plate") from e
+    return nesting

@@ -1,0 +1,171 @@
+"""Story: objective detection, one-line errors naming the site, automatic guides, safe loading."""
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.infer import config_enumerate
+
+from probgen.story import Story
+
+
+def _data(n=40, d=3):
+    g = torch.Generator().manual_seed(0)
+    centers = torch.tensor([[-3.0] * d, [3.0] * d])
+    return centers[torch.arange(n) % 2] + 0.3 * torch.randn(n, d, generator=g)
+
+
+class Mix(Story):
+    """Two-component Gaussian mixture; the component is an enumerated site, no guide."""
+
+    def __init__(self, *, d: int = 3, style: str = "infer"):
+        super().__init__()
+        self.style = style
+        self.locs = torch.nn.Parameter(torch.tensor([[-1.0] * d, [1.0] * d]))
+        if style == "config":
+            self.model = config_enumerate(self._story, default="parallel")
+
+    def model(self, x, y=None):
+        return self._story(x, y)
+
+    def _story(self, x, y=None):
+        self.register_params()
+        infer = {"enumerate": "parallel"} if self.style == "infer" else {}
+        with pyro.plate("data", len(x)):
+            c = pyro.sample("c", dist.Categorical(logits=torch.zeros(2)), infer=infer)
+            pyro.sample("x", dist.Normal(self.locs[c], 1.0).to_event(1), obs=x)
+
+
+class TinyVAE(Story):
+    """A small VAE whose mistakes the tests switch on one at a time."""
+
+    def __init__(self, *, mistake: str = "none", d: int = 3):
+        super().__init__()
+        self.mistake = mistake
+        self.enc = torch.nn.Linear(d, 4)
+        self.dec = torch.nn.Linear(2, d)
+
+    def model(self, x, y=None):
+        self.register_params()
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(torch.zeros(len(x), 2), 1.0).to_event(1))
+            loc = self.dec(z)
+            if self.mistake == "no_obs":
+                pyro.sample("x", dist.Normal(loc, 1.0).to_event(1))
+            elif self.mistake == "no_to_event":
+                pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+            elif self.mistake == "shape":
+                pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x.reshape(len(x), 1, -1).expand(-1, 2, -1))
+            else:
+                pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x)
+
+    def guide(self, x, y=None):
+        self.register_params()
+        name = "zz" if self.mistake == "rename" else "z"
+        with pyro.plate("data", len(x)):
+            loc, raw = self.enc(x).chunk(2, -1)
+            if self.mistake != "no_guide_site":
+                pyro.sample(name, dist.Normal(loc, torch.nn.functional.softplus(raw) + 1e-3).to_event(1))
+
+
+@pytest.mark.parametrize("style", ["infer", "config"])
+def test_enumerated_site_trains_with_traceenum(style):
+    x = _data()
+    model = Mix(style=style)
+    model.fit(x, epochs=30, batch_size=40, lr=0.1, progress=False)
+    assert model.checked.elbo == "enum" and model.checked.enumerated == ["c"]
+    # the learned component means move to the data's two centres
+    locs = model.locs.detach().sort(0).values
+    assert torch.allclose(locs[:, 0], torch.tensor([-3.0, 3.0]), atol=0.5)
+
+
+def test_explicit_non_enum_elbo_on_enumerated_site_is_refused():
+    with pytest.raises(ValueError, match="cannot sum out the enumerated site 'c'"):
+        Mix().fit(_data(), epochs=1, elbo="trace", progress=False)
+
+
+def test_plain_story_keeps_declared_elbo():
+    model = TinyVAE()
+    assert model.check(_data()).elbo == "trace"
+    model.elbo = "meanfield"  # analytic KL, declared
+    info = model.check(_data())
+    assert info.elbo == "meanfield" and info.latent == ["z"] and info.observed == ["x"]
+
+
+@pytest.mark.parametrize("mistake, pattern", [
+    ("rename", "guide site 'zz' is not in the model"),
+    ("no_guide_site", "model site 'z' has no guide site"),
+    ("no_obs", "site 'x' is not observed: pass obs=x"),
+    ("no_to_event", "site 'x'.*to_event"),
+    ("shape", "site 'x'.*shape"),
+])
+def test_mistakes_name_the_site_in_one_line(mistake, pattern):
+    with pytest.raises(ValueError, match=pattern) as err:
+        TinyVAE(mistake=mistake).fit(_data(), epochs=1, progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_network_shape_error_is_one_line():
+    with pytest.raises(ValueError, match=r"TinyVAE.guide: .*shapes cannot be multiplied") as err:
+        TinyVAE().fit(_data(d=5), epochs=1, progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_check_leaves_rng_untouched():
+    model, x = TinyVAE(), _data()
+    torch.manual_seed(3)
+    model.check(x)
+    a = torch.rand(3)
+    torch.manual_seed(3)
+    assert torch.equal(a, torch.rand(3))
+
+
+class BayesMean(Story):
+    """Global latent mean with an automatic guide: mu ~ N(0, 10), x ~ N(mu, 1)."""
+
+    autoguide = "normal"
+
+    def __init__(self, *, d: int = 3):
+        super().__init__()
+        self.d = d
+
+    def model(self, x, y=None):
+        self.register_params()
+        mu = pyro.sample("mu", dist.Normal(torch.zeros(self.d), 10.0).to_event(1))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(mu, 1.0).to_event(1), obs=x)
+
+
+class BayesMeanMAP(BayesMean):
+    autoguide = "delta"
+
+
+@pytest.mark.parametrize("cls", [BayesMean, BayesMeanMAP])
+def test_autoguide_fits_saves_and_loads(cls, tmp_path):
+    x = _data() + 2.0  # mean 2
+    model = cls().fit(x, epochs=100, batch_size=40, lr=0.2, progress=False, patience=None)
+    q = model._autoguide.median()["mu"]
+    assert torch.allclose(q, x.mean(0), atol=0.3)
+    model.save(tmp_path / "m.pt")
+    again = cls.load(tmp_path / "m.pt")
+    assert torch.allclose(again._autoguide.median()["mu"], q)
+    assert torch.isfinite(again.log_prob(x[:5], num_samples=10)).all()
+
+
+def test_autoguide_refuses_local_latents():
+    class LocalAuto(TinyVAE):
+        autoguide = "normal"
+
+        def guide(self, x, y=None):  # back to the default (automatic) guide
+            return Story.guide(self, x, y)
+
+    with pytest.raises(ValueError, match="site 'z' has one value per example"):
+        LocalAuto().fit(_data(), epochs=1, progress=False)
+
+
+def test_user_class_cannot_take_a_builtin_kind():
+    import probgen.models.vae  # noqa: F401  registers "vae"
+
+    with pytest.raises(ValueError, match="kind 'vae' is taken"):
+        type("VAE", (Story,), {"__module__": "user_code"})
