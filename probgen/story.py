@@ -204,6 +204,8 @@ class Story(nn.Module):
         if val is not None:
             val, val_y = self.prepare(val, val_y)
         x = x.to(self.device)
+        y = None if y is None else torch.as_tensor(y, device=self.device)  # labels beside the data, moved once
+        val_y = None if val_y is None else torch.as_tensor(val_y, device=self.device)
         if self.autoguide is not None and self._modules.get("_autoguide") is None:
             self._setup_autoguide(x, y)  # before fit_svi copies the state
         if check:
@@ -222,6 +224,7 @@ class Story(nn.Module):
         x, y = self.prepare(x, y)
         if self.autoguide is not None and self._modules.get("_autoguide") is None:
             self._setup_autoguide(x, y)
+        y = None if y is None else torch.as_tensor(y, device=self.device)
         return evaluate.log_likelihood(self, x.to(self.device), y=y, num_samples=num_samples)
 
     # -- checks before training ----------------------------------------------------
