@@ -112,6 +112,8 @@ def load(
     """
     if binarize and dequantize:
         raise ValueError("choose either binarize or dequantize, not both")
+    if not isinstance(name, (str, os.PathLike)):
+        raise ValueError(f"data set name must be a string or path, got {type(name).__name__}")
     key = str(name).strip().lower().replace("_", "-")
     if key == "digits":
         ds = _load_digits(seed)

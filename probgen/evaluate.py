@@ -12,6 +12,7 @@ examples and over the K samples, so K = 5000 on 10k MNIST images fits in a few G
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import pyro
@@ -86,8 +87,8 @@ def log_likelihood(
     :param memory_budget: rough number of floats one chunk may hold (K × batch × x_dim).
     :return: tensor ``[n]``.
     """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples!r}")
     was_training = story.training
     story.eval()
     try:

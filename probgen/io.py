@@ -123,6 +123,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         need arbitrary code to unpickle (refused by ``weights_only=True``).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -134,8 +136,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"{path}: refused to load: the file needs code to unpickle "
                 "(not a probgen checkpoint, or an untrusted pickle)"
             ) from None
-        raise ValueError(f"{path}: not a readable probgen checkpoint ({msg})") from None
-    if not isinstance(payload, dict) or "probgen" not in payload or "kind" not in payload:
+        if isinstance(e, PermissionError):
+            raise
+        raise ValueError(f"{path}: not a readable probgen checkpoint, truncated or corrupt ({msg})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("probgen"), dict) or "kind" not in payload:
         raise ValueError(f"{path}: not a probgen checkpoint (no 'probgen'/'kind' header)")
     fmt = payload["probgen"].get("format")
     if fmt != CHECKPOINT_FORMAT:
@@ -143,4 +147,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path}: checkpoint format {fmt} is not supported by this probgen "
             f"(expects format {CHECKPOINT_FORMAT})"
         )
+    # a hand-edited or foreign file may carry the header but not the body
+    for key, typ in (("kind", str), ("config", dict), ("state_dict", dict), ("extra", dict)):
+        if not isinstance(payload.get(key, {} if key == "extra" else None), typ):
+            raise ValueError(f"{path}: damaged probgen checkpoint: {key!r} is missing or not a {typ.__name__}")
     return payload

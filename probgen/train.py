@@ -119,6 +119,7 @@ def fit_svi(
     clip_norm: float | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     distributed: Any = None,
+    **unknown: Any,
 ) -> TrainResult:
     """Train ``story.model`` / ``story.guide`` with ``pyro.infer.SVI``.
 
@@ -141,12 +142,23 @@ def fit_svi(
         alone shows progress and writes checkpoints (``None``: one process).
     :raises DivergenceError: the loss became NaN/inf; the best state so far is restored.
     """
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if unknown:  # a typo in an option must not surface as a TypeError deep inside
+        raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    if not _is_int(epochs) or epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs!r}")
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if not _is_int(num_particles) or num_particles < 1:
+        raise ValueError(f"num_particles must be >= 1, got {num_particles!r}")
+    if not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if patience is not None and (not _is_int(patience) or patience < 0):
+        raise ValueError(f"patience must be >= 0 (or None: never stop early), got {patience!r}")
+    if clip_norm is not None and (not isinstance(clip_norm, (int, float)) or not 0 < clip_norm < math.inf):
+        raise ValueError(f"clip_norm must be > 0, got {clip_norm!r}")
+    for name, labels, data in (("y", y, x), ("val_y", val_y, val)):
+        if labels is not None and data is not None and len(labels) != len(data):
+            raise ValueError(f"{name}: {len(labels)} labels for {len(data)} examples")
     result = TrainResult()
     ckpt = Path(checkpoint) if checkpoint is not None else None
     last = ckpt.with_name(ckpt.stem + ".last.pt") if ckpt is not None else None
@@ -163,7 +175,7 @@ def fit_svi(
     svi = pyro.infer.SVI(story.model, story.guide, optim, loss=svi_elbo)
     prefix = story.pyro_name + "$$$"
 
-    start_epoch, bad_epochs = 0, 0
+    start_epoch, bad_epochs, shuffle_state = 0, 0, None
     best_state = copy.deepcopy(story.state_dict())
     if resume and last is not None and last.is_file():
         payload = load_checkpoint(last)
@@ -178,8 +190,13 @@ def fit_svi(
         story.register_params()
         optim.set_state({prefix + k: v for k, v in ex["optim"].items()})
         set_rng_state(ex["rng"])
+        shuffle_state = ex.get("shuffle_rng")
 
-    shuffle_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+    shuffle_gen = torch.Generator()
+    if shuffle_state is not None:  # resume the batch order too: resumed == uninterrupted, bit for bit
+        shuffle_gen.set_state(shuffle_state)
+    else:
+        shuffle_gen.manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
     step_fn, mean_loss = svi.step, _mean_loss
     if distributed is not None:  # same batches on every rank, each steps on its shard (probgen.distributed)
         step_fn, mean_loss = distributed.prepare(story, svi, shuffle_gen), distributed.mean_loss
@@ -212,10 +229,12 @@ def fit_svi(
         if val is not None and len(val):
             record["val_loss"] = mean_loss(val_elbo, story, val, val_y, max(batch_size, 256))
         score = record.get("val_loss", record["train_loss"])
+        if math.isfinite(score) and not all(bool(torch.isfinite(p).all()) for p in story.parameters()):
+            score = math.nan  # a finite loss computed before the last update can hide NaN parameters
         if not math.isfinite(score):
             story.load_state_dict(best_state)
-            raise DivergenceError(f"validation loss became {score} at epoch {epoch + 1}; "
-                                  "best state kept; try a smaller --lr")
+            raise DivergenceError(f"validation loss or parameters became {score} at epoch {epoch + 1}, "
+                                  f"step {n_batches}; best state kept; try a smaller --lr")
         if on_epoch is not None:
             on_epoch(epoch, record)
         result.history.append(record)
@@ -234,7 +253,7 @@ def fit_svi(
             story.save(last, extra={
                 "epoch": epoch, "bad_epochs": bad_epochs, "history": result.history,
                 "best_epoch": result.best_epoch, "best_val": result.best_val,
-                "best_state_dict": best_state, "rng": rng_state(),
+                "best_state_dict": best_state, "rng": rng_state(), "shuffle_rng": shuffle_gen.get_state(),
                 "optim": {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
             })
         if patience is not None and bad_epochs >= patience:
@@ -244,6 +263,10 @@ def fit_svi(
     story.eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _progress(it, enabled: bool, desc: str):

@@ -31,7 +31,8 @@ def register(sub) -> None:
     p.add_argument("--story-args", nargs="*", default=[], metavar="KEY=VALUE",
                    help="constructor arguments of the story")
     models = p.add_subparsers(dest="model", metavar="MODEL", parser_class=common.ArgumentParser)
-    common._TRAIN_SUBPARSERS.append(models)
+    # replace, not append: main() may build the parser more than once in one process (tests, notebooks)
+    common._TRAIN_SUBPARSERS[:] = [models]
     p.set_defaults(func=cmd_train, _train_parser=p)
     add_trainer("gmm", "Gaussian mixture / mixture of Bernoullis, enumerated assignment, fitted by EM",
                 _gmm_args, _gmm_run)
@@ -117,7 +118,12 @@ def _vae_run(args, ds, path: Path):
 
 def cmd_train(args) -> int:
     if args.story:
-        from .story import run_story_train  # noqa: PLC0415 - optional family
+        try:
+            from .story import run_story_train  # noqa: PLC0415 - optional family
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.story":
+                raise
+            raise CLIError("--story: the story commands are not installed in this probgen") from None
 
         return run_story_train(args)
     if not getattr(args, "model", None):

@@ -95,10 +95,21 @@ class VAE(Story):
         x, _ = self.prepare(x)
         return self.encoder(x.reshape(len(x), -1).to(self.device))
 
+    def _check_z(self, z) -> torch.Tensor:
+        try:
+            z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"z: expected a tensor of codes [.., {self.z_dim}], got {type(z).__name__}") from None
+        if z.dim() == 0 or z.shape[-1] != self.z_dim or z.numel() == 0:
+            raise ValueError(f"z: expected codes [.., {self.z_dim}], got shape {tuple(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise ValueError("z: codes contain NaN or inf")
+        return z
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean image of p(x | z) in data shape, values in [0, 1] for Bernoulli."""
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        z = self._check_z(z)
         if self.likelihood == "bernoulli":
             mean = torch.sigmoid(self.decoder(z))
         else:
@@ -115,6 +126,10 @@ class VAE(Story):
         n = check_positive_int("n", n)
         if z is None:
             z = torch.randn(n, self.z_dim, device=self.device)
+        else:
+            z = self._check_z(z)
+            if z.shape != (n, self.z_dim):
+                raise ValueError(f"z: expected {n} codes [{n}, {self.z_dim}], got shape {tuple(z.shape)}")
         if mean:
             return self.decode(z)
         x = self._likelihood(z).sample()
