@@ -181,15 +181,23 @@ def fit_svi(
         payload = load_checkpoint(last)
         if payload["kind"] != story.kind:
             raise ValueError(f"{last}: resume file holds a {payload['kind']!r} model, not {story.kind!r}")
-        story.load_state_dict(payload["state_dict"])
-        ex = payload["extra"]
-        best_state = ex["best_state_dict"]
-        start_epoch, bad_epochs = ex["epoch"] + 1, ex["bad_epochs"]
-        result.history, result.best_epoch, result.best_val = ex["history"], ex["best_epoch"], ex["best_val"]
-        # the optimizer state is keyed by param-store names: re-attach this instance's prefix
-        story.register_params()
-        optim.set_state({prefix + k: v for k, v in ex["optim"].items()})
-        set_rng_state(ex["rng"])
+        try:  # a resume file from other settings (z_dim, hidden, ...) or without training state
+            story.load_state_dict(payload["state_dict"])
+            ex = payload["extra"]
+            best_state = ex["best_state_dict"]
+            start_epoch, bad_epochs = ex["epoch"] + 1, ex["bad_epochs"]
+            result.history, result.best_epoch, result.best_val = ex["history"], ex["best_epoch"], ex["best_val"]
+            # the optimizer state is keyed by param-store names: re-attach this instance's prefix
+            story.register_params()
+            optim.set_state({prefix + k: v for k, v in ex["optim"].items()})
+            set_rng_state(ex["rng"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as e:
+            detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln),
+                          str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+            if isinstance(e, KeyError):
+                detail = f"no {e.args[0]!r} in its training state"
+            raise ValueError(f"{last}: cannot resume from it ({detail}); "
+                             "use the settings of that run, or delete the file to start afresh") from None
         shuffle_state = ex.get("shuffle_rng")
 
     shuffle_gen = torch.Generator()

@@ -192,6 +192,8 @@ def cmd_compare(args) -> int:
         if args.from_dir:
             src = Path(args.from_dir) / f"{name}.pt"
             model = common.load_model(src, device=args.device)
+            if model.kind != name and model.kind in common.TRAINERS:  # e.g. a GMM saved as vae.pt
+                raise CLIError(f"--from {src}: holds a {model.kind!r} model, not {name!r}")
             fit_seconds = float(getattr(model, "checkpoint_extra", {}).get("fit_seconds", float("nan")))
             if src.resolve() != ckpt.resolve():
                 model.save(ckpt, extra=getattr(model, "checkpoint_extra", {}))
