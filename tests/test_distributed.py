@@ -190,3 +190,60 @@ def test_needs_torchrun(monkeypatch, tmp_path):
 def test_rank_validation():
     with pytest.raises(ValueError, match="rank"):
         Distributed(rank=2, world_size=2, local_rank=0, device="cpu")
+
+
+# -- GPU readiness, checked without a GPU ---------------------------------------------------
+# A tensor made without ``device=`` lands on the CPU and breaks (or silently copies) on CUDA,
+# and a host sync per step (``.item()``, ``float(t)``, ``.cpu()``) stalls a GPU. A torch
+# function mode sees every such call; only calls made by probgen's own code are counted.
+_FACTORIES = {torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, torch.tensor, torch.as_tensor,
+              torch.randn, torch.rand, torch.randint, torch.randperm, torch.eye, torch.linspace}
+_SYNCS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.cpu, torch.Tensor.numpy, torch.Tensor.__float__,
+          torch.Tensor.__int__, torch.Tensor.__bool__}
+#: (file:function, factory) made on the CPU on purpose: a seed drawn and turned into an int
+_CPU_ON_PURPOSE = {("train.py:fit_svi", "randint")}
+
+
+def _audit_fit(batch_size: int, data) -> tuple[list, int]:
+    import traceback
+
+    from torch.overrides import TorchFunctionMode
+
+    from probgen.models import VAE
+
+    class Audit(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.factories, self.syncs = [], 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in _FACTORIES or func in _SYNCS:
+                caller = traceback.extract_stack()[-2]
+                if "/probgen/" in caller.filename:
+                    where = f"{caller.filename.split('/probgen/')[-1]}:{caller.name}"
+                    if func in _SYNCS:
+                        self.syncs += 1
+                    elif ("device" not in kwargs and (where, func.__name__) not in _CPU_ON_PURPOSE
+                          and not (func is torch.as_tensor and isinstance(args[0], torch.Tensor))):
+                        self.factories.append(f"{where}: {caller.line}")
+            return func(*args, **kwargs)
+
+    pyro.clear_param_store()
+    model = VAE(64, z_dim=2, hidden=[16])
+    with Audit() as audit:
+        model.fit(data.train[:256], val=data.val[:64], epochs=2, batch_size=batch_size, lr=1e-2,
+                  progress=False, patience=None)
+        model.log_prob(data.test[:16], num_samples=8)
+        model.sample(4)
+        model.sample(4, mean=True)
+    return audit.factories, audit.syncs
+
+
+def test_svi_path_is_device_clean(digits):
+    """Every tensor probgen makes in fit/log_prob/sample follows the model's device, and the
+    number of host syncs does not grow with the number of steps (none inside the step loop)."""
+    factories, syncs_8_steps = _audit_fit(64, digits)
+    assert factories == [], "tensors created without device=: " + "; ".join(factories)
+    _, syncs_32_steps = _audit_fit(16, digits)
+    assert syncs_32_steps == syncs_8_steps
