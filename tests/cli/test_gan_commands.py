@@ -1,4 +1,8 @@
-"""GAN commands end to end with tiny settings: gan-toy, train gan, sample, walk, gan-eval, compare."""
+"""GAN commands end to end with tiny settings: gan-toy, train gan, sample, walk, gan-eval, compare.
+
+(Named test_gan_commands.py, not test_gan.py: without __init__.py files pytest cannot collect two
+test modules with the same basename, and tests/models/test_gan.py exists.)
+"""
 from __future__ import annotations
 
 import json
