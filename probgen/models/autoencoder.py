@@ -1,0 +1,170 @@
+"""The plain auto-encoder: the VAE's networks without the probabilistic story.
+
+- VAE:  z ~ N(0, I),  x | z ~ p(x | decoder(z)),  fitted by the ELBO with q(z | x)
+- AE:   code = encoder(x),  x ~ p(x | decoder(code)),  fitted by maximum likelihood
+        of the reconstruction: no latent sample site, no prior, no KL term.
+
+Nothing ties the codes to N(0, I), so "draw a random code, decode it" (:meth:`AutoEncoder.sample`)
+lands mostly where the decoder was never trained: the lecture's "why VAE" experiment.
+A Gaussian fitted to the training codes (``code_prior="fitted"``) helps, but the codes
+fill only parts of that Gaussian.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+
+from ..nn import MLP, BernoulliDecoder, GaussianDecoder, check_hidden, check_positive_int
+from ..story import Story, check_data
+
+__all__ = ["AutoEncoder"]
+
+LIKELIHOODS = ("bernoulli", "normal")
+CODE_PRIORS = ("normal", "fitted")
+
+
+class AutoEncoder(Story):
+    """Deterministic auto-encoder with the same layer sizes as :class:`probgen.models.VAE`
+    (the encoder ends in ``z_dim`` codes instead of a mean and a scale).
+
+    :param x_dim: values per example (64 for 8×8 digits).
+    :param z_dim: size of the code.
+    :param hidden: hidden-layer widths of the encoder; the decoder mirrors them.
+    :param likelihood: ``"bernoulli"`` (binary pixels: cross-entropy) or ``"normal"``.
+    :param x_shape: shape of one example for :meth:`sample` (default ``(x_dim,)``).
+    :param activation: hidden activation (``relu``, ``softplus``, ``tanh``, ...).
+    """
+
+    kind = "autoencoder"
+    elbo = "trace"  # with no latent site, Trace_ELBO is the negative log-likelihood
+
+    def __init__(self, x_dim: int, *, z_dim: int = 10, hidden: Sequence[int] = (256,),
+                 likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
+                 activation: str = "relu"):
+        super().__init__()
+        self.x_dim = check_positive_int("x_dim", x_dim)
+        self.z_dim = check_positive_int("z_dim", z_dim)
+        hidden = check_hidden(hidden)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        self.likelihood = likelihood
+        self.x_shape = tuple(x_shape) if x_shape is not None else (x_dim,)
+        if int(torch.tensor(self.x_shape).prod()) != x_dim:
+            raise ValueError(f"x_shape {self.x_shape} does not hold x_dim={x_dim} values")
+        self.encoder = MLP(x_dim, hidden, z_dim, activation=activation)
+        decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
+        self.decoder = decoder(z_dim, x_dim, tuple(reversed(hidden)), activation=activation)
+        # Gaussian fitted to the training codes at the end of fit (N(0, I) until then)
+        self.register_buffer("code_mean", torch.zeros(z_dim))  # z_dim
+        self.register_buffer("code_scale_tril", torch.eye(z_dim))  # z_dim × z_dim
+
+    # -- the model; the guide is Story's default (no latent sites) -----------------------
+    def model(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
+        """x ~ p(x | decoder(encoder(x))): maximum likelihood of the reconstruction."""
+        self.register_params()
+        if x is None:
+            raise ValueError("an auto-encoder has no generative story without data; use sample(n)")
+        x = x.reshape(x.shape[0], -1)  # batch × x_dim
+        with pyro.plate("data", x.shape[0]):
+            code = self.encoder(x)  # batch × z_dim, a deterministic function of x
+            pyro.sample("x", self._likelihood(code), obs=x)
+
+    def _likelihood(self, code: torch.Tensor) -> dist.TorchDistribution:
+        if self.likelihood == "bernoulli":
+            return dist.Bernoulli(logits=self.decoder(code), validate_args=False).to_event(1)
+        loc, scale = self.decoder(code)
+        return dist.Normal(loc, scale).to_event(1)
+
+    # -- the probgen API ---------------------------------------------------------------
+    def prepare(self, x, y=None):
+        return check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli"), y
+
+    def fit(self, x, **kwargs) -> "AutoEncoder":
+        """Train by SVI (maximum likelihood, see :meth:`Story.fit`), then fit the Gaussian
+        of the training codes used by ``sample(code_prior="fitted")``."""
+        super().fit(x, **kwargs)
+        self.fit_code_prior(x)
+        return self
+
+    @torch.no_grad()
+    def fit_code_prior(self, x) -> None:
+        """Store mean and Cholesky factor of the covariance of the codes of ``x``."""
+        codes = self.encode(x).double()  # n × z_dim
+        mean = codes.mean(0)
+        centred = codes - mean
+        cov = centred.T @ centred / max(len(codes) - 1, 1) + 1e-6 * torch.eye(self.z_dim, dtype=codes.dtype)
+        self.code_mean.copy_(mean.float())
+        self.code_scale_tril.copy_(torch.linalg.cholesky(cov).float())
+
+    def code_distribution(self, code_prior: str = "normal") -> dist.TorchDistribution:
+        """N(0, I) (``"normal"``) or the Gaussian fitted to the training codes (``"fitted"``)."""
+        if code_prior not in CODE_PRIORS:
+            raise ValueError(f"code_prior must be one of {CODE_PRIORS}, got {code_prior!r}")
+        if code_prior == "normal":
+            return dist.MultivariateNormal(torch.zeros_like(self.code_mean), scale_tril=torch.eye(
+                self.z_dim, device=self.device))
+        return dist.MultivariateNormal(self.code_mean, scale_tril=self.code_scale_tril)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes ``[n × z_dim]`` (a point, not a distribution)."""
+        x = check_data(x, x_dim=self.x_dim)
+        return self.encoder(x.reshape(len(x), -1).to(self.device))
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean image of p(x | code) in data shape, values in [0, 1]."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        mean = torch.sigmoid(self.decoder(z)) if self.likelihood == "bernoulli" else self.decoder(z)[0].clamp(0, 1)
+        return mean.reshape(*z.shape[:-1], *self.x_shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, code_prior: str = "normal", mean: bool = False,
+               z: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode random codes: the experiment that shows why an AE is not a generator.
+
+        :param code_prior: ``"normal"``: codes from N(0, I), as a VAE would;
+            ``"fitted"``: from the Gaussian fitted to the training codes.
+        :param mean: return the decoder's mean image instead of a draw.
+        :param z: codes to decode instead of drawing them, ``[n × z_dim]``.
+        """
+        n = check_positive_int("n", n)
+        if z is None:
+            z = self.code_distribution(code_prior).sample((n,))  # n × z_dim
+        if mean:
+            return self.decode(z)
+        return self._likelihood(z.to(self.device)).sample().clamp(0, 1).reshape(n, *self.x_shape)
+
+    @torch.no_grad()
+    def log_prob(self, x, y=None, *, num_samples: int = 1000, code_prior: str = "fitted",
+                 proposal_scale: float = 0.1) -> torch.Tensor:
+        """log p(x) of the generative model "code ~ code prior, x ~ p(x | decoder(code))",
+        by importance sampling around the encoder's code (an AE has no density of its own).
+
+        The proposal is N(encoder(x), (proposal_scale · s)² I), with s the spread of the
+        training codes; the estimate is a stochastic lower bound, like IWAE.
+
+        :param num_samples: importance samples K per example.
+        :param code_prior: ``"fitted"`` (default) or ``"normal"``.
+        :param proposal_scale: proposal width relative to the code spread.
+        """
+        x, _ = self.prepare(x)
+        num_samples = check_positive_int("num_samples", num_samples)
+        prior = self.code_distribution(code_prior)
+        spread = self.code_scale_tril.diagonal() if code_prior == "fitted" else torch.ones(self.z_dim)
+        out = []
+        for start in range(0, len(x), 256):
+            xb = x[start:start + 256].reshape(-1, self.x_dim).to(self.device)  # b × x_dim
+            q = dist.Normal(self.encode(xb), proposal_scale * spread.to(self.device)).to_event(1)
+            lse = None
+            for k0 in range(0, num_samples, 100):
+                z = q.sample((min(100, num_samples - k0),))  # k × b × z_dim
+                lw = self._likelihood(z).log_prob(xb) + prior.log_prob(z) - q.log_prob(z)  # k × b
+                chunk = torch.logsumexp(lw, 0)
+                lse = chunk if lse is None else torch.logaddexp(lse, chunk)
+            out.append(lse - math.log(num_samples))
+        return torch.cat(out)
