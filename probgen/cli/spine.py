@@ -30,6 +30,12 @@ def register(sub) -> None:
                    "(runs that file's code)")
     p.add_argument("--story-args", nargs="*", default=[], metavar="KEY=VALUE",
                    help="constructor arguments of the story")
+    try:  # the data/training flags of --story (probgen/cli/story.py)
+        from .story import add_story_flags
+    except ModuleNotFoundError:
+        pass
+    else:
+        add_story_flags(p)
     models = p.add_subparsers(dest="model", metavar="MODEL", parser_class=common.ArgumentParser)
     # replace, not append: main() may build the parser more than once in one process (tests, notebooks)
     common._TRAIN_SUBPARSERS[:] = [models]
@@ -126,6 +132,10 @@ def cmd_train(args) -> int:
             raise CLIError("--story: the story commands are not installed in this probgen") from None
 
         return run_story_train(args)
+    stray = [k[len("story_opt_"):].replace("_", "-") for k in vars(args) if k.startswith("story_opt_")]
+    if stray:  # `probgen train --epochs 5 vae`: the model's flags go after its name
+        raise CLIError(f"--{stray[0]} before the model name is for --story; write probgen train "
+                       f"{getattr(args, 'model', None) or 'MODEL'} --{stray[0]} ...")
     if not getattr(args, "model", None):
         raise CLIError(f"choose a model: {', '.join(common.TRAINERS)} (or --story FILE.py:Class)")
     common.seed_everything(args.seed)
