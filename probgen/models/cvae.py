@@ -36,8 +36,8 @@ class CVAE(Story):
     :param likelihood: ``"bernoulli"`` (binary pixels) or ``"normal"`` (real values).
     :param x_shape: shape of one example for :meth:`sample` (default ``(x_dim,)``).
     :param activation: hidden activation (``relu``, ``softplus``, ``tanh``, ...).
-    :param elbo: default objective: ``trace`` (Trace_ELBO), ``meanfield`` (analytic KL),
-        ``jit`` or ``jit-meanfield``.
+    :param elbo: default objective: ``meanfield`` (Trace_ELBO with the Gaussian KL in closed
+        form, as the VAE), ``trace`` (KL sampled too), ``jit`` or ``jit-meanfield``.
     """
 
     kind = "cvae"
@@ -46,7 +46,7 @@ class CVAE(Story):
 
     def __init__(self, x_dim: int, n_classes: int, *, z_dim: int = 10, hidden: Sequence[int] = (256,),
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
-                 activation: str = "relu", elbo: str = "trace"):
+                 activation: str = "relu", elbo: str = "meanfield"):
         super().__init__()
         self.x_dim = check_positive_int("x_dim", x_dim)
         self.n_classes = check_positive_int("n_classes", n_classes)
