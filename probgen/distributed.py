@@ -131,10 +131,11 @@ class Distributed:
         """Overwrite ``tensors`` (in place, any dtype) with rank 0's values."""
         with torch.no_grad():
             for t in tensors:
-                buf = t.detach() if t.device == self.device else t.detach().to(self.device)
+                src = t.detach()  # same storage as t
+                buf = src if src.device == self.device and src.is_contiguous() else src.contiguous().to(self.device)
                 tdist.broadcast(buf, src=0)
-                if buf is not t:
-                    t.copy_(buf)
+                if buf.data_ptr() != src.data_ptr():
+                    src.copy_(buf)
 
     def broadcast_object(self, obj):
         """Rank 0's value of a small picklable ``obj`` on every rank."""
