@@ -97,7 +97,10 @@ class Distributed:
                              "(torchrun --nproc_per_node=N -m probgen train ...); RANK/WORLD_SIZE are not set")
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local = int(os.environ.get("LOCAL_RANK", rank))
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"--device {device!r}: not a device (use cpu or cuda)") from None
         if dev.type == "cuda":
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {device}: CUDA is not available on this machine")
