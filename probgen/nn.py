@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["MLP", "GaussianHead", "GaussianEncoder", "BernoulliDecoder", "GaussianDecoder",
+           "ConvGaussianEncoder", "ConvBernoulliDecoder",
            "ACTIVATIONS", "check_positive_int", "check_hidden"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
@@ -101,3 +102,66 @@ class GaussianDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.act(self.body(z)))
+
+
+def _image_shape(x_shape) -> tuple[int, int]:
+    shape = tuple(int(v) for v in x_shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"x_shape must be (height, width), got {x_shape!r}")
+    return shape
+
+
+class ConvGaussianEncoder(nn.Module):
+    """q(z | x) network for grey images: stride-2 convolutions, then ``(loc, scale)``.
+
+    ``x [batch, H, W]`` or ``[batch, H·W]`` → ``(loc, scale) [batch, z_dim]``; each layer halves H and W.
+    """
+
+    def __init__(self, x_shape: Sequence[int], z_dim: int, channels: Sequence[int] = (32, 64), *,
+                 activation: str = "relu"):
+        super().__init__()
+        self.x_shape = _image_shape(x_shape)
+        channels = check_hidden(channels)
+        if not channels or activation not in ACTIVATIONS:
+            raise ValueError(f"need at least one channel width and an activation in {', '.join(ACTIVATIONS)}")
+        layers: list[nn.Module] = []
+        h, w = self.x_shape
+        for c_in, c_out in zip((1, *channels[:-1]), channels):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), ACTIVATIONS[activation]()]
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.head = GaussianHead(channels[-1] * h * w, z_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lead = x.shape[:-2] if tuple(x.shape[-2:]) == self.x_shape else x.shape[:-1]
+        h = self.body(x.reshape(-1, 1, *self.x_shape))  # (prod lead) × features
+        loc, scale = self.head(h)
+        return loc.reshape(*lead, -1), scale.reshape(*lead, -1)
+
+
+class ConvBernoulliDecoder(nn.Module):
+    """p(x | z) network for binary images: a linear map to a small feature map, then stride-2
+    transposed convolutions. ``z [..., z_dim]`` → logits ``[..., H·W]`` (a drop-in for
+    :class:`BernoulliDecoder`; extra leading dims such as importance samples are kept)."""
+
+    def __init__(self, z_dim: int, x_shape: Sequence[int], channels: Sequence[int] = (64, 32), *,
+                 activation: str = "relu"):
+        super().__init__()
+        self.x_shape = _image_shape(x_shape)
+        channels = check_hidden(channels)
+        if not channels or activation not in ACTIVATIONS:
+            raise ValueError(f"need at least one channel width and an activation in {', '.join(ACTIVATIONS)}")
+        scale = 2 ** len(channels)
+        self.start = (channels[0], -(-self.x_shape[0] // scale), -(-self.x_shape[1] // scale))  # C × h0 × w0
+        layers: list[nn.Module] = [nn.Linear(z_dim, channels[0] * self.start[1] * self.start[2]),
+                                   ACTIVATIONS[activation](), nn.Unflatten(1, self.start)]
+        for c_in, c_out in zip(channels, (*channels[1:], channels[-1])):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+        layers.append(nn.Conv2d(channels[-1], 1, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        H, W = self.x_shape
+        out = self.net(z.reshape(-1, z.shape[-1]))[:, 0, :H, :W]  # (prod lead) × H × W
+        return out.reshape(*z.shape[:-1], H * W)
+

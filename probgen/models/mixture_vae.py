@@ -127,14 +127,15 @@ class MixtureVAE(Story):
         """Place the prior's components on k-means clusters of the current codes (a warm start)."""
         from sklearn.cluster import KMeans
 
-        z = self.encode(x)[0]
+        z, scale = self.encode(x)  # n × z_dim each
         labels = torch.as_tensor(KMeans(self.n_clusters, n_init=4, random_state=seed)
                                  .fit(z.cpu().numpy()).labels_, device=z.device)
         for k in range(self.n_clusters):
-            zk = z[labels == k]
+            zk, sk = z[labels == k], scale[labels == k]
             if len(zk) > 1:
                 self.locs[k] = zk.mean(0)
-                self.log_scales[k] = zk.std(0).clamp_min(1e-2).log()
+                # cover the codes q(z | x) draws, not only their means: var of means + mean posterior var
+                self.log_scales[k] = 0.5 * (zk.var(0) + sk.pow(2).mean(0)).clamp_min(1e-4).log()
         if self.logits.requires_grad:
             counts = torch.bincount(labels, minlength=self.n_clusters).float() + 1.0
             self.logits.copy_(counts.log())
