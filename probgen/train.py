@@ -96,7 +96,8 @@ def _mean_loss(elbo, story, x, y, batch_size: int) -> float:
     total = 0.0
     with torch.no_grad():
         for xb, yb in batches(x, batch_size, y=y):
-            total += float(elbo.loss(story.model, story.guide, xb, yb))
+            args = (xb,) if yb is None else (xb, yb)
+            total += float(elbo.loss(story.model, story.guide, *args))
     return total / len(x)
 
 
@@ -220,7 +221,8 @@ def fit_svi(
         for step, (xb, yb) in enumerate(batches(x, batch_size, y=y, shuffle=True, generator=shuffle_gen)):
             if drop_last and len(xb) < batch_size:
                 continue
-            loss = step_fn(xb, yb)
+            # unlabelled stories get no y argument at all: Pyro's JIT cannot trace a None
+            loss = step_fn(xb) if yb is None else step_fn(xb, yb)
             if not math.isfinite(loss):
                 story.load_state_dict(best_state)
                 raise DivergenceError(
