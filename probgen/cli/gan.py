@@ -42,6 +42,8 @@ def register(sub) -> None:
     t.add_argument("--eval-every", type=int, default=10, help="compute W₁ every N steps (default: 10)")
     _model_flags(t, z_dim=4, hidden="64,64", loss="non-saturating")
     _game_flags(t, batch_size=256, lr=1e-3)
+    t.add_argument("--no-lr-decay", action="store_true",
+                   help="keep the learning rates constant (default: linear decay to 0 over the second half)")
     t.add_argument("--no-gif", action="store_true", help="skip the animated GIF")
     add_run_args(t, out="runs/gan-toy")
     t.set_defaults(func=cmd_gan_toy)
@@ -74,14 +76,19 @@ def register(sub) -> None:
     e.set_defaults(func=cmd_gan_eval)
 
 
-def _model_flags(p, *, z_dim: int, hidden: str, loss: str, arch: bool = False) -> None:
+HIDDEN_DEFAULTS = {"mlp": "128,256", "dcgan": "64,128"}
+
+
+def _model_flags(p, *, z_dim: int, hidden: str | None, loss: str, arch: bool = False) -> None:
     g = p.add_argument_group("model")
     if arch:
-        g.add_argument("--arch", choices=("mlp", "dcgan"), default="mlp",
-                       help="mlp, or dcgan (convolutional; H, W divisible by 2^len(hidden)) (default: mlp)")
+        g.add_argument("--arch", choices=("auto", "mlp", "dcgan"), default="auto",
+                       help="mlp, or dcgan (convolutional; H, W divisible by 4); auto: dcgan for such "
+                            "images, else mlp (default: auto)")
     g.add_argument("--z-dim", type=int, default=z_dim, help=f"code size (default: {z_dim})")
     g.add_argument("--hidden", default=hidden,
-                   help=f"MLP: generator widths (D mirrors them); dcgan: channels image-side first (default: {hidden})")
+                   help="MLP: generator widths (D mirrors them); dcgan: channels, image side first "
+                        f"(default: {hidden or ', '.join(f'{k} {v}' for k, v in HIDDEN_DEFAULTS.items())})")
     g.add_argument("--loss", choices=("minimax", "non-saturating", "wgan-gp"), default=loss,
                    help=f"adversarial objective (default: {loss})")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout in the discriminator (default: 0)")
@@ -119,8 +126,8 @@ def _check_game_args(args) -> None:
 # -- probgen train gan ------------------------------------------------------------------------
 def _gan_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(binarize=False)  # a GAN's sigmoid output is a grey level: train on grey digits
-    _model_flags(p, z_dim=16, hidden="128,256", loss="non-saturating", arch=True)
-    _game_flags(p, batch_size=64, lr=2e-4, epochs=200)
+    _model_flags(p, z_dim=16, hidden=None, loss="non-saturating", arch=True)
+    _game_flags(p, batch_size=64, lr=2e-4, epochs=100)
     p.add_argument("--grid-every", type=int, default=1,
                    help="write the fixed-noise sample grid every N epochs to OUT/gan_grids/ (default: 1; 0: never)")
     p.add_argument("--no-monitor", action="store_true",
@@ -137,8 +144,11 @@ def _gan_run(args, ds, path: Path):
     _check_game_args(args)
     if args.epochs < 0:
         raise CLIError(f"--epochs must be >= 0, got {args.epochs}")
-    hidden = common.parse_int_list(args.hidden, "--hidden")
-    model = GAN(args.arch, x_shape=list(ds.shape), z_dim=args.z_dim, hidden=list(hidden), loss=args.loss,
+    arch = args.arch
+    if arch == "auto":
+        arch = "dcgan" if len(ds.shape) == 2 and ds.shape[0] % 4 == 0 and ds.shape[1] % 4 == 0 else "mlp"
+    hidden = common.parse_int_list(args.hidden or HIDDEN_DEFAULTS[arch], "--hidden")
+    model = GAN(arch, x_shape=list(ds.shape), z_dim=args.z_dim, hidden=list(hidden), loss=args.loss,
                 dropout=args.dropout).to(common.resolve_device(args.device))
     clf, monitor = None, None
     if ds.train_labels is not None and not args.no_monitor and len(ds.shape) == 2:
@@ -275,6 +285,10 @@ def _gan_toy(args, out: Path) -> int:
     model = GAN("mlp", x_shape=[1], z_dim=args.z_dim, hidden=list(common.parse_int_list(args.hidden, "--hidden")),
                 loss=args.loss, output="linear", dropout=args.dropout, n_fixed=1)
     opt_d, opt_g = model.make_optimizers(args.lr, beta1=args.beta1)
+    # constant learning rates for the first half, then linearly down to 0: the game keeps orbiting
+    # its equilibrium at a constant step size, and the decay lets it settle
+    decay = (lambda i: 1.0) if args.no_lr_decay else (lambda i: min(1.0, 2.0 * (1 - i / args.steps)))
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_d, opt_g)]
     k = args.n_critic if args.loss == "wgan-gp" else args.d_steps
     grid = np.linspace(-5, 5, 400)
     snap_steps = sorted({int(round(s)) for s in np.linspace(0, args.steps, args.snapshots)})
@@ -307,6 +321,8 @@ def _gan_toy(args, out: Path) -> int:
         real = [sample_data(args.batch_size) for _ in range(k)]
         stats = model.train_step(real, opt_d, opt_g, smoothing=args.smoothing, noise=noise,
                                  gp_weight=args.gp_weight, batch_size=args.batch_size)
+        for sched in scheds:
+            sched.step()
         if not all(math.isfinite(v) for v in stats.values()):
             raise CLIError(f"the game diverged at step {step} ({stats}); try a smaller --lr")
         if step % args.eval_every == 0 or step == args.steps:
@@ -332,6 +348,7 @@ def _gan_toy(args, out: Path) -> int:
     result = {
         "target": args.target, "components": [{"weight": c[0], "mean": c[1], "std": c[2]} for c in comps],
         "loss": args.loss, "steps": args.steps, "seed": args.seed, "seconds": seconds,
+        "lr": args.lr, "lr_decay": not args.no_lr_decay,
         "data_std": spread, "wasserstein_floor": floor,
         "final_wasserstein": final_w1, "final_wasserstein_over_std": final_w1 / spread,
         "mode_mass": mode_mass, "all_modes_covered": covered,

@@ -379,7 +379,11 @@ class GAN(Story):
         raise ValueError("a GAN has no encoder q(z | x); train it with GAN.fit, score it with log_prob (Parzen)")
 
     def prepare(self, x, y=None):
-        return check_data(x, x_dim=self.x_dim, binary=self.output == "sigmoid"), y
+        x = check_data(x, x_dim=self.x_dim)
+        if self.output == "sigmoid" and (x.min() < 0 or x.max() > 1):
+            raise ValueError(f"x: a sigmoid generator makes values in [0, 1], the data has "
+                             f"{float(x.min()):.3g}..{float(x.max()):.3g} (rescale it, or use output='linear')")
+        return x.reshape(len(x), *self.x_shape), y
 
     # -- sampling and the code space ----------------------------------------------------
     @torch.no_grad()

@@ -147,10 +147,12 @@ def training_curves(history: Sequence[dict], path: str | Path, *, wgan: bool = F
     axes[0].plot(epochs, [r.get("d_loss", np.nan) for r in history], label="D loss")
     axes[0].plot(epochs, [r.get("g_loss", np.nan) for r in history], label="G loss")
     axes[0].set_xlabel("epoch")
+    axes[0].set_title("losses (epoch means)", fontsize=9)
     axes[0].legend(fontsize=8)
     axes[1].plot(epochs, [r.get("d_real", np.nan) for r in history], label="D(x)" if not wgan else "critic(x)")
     axes[1].plot(epochs, [r.get("d_fake", np.nan) for r in history], label="D(G(z))" if not wgan else "critic(G(z))")
     axes[1].set_xlabel("epoch")
+    axes[1].set_title("discriminator on real vs generated", fontsize=9)
     axes[1].legend(fontsize=8)
     if has_cov:
         axes[2].plot(epochs, [r.get("coverage", np.nan) for r in history], label="class coverage")
@@ -160,6 +162,7 @@ def training_curves(history: Sequence[dict], path: str | Path, *, wgan: bool = F
             if r.get("mode_collapse_warning"):
                 axes[2].axvline(r["epoch"], color="tab:red", alpha=0.3)
         axes[2].set_ylim(0, 1.05)
+        axes[2].set_title("digit classifier on samples (red: collapse warnings)", fontsize=9)
         axes[2].set_xlabel("epoch")
         axes[2].legend(fontsize=8)
     fig.tight_layout()
