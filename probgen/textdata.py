@@ -335,7 +335,8 @@ def load_text(
     :param lower: lower-case the text (``None``: yes at word level, except for corpora with
         given splits such as PTB, which are pre-tokenised; no at char level).
     :param max_lines: keep at most this many training sentences (a deterministic random
-        subset), for quick runs; validation and test are kept whole.
+        subset), for quick runs; the vocabulary still comes from the whole training split,
+        and validation and test are kept whole.
     :param data_dir: folder of the named corpora (default ``$PROBGEN_DATA_DIR``).
     :param seed: seed of the 90/5/5 split (corpora without given splits) and of ``max_lines``.
     :param vocab: use this vocabulary (e.g. a trained model's) instead of building one.
@@ -377,14 +378,14 @@ def load_text(
         kept = [t for t in v if t and (max_len is None or len(t) <= max_len)]
         dropped[s] = len(v) - len(kept)
         toks[s] = kept
+    if not toks["train"]:
+        raise ValueError(f"{path}: no training sentences left (max_len={max_len})")
+    if vocab is None:  # from the whole training split, so a subset keeps the corpus's vocabulary
+        vocab = Vocab.build(toks["train"], level=level, lower=lower, split_punct=split_punct,
+                            min_freq=min_freq, max_size=max_vocab)
     if max_lines is not None and len(toks["train"]) > max_lines:
         pick = np.sort(np.random.default_rng(seed + 1).permutation(len(toks["train"]))[:max_lines])
         toks["train"] = [toks["train"][i] for i in pick]
-    if not toks["train"]:
-        raise ValueError(f"{path}: no training sentences left (max_len={max_len})")
-    if vocab is None:
-        vocab = Vocab.build(toks["train"], level=level, lower=lower, split_punct=split_punct,
-                            min_freq=min_freq, max_size=max_vocab)
     tensors = {s: pad_sequences([vocab.encode(t) for t in v]) if v else torch.zeros(0, 1, dtype=torch.long)
                for s, v in toks.items()}
     info = {"path": str(path), "dropped": dropped, "max_len": max_len, "min_freq": min_freq,

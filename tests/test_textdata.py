@@ -84,7 +84,7 @@ def test_char_level_json_and_given_splits(tmp_path):
     assert (len(g.train), len(g.val), len(g.test)) == (8, 3, 2) and g.info["splits"] == "given"
     assert "mr." in g.vocab and "N" in g.vocab  # pre-tokenised: no punctuation split, case kept
     sub = load_text(folder, max_lines=5)
-    assert len(sub.train) == 5 and len(sub.test) == 2
+    assert len(sub.train) == 5 and len(sub.test) == 2 and sub.vocab.tokens == g.vocab.tokens
     v = load_text(folder, vocab=g.vocab.to_dict())
     assert v.vocab.tokens == g.vocab.tokens
 
