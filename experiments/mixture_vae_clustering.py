@@ -53,7 +53,7 @@ def parse_args(argv=None):
 def settings(args) -> dict:
     data = args.data or ("mnist" if os.environ.get("PROBGEN_DATA_DIR") and not args.quick else "digits")
     if args.quick:
-        base = dict(epochs=12, warmup=4, hidden=64, lr=3e-3, num_samples=50, batch_size=128)
+        base = dict(epochs=10, warmup=10, hidden=128, lr=3e-3, num_samples=50, batch_size=128)
     elif data == "digits":
         base = dict(epochs=150, warmup=20, hidden=256, lr=3e-3, num_samples=1000, batch_size=128)
     else:  # MNIST: 60k images, CPU-sized
