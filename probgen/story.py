@@ -102,6 +102,7 @@ class StoryCheck:
     observed: list[str] = field(default_factory=list)  # sites with obs=
     enumerated: list[str] = field(default_factory=list)  # discrete sites summed out exactly
     plate_nesting: int = 0  # deepest plate dimension used
+    summed_in_model: list[str] = field(default_factory=list)  # enumerated sites the guide does not sample
 
 
 class Story(nn.Module):
@@ -225,7 +226,57 @@ class Story(nn.Module):
         if self.autoguide is not None and self._modules.get("_autoguide") is None:
             self._setup_autoguide(x, y)
         y = None if y is None else torch.as_tensor(y, device=self.device)
-        return evaluate.log_likelihood(self, x.to(self.device), y=y, num_samples=num_samples)
+        x = x.to(self.device)
+        if not self.has_exact_log_prob and len(x):
+            summed = self.checked.summed_in_model if hasattr(self, "checked") else self.check(x, y).summed_in_model
+            if summed:  # discrete sites with no guide site: sum them out in each importance weight
+                return self._enumerated_iwae(x, y, num_samples)
+        return evaluate.log_likelihood(self, x, y=y, num_samples=num_samples)
+
+    @torch.no_grad()
+    def _enumerated_iwae(self, x, y, num_samples: int, batch_size: int = 256, sample_chunk: int = 64):
+        """IWAE whose weights sum the model's enumerated sites exactly:
+        log p(x) ≈ log (1/K) Σ_k Σ_c p(x, z_k, c) / q(z_k | x). Valid for enumerated sites that
+        are local to the examples (inside the data plate), as in a mixture."""
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        dim = -(self.max_plate_nesting + 1)  # the particle plate, left of the model's plates
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            for start in range(0, len(x), batch_size):
+                xb = x[start:start + batch_size]
+                yb = None if y is None else y[start:start + batch_size]
+                acc, done = None, 0
+                while done < num_samples:
+                    k = min(sample_chunk, num_samples - done)
+                    with pyro.plate("iwae_particles", k, dim=dim):
+                        guide_tr = poutine.trace(self.guide).get_trace(xb, yb)
+                        model = poutine.enum(poutine.replay(self.model, trace=guide_tr), first_available_dim=dim - 1)
+                        model_tr = poutine.trace(model).get_trace(xb, yb)
+                    lw = self._summed_log_joint(model_tr, len(xb), dim) - _total_log_prob(guide_tr)
+                    lse = torch.logsumexp(lw.expand(k, len(xb)), 0)
+                    acc = lse if acc is None else torch.logaddexp(acc, lse)
+                    done += k
+                out.append(acc - math.log(num_samples))
+        finally:
+            self.train(was_training)
+        return torch.cat(out)
+
+    def _summed_log_joint(self, model_tr, n: int, dim: int) -> torch.Tensor:
+        """log Σ_c p(x, z, c) per particle and example, ``[K, n]``."""
+        for name, site in _sample_sites(model_tr).items():
+            if _is_enumerated(site) and not any(f.size == n and f.vectorized for f in site["cond_indep_stack"]):
+                raise ValueError(f"{type(self).__name__}: site {name!r} is enumerated outside the data plate; "
+                                 "per-example likelihoods need it summed after the product over examples")
+        if self.max_plate_nesting != 1:
+            raise ValueError(f"{type(self).__name__}: likelihoods of enumerated stories need exactly one "
+                             f"plate (the data), got max_plate_nesting={self.max_plate_nesting}")
+        total = _total_log_prob(model_tr)  # enum dims × K × n
+        while total.dim() > 2:  # sum out every enumerated dimension
+            total = torch.logsumexp(total, 0)
+        return total
 
     # -- checks before training ----------------------------------------------------
     def check(self, x, y=None, *, elbo: str | None = None, batch: int = 4) -> StoryCheck:
@@ -473,9 +524,18 @@ def _check_sites(name: str, model_tr, guide_tr, x) -> StoryCheck:
         if not ok:
             raise ValueError(f"{name}.model: site {n!r}: the {what} has shape {tuple(v.shape)}, which does not fit "
                              f"the distribution's shape {bs + ev} (batch {bs}, event {ev}); reshape one of them")
-    enumerated = [n for n, s in msites.items() if _is_enumerated(s) and n not in gsites]
-    enumerated += [n for n, s in gsites.items() if _is_enumerated(s)]
-    return StoryCheck(elbo="", latent=guided, observed=observed, enumerated=enumerated)
+    in_model = [n for n, s in msites.items() if _is_enumerated(s) and n not in gsites]
+    enumerated = in_model + [n for n, s in gsites.items() if _is_enumerated(s)]
+    return StoryCheck(elbo="", latent=guided, observed=observed, enumerated=enumerated, summed_in_model=in_model)
+
+
+def _total_log_prob(tr) -> torch.Tensor:
+    """Sum of all sample sites' log-probs, broadcast together (``[enum dims..., K, n]``)."""
+    tr.compute_log_prob()
+    total = torch.zeros(())
+    for site in _sample_sites(tr).values():
+        total = total + site["log_prob"]
+    return total
 
 
 def _check_log_probs(name: str, model_tr, guide_tr, max_plate_nesting: int) -> int:

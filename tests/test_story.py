@@ -169,3 +169,13 @@ def test_user_class_cannot_take_a_builtin_kind():
 
     with pytest.raises(ValueError, match="kind 'vae' is taken"):
         type("VAE", (Story,), {"__module__": "user_code"})
+
+
+def test_log_prob_sums_model_enumerated_sites_exactly():
+    """A story whose discrete site is summed out in the model: log_prob is the exact mixture density."""
+    x = _data(n=10)
+    model = Mix()
+    with torch.no_grad():
+        comp = dist.Normal(model.locs, 1.0).to_event(1).log_prob(x.unsqueeze(1))  # n × 2
+        exact = torch.logsumexp(comp + torch.log(torch.tensor(0.5)), -1)
+    assert torch.allclose(model.log_prob(x, num_samples=3), exact, atol=1e-4)
