@@ -45,9 +45,11 @@ from ..nn import check_positive_int
 from ..story import Story, check_data
 
 __all__ = ["PixelModel", "GatedPixelCNN", "GatedBlock", "RowLSTMNet", "RowLSTMLayer", "MaskedConv2d",
-           "BACKBONES", "LIKELIHOODS"]
+           "BACKBONES", "LIKELIHOODS", "METHODS"]
 
 BACKBONES = ("gated", "rowlstm")
+#: samplers: cache the rows above and earlier columns / re-run the current row / re-run everything
+METHODS = ("cached", "rows", "naive")
 LIKELIHOODS = ("bernoulli", "categorical")
 
 
@@ -123,6 +125,14 @@ class GatedBlock(nn.Module):
         out = self.h_out(_gate(pre))
         return out if self.first else out + h
 
+    def column(self, window: torch.Tensor, link: torch.Tensor, ch, h_self) -> torch.Tensor:
+        """One output column from the ``kw`` input columns that reach it: ``[n, C_in, 1, kw]`` → ``[n, p, 1, 1]``.
+
+        ``window`` is already shifted for the first block; ``h_self`` is this column's input
+        (the residual; ignored by the first block)."""
+        out = self.h_out(_gate(self.h_conv(window) + link + ch))
+        return out if self.first else out + h_self
+
 
 def _head(channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(),
@@ -159,9 +169,13 @@ class GatedPixelCNN(nn.Module):
             v = v_next
         return self.head(h)  # [n, out, H, W]
 
-    # -- incremental sampling: vertical stack once per row, horizontal stack on one row --
-    def init_cache(self, x: torch.Tensor, y: torch.Tensor | None) -> dict:
-        return {"cond": [b.condition(y) for b in self.blocks]}
+    # -- incremental sampling ------------------------------------------------------------
+    # Per row, the vertical stack runs once on the window of rows above that reaches it.
+    # Per pixel, "rows" re-runs the horizontal stack on the current row up to the current
+    # column; "columns" computes only the new column of every block from the kw columns
+    # that reach it, keeping the earlier columns of the row (as in Fast PixelCNN++).
+    def init_cache(self, x: torch.Tensor, y: torch.Tensor | None, *, columns: bool = True) -> dict:
+        return {"cond": [b.condition(y) for b in self.blocks], "columns": columns}
 
     def begin_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
         n, _, _, w = x.shape
@@ -177,13 +191,26 @@ class GatedPixelCNN(nn.Module):
                 v, pre = b.vertical(v, cv)
                 links.append(b.link(pre[:, :, -1:]))  # [n, 2p, 1, W]
         cache["links"] = links
+        if cache["columns"]:
+            # inputs of blocks 2.. along row i, left-padded with kw − 1 zero columns: [n, p, 1, kw − 1 + W]
+            cache["h"] = [x.new_zeros(n, b.h_conv.in_channels, 1, b.kw - 1 + w) for b in self.blocks[1:]]
 
     def pixel_logits(self, cache: dict, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """Logits ``[n, out]`` of pixel (i, j) from row i, columns ≤ j only."""
-        h = x[:, :, i:i + 1, :j + 1]
-        for b, link, (_, ch) in zip(self.blocks, cache["links"], cache["cond"]):
-            h = b.horizontal(h, link[..., :j + 1], ch)
-        return self.head(h[..., -1:])[:, :, 0, 0]
+        """Logits ``[n, out]`` of pixel (i, j), from row i, columns ≤ j only."""
+        if not cache["columns"]:
+            h = x[:, :, i:i + 1, :j + 1]
+            for b, link, (_, ch) in zip(self.blocks, cache["links"], cache["cond"]):
+                h = b.horizontal(h, link[..., :j + 1], ch)
+            return self.head(h[..., -1:])[:, :, 0, 0]
+        first = self.blocks[0]
+        window = x[:, :, i:i + 1, max(0, j - first.kw):j]  # the kw pixels left of (i, j)
+        window = F.pad(window, (first.kw - window.shape[-1], 0))
+        h = first.column(window, cache["links"][0][..., j:j + 1], cache["cond"][0][1], None)  # [n, p, 1, 1]
+        for l, b in enumerate(self.blocks[1:]):
+            buf = cache["h"][l]
+            buf[..., b.kw - 1 + j] = h[..., 0]
+            h = b.column(buf[..., j:j + b.kw], cache["links"][l + 1][..., j:j + 1], cache["cond"][l + 1][1], h)
+        return self.head(h)[:, :, 0, 0]
 
     def end_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
         pass
@@ -277,14 +304,23 @@ class RowLSTMNet(nn.Module):
         return self.head(f)
 
     # -- incremental sampling: keep each layer's LSTM state of the row above ------------
-    def init_cache(self, x: torch.Tensor, y: torch.Tensor | None) -> dict:
+    # "rows" re-runs row i up to column j for every pixel; "columns" computes only column j
+    # of every layer from the columns that reach it and keeps the rest of the row.
+    def init_cache(self, x: torch.Tensor, y: torch.Tensor | None, *, columns: bool = True) -> dict:
         n, _, _, w = x.shape
         zeros = [x.new_zeros(n, l.hidden, w) for l in self.layers]
-        return {"cond": [l.condition(y) for l in self.layers], "h": zeros, "c": [z.clone() for z in zeros]}
+        return {"cond": [l.condition(y) for l in self.layers], "h": zeros, "c": [z.clone() for z in zeros],
+                "columns": columns}
 
     def begin_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
         cache["s2s"] = [l.s2s(h) for l, h in zip(self.layers, cache["h"])]  # [n, 4h, W], fixed for row i
         cache["row"] = i
+        if cache["columns"]:
+            n, _, _, w = x.shape
+            # row i's features entering each layer, left-padded: [n, C, k//2 + W]
+            cache["f"] = [x.new_zeros(n, self.input_conv.out_channels, l.k // 2 + w) for l in self.layers]
+            cache["h_new"] = [torch.zeros_like(h) for h in cache["h"]]
+            cache["c_new"] = [torch.zeros_like(c) for c in cache["c"]]
 
     def _row(self, cache: dict, x: torch.Tensor, i: int, j: int):
         rows = x[:, :, max(0, i - self.context_rows):i + 1]
@@ -298,14 +334,42 @@ class RowLSTMNet(nn.Module):
             cs.append(c)
         return f, hs, cs
 
+    def _input_column(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """The mask-A convolution at (i, j) alone: ``[n, C]``."""
+        r, w = self.context_rows, x.shape[-1]
+        crop = x[:, :, max(0, i - r):i + 1, max(0, j - r):j + r + 1]
+        crop = F.pad(crop, (r - (j - max(0, j - r)), j + r + 1 - min(w, j + r + 1), r - (i - max(0, i - r)), 0))
+        conv = self.input_conv
+        weight = (conv.weight * conv.mask)[:, :, :r + 1]  # rows below (i, j) are masked out anyway
+        return F.conv2d(crop, weight, conv.bias)[:, :, 0, 0]
+
     def pixel_logits(self, cache: dict, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        f, _, _ = self._row(cache, x, i, j)
-        return self.head(f[..., -1:])[:, :, 0, 0]
+        """Logits ``[n, out]`` of pixel (i, j)."""
+        if not cache["columns"]:
+            f, _, _ = self._row(cache, x, i, j)
+            return self.head(f[..., -1:])[:, :, 0, 0]
+        f = self._input_column(x, i, j)  # [n, C]
+        for l, (layer, buf) in enumerate(zip(self.layers, cache["f"])):
+            pad = layer.k // 2
+            buf[..., pad + j] = f
+            pre = layer.i2s(buf[:, :, None, j:j + pad + 1])[:, :, 0, 0] + _flat(cache["cond"][l])
+            h, c = layer.step(pre, cache["s2s"][l][..., j], cache["c"][l][..., j])  # [n, h] each
+            cache["h_new"][l][..., j], cache["c_new"][l][..., j] = h, c
+            f = f + layer.out(h[:, :, None, None])[:, :, 0, 0]
+        return self.head(f[:, :, None, None])[:, :, 0, 0]
 
     def end_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
+        if cache.get("row") == i and cache["columns"]:
+            cache["h"], cache["c"] = cache["h_new"], cache["c_new"]
+            return
         if cache.get("row") != i:  # a kept (given) row: its state still has to be computed
             self.begin_row(cache, x, i)
         _, cache["h"], cache["c"] = self._row(cache, x, i, x.shape[-1] - 1)
+
+
+def _flat(cond):
+    """A class bias ``[n, 4h, 1, 1]`` → ``[n, 4h]`` (or the scalar 0)."""
+    return cond[:, :, 0, 0] if isinstance(cond, torch.Tensor) else cond
 
 
 # =====================================================================================
@@ -493,8 +557,8 @@ class PixelModel(Story):
     @torch.no_grad()
     def _generate(self, n: int, y: torch.Tensor | None, *, given: torch.Tensor | None = None,
                   temperature: float = 1.0, method: str = "cached", progress: bool = True) -> torch.Tensor:
-        if method not in ("cached", "naive"):
-            raise ValueError(f"method must be 'cached' or 'naive', got {method!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         h, w = self.shape
         x = torch.zeros(n, 1, h, w, device=self.device)
         k = 0
@@ -504,7 +568,7 @@ class PixelModel(Story):
         was_training = self.training
         self.eval()
         net = self.net
-        cache = net.init_cache(x, y) if method == "cached" else None
+        cache = net.init_cache(x, y, columns=method == "cached") if method != "naive" else None
         bar = _pixel_bar((h - k) * w, progress)
         try:
             for i in range(h):
@@ -543,8 +607,10 @@ class PixelModel(Story):
         :param given: the top rows to keep, ``[k, W]`` or ``[n, k, W]``; generation continues
             from row k (an exact draw from p(rest | top rows)).
         :param temperature: divides the logits (< 1: sharper, more typical images).
-        :param method: ``"cached"`` (re-use what cannot change) or ``"naive"`` (re-run the
-            whole network for every pixel; same images under the same seed, much slower).
+        :param method: ``"cached"`` (re-use everything that cannot change: the rows above and
+            the earlier columns of the current row), ``"rows"`` (re-run the current row up to
+            the pixel) or ``"naive"`` (re-run the whole network for every pixel). All three
+            draw the same images under the same seed; only the speed differs.
         :param progress: show a progress bar over pixels.
         """
         n = check_positive_int("n", n)

@@ -108,9 +108,11 @@ def test_sampling_shapes_determinism_and_naive_equivalence(backbone):
     b = m.sample(3, progress=False)
     pyro.set_rng_seed(5)
     c = m.sample(3, progress=False, method="naive")
+    pyro.set_rng_seed(5)
+    d = m.sample(3, progress=False, method="rows")
     assert a.shape == (3, *SHAPE)
     assert torch.equal(a, b)
-    assert torch.equal(a, c)  # the cached sampler is exact
+    assert torch.equal(a, c) and torch.equal(a, d)  # the cached samplers are exact
     assert set(torch.unique(a * 4).tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
 
 
@@ -124,7 +126,9 @@ def test_completion_keeps_the_given_rows(backbone):
     assert torch.equal(out[:, :2], x[:, :2])
     pyro.set_rng_seed(0)
     naive = m.complete(x, rows=2, progress=False, method="naive")
-    assert torch.equal(out, naive)
+    pyro.set_rng_seed(0)
+    by_rows = m.complete(x, rows=2, progress=False, method="rows")
+    assert torch.equal(out, naive) and torch.equal(out, by_rows)
     assert torch.equal(m.complete(x, rows=SHAPE[0], progress=False), x)
     with pytest.raises(ValueError, match="rows"):
         m.complete(x, rows=9)
