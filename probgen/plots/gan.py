@@ -33,12 +33,17 @@ def kde(samples: np.ndarray, grid: np.ndarray, bandwidth: float | None = None) -
 def _toy_panel(ax, snap: dict, xlim: tuple[float, float], ymax: float, d_label: str) -> None:
     grid = np.asarray(snap["grid"])
     ax.fill_between(grid, snap["data_pdf"], color="tab:blue", alpha=0.25, label="data density")
-    ax.hist(np.asarray(snap["samples"]), bins=60, range=xlim, density=True, color="tab:green", alpha=0.35,
-            label="G(z) histogram")
+    samples = np.asarray(snap["samples"])
+    bins = 60
+    # density of *all* samples: mass outside the window is not renormalised into it
+    ax.hist(samples, bins=bins, range=xlim, weights=np.full(len(samples), bins / (len(samples) * (xlim[1] - xlim[0]))),
+            color="tab:green", alpha=0.35, label="G(z) histogram")
     ax.plot(grid, kde(snap["samples"], grid), color="tab:green", lw=1.5, label="G(z) KDE")
     ax.set_xlim(*xlim)
     ax.set_ylim(0, ymax)
-    ax.set_title(f"step {snap['step']}   W₁ = {snap['w1']:.3f}", fontsize=9)
+    outside = float(np.mean((samples < xlim[0]) | (samples > xlim[1])))
+    ax.set_title(f"step {snap['step']}   W₁ = {snap['w1']:.3f}"
+                 + (f"   ({outside:.0%} of G(z) off-axis)" if outside >= 0.01 else ""), fontsize=9)
     ax2 = ax.twinx()
     d = np.asarray(snap["d"])
     ax2.plot(grid, d, color="tab:red", lw=1.2, ls="--", label=d_label)
