@@ -58,15 +58,18 @@ def test_fit_log_prob_save_load(tmp_path, digits):
 
 
 def test_transfer_keeps_target_class(digits):
-    """A briefly trained CVAE redraws test digits as the requested class (judged by a classifier)."""
-    from probgen.metrics import train_classifier
+    """A briefly trained CVAE redraws test digits as the requested class.
 
+    The judge is a nearest-class-mean classifier on the training images (cheap; the
+    decoded means are prototype-like, so it suits them).
+    """
     pyro.set_rng_seed(0)
-    m = CVAE(digits.x_dim, digits.n_classes, z_dim=4, hidden=(128,), x_shape=digits.shape, elbo="meanfield")
-    m.fit(digits.train, y=digits.train_labels, epochs=40, batch_size=64, lr=3e-3, progress=False, patience=None)
-    clf = train_classifier(digits)
-    x, y = digits.test[:50], digits.test_labels[:50]
-    y_to = (y + 1 + torch.arange(50) % 9) % 10  # always another class
-    out = m.transfer(x, y, y_to)
-    rate = float((clf.predict_proba(out).argmax(-1) == y_to).float().mean())
+    m = CVAE(digits.x_dim, digits.n_classes, z_dim=4, hidden=(64,), x_shape=digits.shape)
+    m.fit(digits.train, y=digits.train_labels, epochs=10, batch_size=128, lr=5e-3, progress=False, patience=None)
+    centroids = torch.stack([digits.train[digits.train_labels == k].mean(0) for k in range(10)]).reshape(10, -1)
+    x, y = digits.test[:100], digits.test_labels[:100]
+    y_to = (y + 1 + torch.arange(100) % 9) % 10  # always another class
+    out = m.transfer(x, y, y_to)  # 100 × 8 × 8
+    pred = torch.cdist(out.reshape(100, -1), centroids).argmin(-1)
+    rate = float((pred == y_to).float().mean())
     assert rate >= 0.8, rate
