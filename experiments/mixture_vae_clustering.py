@@ -38,7 +38,8 @@ def parse_args(argv=None):
                    help="digits or mnist (default: mnist when $PROBGEN_DATA_DIR is set and not --quick)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="runs/mixture_vae_clustering")
-    p.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1 (default: 1)")
+    p.add_argument("--seeds", type=int, default=1, help="repeat with N seeds (default: 1)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+N-1 (default: 0)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of both VAEs")
     p.add_argument("--warmup-epochs", type=int, default=None,
                    help="MixtureVAE epochs before its components are placed on k-means of the codes")
@@ -46,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--num-samples", type=int, default=None, help="IWAE samples per test image")
+    p.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--val-size", type=int, default=None, help="use only the first N validation images")
+    p.add_argument("--test-size", type=int, default=None, help="use only the first N test images")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small nets: 1 is fastest)")
     return p.parse_args(argv)
 
@@ -124,8 +128,11 @@ def run_seed(ds, cfg: dict, seed: int, out: Path) -> list[dict]:
         mvae.fit(train, **dict(fit, epochs=cfg["warmup"]))
         mvae.init_clusters(train, seed=seed)
     mvae.fit(train, **fit)
-    row("MixtureVAE", mvae.cluster(test), mvae.log_prob(test, num_samples=cfg["num_samples"]),
-        time.perf_counter() - t0, f"IWAE K={cfg['num_samples']}")
+    mvae_ll = mvae.log_prob(test, num_samples=cfg["num_samples"])
+    row("MixtureVAE", mvae.cluster(test), mvae_ll, time.perf_counter() - t0, f"IWAE K={cfg['num_samples']}")
+    diff = summarize(mvae_ll - vae_ll)  # paired over the same test images
+    rows[-1].update(minus_vae=diff.mean, minus_vae_stderr=diff.stderr)
+    print(f"  {'MixtureVAE - VAE (paired)':<28} {'':>14}   {diff.mean:+8.2f} ± {diff.stderr:.2f} nats/image", flush=True)
     assert mvae.checked.elbo == "enum"
     grid = mvae.sample_clusters(10, mean=True)[_order(mvae.cluster(test), labels, K)]  # K × 10 × H × W
     image_grid(grid.reshape(-1, *ds.shape), out / f"clusters_{seed}.png", nrow=10)
@@ -151,11 +158,19 @@ def main(argv=None) -> int:
 
     cfg = settings(args)
     ds = load(cfg["data"], args.data_dir, binarize=True, seed=0)
+    if args.train_size is not None:  # a CPU-sized subset (the split is already shuffled)
+        ds.train, ds.train_labels = ds.train[:args.train_size], ds.train_labels[:args.train_size]
+        cfg["train_size"] = len(ds.train)
+    for split, n in (("val", args.val_size), ("test", args.test_size)):
+        if n is not None:
+            setattr(ds, split, getattr(ds, split)[:n])
+            setattr(ds, f"{split}_labels", getattr(ds, f"{split}_labels")[:n])
+            cfg[f"{split}_size"] = n
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"data: {ds.describe()}; settings: {cfg}")
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         print(f"seed {seed}:")
         rows += run_seed(ds, cfg, seed, out)
     summary = {}

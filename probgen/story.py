@@ -228,8 +228,12 @@ class Story(nn.Module):
         y = None if y is None else torch.as_tensor(y, device=self.device)
         x = x.to(self.device)
         if not self.has_exact_log_prob and len(x):
-            summed = self.checked.summed_in_model if hasattr(self, "checked") else self.check(x, y).summed_in_model
-            if summed:  # discrete sites with no guide site: sum them out in each importance weight
+            if getattr(self, "checked", None) is None:
+                try:
+                    self.checked = self.check(x, y)
+                except ValueError:  # the check only decides the estimator here
+                    self.checked = StoryCheck(elbo=self.elbo)
+            if self.checked.summed_in_model:  # discrete sites with no guide site: summed in each weight
                 return self._enumerated_iwae(x, y, num_samples)
         return evaluate.log_likelihood(self, x, y=y, num_samples=num_samples)
 
