@@ -126,12 +126,29 @@ class GatedBlock(nn.Module):
         return out if self.first else out + h
 
     def column(self, window: torch.Tensor, link: torch.Tensor, ch, h_self) -> torch.Tensor:
-        """One output column from the ``kw`` input columns that reach it: ``[n, C_in, 1, kw]`` → ``[n, p, 1, 1]``.
+        """One output pixel from the ``kw`` input columns that reach it: ``[n, C_in, kw]`` → ``[n, p]``.
 
-        ``window`` is already shifted for the first block; ``h_self`` is this column's input
-        (the residual; ignored by the first block)."""
-        out = self.h_out(_gate(self.h_conv(window) + link + ch))
+        ``window`` is already shifted for the first block; ``link`` ``[n, 2p]``; ``h_self``
+        ``[n, p]`` is this pixel's input (the residual; ignored by the first block). The
+        convolutions become matrix products: much cheaper than conv2d on one pixel."""
+        out = _linear(self.h_out, _gate(_linear(self.h_conv, window) + link + ch))
         return out if self.first else out + h_self
+
+
+def _linear(conv: nn.Conv2d | nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A convolution evaluated at a single output position: its receptive window ``x [n, C_in, …]``
+    (exactly the kernel's size) → ``[n, C_out]``."""
+    return F.linear(x.reshape(len(x), -1), conv.weight.reshape(conv.out_channels, -1), conv.bias)
+
+
+def _head_column(head: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
+    """The 1×1 output head on one pixel's features ``[n, C]`` → ``[n, out]``."""
+    return _linear(head[3], F.relu(_linear(head[1], F.relu(h))))
+
+
+def _flat(cond):
+    """A class bias ``[n, c, 1, 1]`` → ``[n, c]`` (or the scalar 0)."""
+    return cond[:, :, 0, 0] if isinstance(cond, torch.Tensor) else cond
 
 
 def _head(channels: int, out_channels: int) -> nn.Sequential:
@@ -170,17 +187,25 @@ class GatedPixelCNN(nn.Module):
         return self.head(h)  # [n, out, H, W]
 
     # -- incremental sampling ------------------------------------------------------------
-    # Per row, the vertical stack runs once on the window of rows above that reaches it.
-    # Per pixel, "rows" re-runs the horizontal stack on the current row up to the current
-    # column; "columns" computes only the new column of every block from the kw columns
-    # that reach it, keeping the earlier columns of the row (as in Fast PixelCNN++).
+    # "rows": per row, the vertical stack runs on the window of rows above that reaches the
+    # row; per pixel, the horizontal stack re-runs on the current row up to the pixel.
+    # "columns" (as in Fast PixelCNN++): once a row is complete, every vertical block
+    # computes that one new row from the kh rows it needs, kept in a cache; per pixel,
+    # every horizontal block computes only the new pixel from the kw columns it needs.
     def init_cache(self, x: torch.Tensor, y: torch.Tensor | None, *, columns: bool = True) -> dict:
-        return {"cond": [b.condition(y) for b in self.blocks], "columns": columns}
+        cache = {"cond": [b.condition(y) for b in self.blocks], "columns": columns}
+        if columns:
+            n, _, h, w = x.shape
+            # inputs of each vertical block, padded as its convolution pads: [n, C_in, kh − 1 + H, W + k − 1]
+            cache["v"] = [x.new_zeros(n, b.v_conv.in_channels, b.kh - 1 + h, w + b.k - 1) for b in self.blocks]
+        return cache
 
     def begin_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
         n, _, _, w = x.shape
         links = []
-        if i == 0:  # nothing above: the link sees the zero padding
+        if cache["columns"] and i > 0:
+            links = cache["next_links"]  # computed when row i − 1 was complete
+        elif i == 0:  # nothing above: the link sees the zero padding
             for b in self.blocks:
                 zero = x.new_zeros(n, b.link.in_channels, 1, w)
                 links.append(b.link(zero))
@@ -203,17 +228,26 @@ class GatedPixelCNN(nn.Module):
                 h = b.horizontal(h, link[..., :j + 1], ch)
             return self.head(h[..., -1:])[:, :, 0, 0]
         first = self.blocks[0]
-        window = x[:, :, i:i + 1, max(0, j - first.kw):j]  # the kw pixels left of (i, j)
+        window = x[:, :, i, max(0, j - first.kw):j]  # the kw pixels left of (i, j): [n, 1, ≤kw]
         window = F.pad(window, (first.kw - window.shape[-1], 0))
-        h = first.column(window, cache["links"][0][..., j:j + 1], cache["cond"][0][1], None)  # [n, p, 1, 1]
+        h = first.column(window, cache["links"][0][:, :, 0, j], _flat(cache["cond"][0][1]), None)  # [n, p]
         for l, b in enumerate(self.blocks[1:]):
-            buf = cache["h"][l]
-            buf[..., b.kw - 1 + j] = h[..., 0]
-            h = b.column(buf[..., j:j + b.kw], cache["links"][l + 1][..., j:j + 1], cache["cond"][l + 1][1], h)
-        return self.head(h)[:, :, 0, 0]
+            buf = cache["h"][l]  # [n, p, 1, kw − 1 + W]
+            buf[:, :, 0, b.kw - 1 + j] = h
+            h = b.column(buf[:, :, 0, j:j + b.kw], cache["links"][l + 1][:, :, 0, j], _flat(cache["cond"][l + 1][1]), h)
+        return _head_column(self.head, h)
 
     def end_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
-        pass
+        if not cache["columns"]:
+            return
+        # row i is final: push it through every vertical block, one row each
+        v, links = x[:, :, i], []  # [n, 1, W]
+        for b, buf, (cv, _) in zip(self.blocks, cache["v"], cache["cond"]):
+            buf[:, :, b.kh - 1 + i, b.k // 2:b.k // 2 + v.shape[-1]] = v
+            pre = b.v_conv(buf[:, :, i:i + b.kh])  # [n, 2p, 1, W]: row i of this block
+            v = _gate(pre + cv)[:, :, 0]
+            links.append(b.link(pre))  # what row i + 1 of the horizontal stack sees
+        cache["next_links"] = links
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -341,7 +375,7 @@ class RowLSTMNet(nn.Module):
         crop = F.pad(crop, (r - (j - max(0, j - r)), j + r + 1 - min(w, j + r + 1), r - (i - max(0, i - r)), 0))
         conv = self.input_conv
         weight = (conv.weight * conv.mask)[:, :, :r + 1]  # rows below (i, j) are masked out anyway
-        return F.conv2d(crop, weight, conv.bias)[:, :, 0, 0]
+        return F.linear(crop.reshape(len(crop), -1), weight.reshape(len(weight), -1), conv.bias)
 
     def pixel_logits(self, cache: dict, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """Logits ``[n, out]`` of pixel (i, j)."""
@@ -352,11 +386,11 @@ class RowLSTMNet(nn.Module):
         for l, (layer, buf) in enumerate(zip(self.layers, cache["f"])):
             pad = layer.k // 2
             buf[..., pad + j] = f
-            pre = layer.i2s(buf[:, :, None, j:j + pad + 1])[:, :, 0, 0] + _flat(cache["cond"][l])
+            pre = _linear(layer.i2s, buf[..., j:j + pad + 1]) + _flat(cache["cond"][l])
             h, c = layer.step(pre, cache["s2s"][l][..., j], cache["c"][l][..., j])  # [n, h] each
             cache["h_new"][l][..., j], cache["c_new"][l][..., j] = h, c
-            f = f + layer.out(h[:, :, None, None])[:, :, 0, 0]
-        return self.head(f[:, :, None, None])[:, :, 0, 0]
+            f = f + _linear(layer.out, h)
+        return _head_column(self.head, f)
 
     def end_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
         if cache.get("row") == i and cache["columns"]:
@@ -365,11 +399,6 @@ class RowLSTMNet(nn.Module):
         if cache.get("row") != i:  # a kept (given) row: its state still has to be computed
             self.begin_row(cache, x, i)
         _, cache["h"], cache["c"] = self._row(cache, x, i, x.shape[-1] - 1)
-
-
-def _flat(cond):
-    """A class bias ``[n, 4h, 1, 1]`` → ``[n, 4h]`` (or the scalar 0)."""
-    return cond[:, :, 0, 0] if isinstance(cond, torch.Tensor) else cond
 
 
 # =====================================================================================
