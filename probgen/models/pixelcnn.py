@@ -23,11 +23,13 @@ Two networks share the same wrapper :class:`PixelModel`:
   Networks"): a 7×7 mask-A convolution, then LSTMs that run down the image one
   row at a time, each row computed in parallel (triangular receptive field).
 
-Sampling re-uses what cannot change: the PixelCNN's vertical stack once per row
-on a window of the rows above, then only the current row of the horizontal stack
-up to the current column; the Row LSTM keeps the previous row's LSTM state.
-See ``experiments/bench_pixel_sampling.py`` for the speed-up over re-running the
-whole network for every pixel.
+Sampling re-uses what cannot change (as in Fast PixelCNN++): once a row is complete
+each vertical block computes just that row from a cache of the rows above, and for
+each new pixel each horizontal block computes just that pixel from the few columns
+to its left, as matrix products; the Row LSTM keeps the LSTM state of the row above
+and computes one column per pixel. ``sample(method="naive")`` re-runs the whole
+network for every pixel and draws the same images, a few hundred times slower
+(``experiments/bench_pixel_sampling.py``).
 """
 from __future__ import annotations
 
