@@ -7,7 +7,8 @@ draws K codes per example and averages the importance weights in log space::
 
 This is the IWAE bound (Burda et al. 2016): a lower bound in expectation that
 tightens as K grows, and equals the ELBO at K = 1. Work is chunked both over
-examples and over the K samples, so K = 5000 on 10k MNIST images fits in a few GiB.
+examples and over the K samples, so memory does not grow with the number of
+examples or with K: 100k images × K = 1000 work in ~64 MiB on CPU (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def log_likelihood(
     y: torch.Tensor | None = None,
     num_samples: int = 1000,
     batch_size: int | None = None,
-    memory_budget: int = 2**28,
+    memory_budget: int | None = None,
 ) -> torch.Tensor:
     """Per-example log p(x) in nats: exact when the model has it, else the IWAE estimate.
 
@@ -84,7 +85,9 @@ def log_likelihood(
     :param y: labels for conditional models.
     :param num_samples: K importance samples per example (ignored when exact).
     :param batch_size: examples per chunk (default: chosen from ``memory_budget``).
-    :param memory_budget: rough number of floats one chunk may hold (K × batch × x_dim).
+    :param memory_budget: number of floats in the largest chunk tensor (K × batch × x_dim);
+        default 2**22 on CPU (faster than big chunks there: cache) and 2**26 on CUDA. The
+        peak is a small multiple of it (≈ 8× for the MLP VAEs: activations, log-probs).
     :return: tensor ``[n]``.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
@@ -94,6 +97,10 @@ def log_likelihood(
     try:
         if getattr(story, "has_exact_log_prob", False):
             return story.log_prob(x) if y is None else story.log_prob(x, y=y)
+        if memory_budget is None:
+            memory_budget = 2**26 if x.is_cuda else 2**22
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, numbers.Integral) or memory_budget < 1:
+            raise ValueError(f"memory_budget must be a positive number of floats, got {memory_budget!r}")
         x_dim = max(1, x[0].numel()) if len(x) else 1
         sample_chunk = max(1, min(num_samples, memory_budget // (x_dim * 64)))
         if batch_size is None:

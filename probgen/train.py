@@ -170,9 +170,8 @@ def fit_svi(
     val_elbo = make_elbo(elbo.replace("jit-", "").replace("jit", "trace"),
                          max_plate_nesting=story.max_plate_nesting)
     optim_args = {"lr": lr}
-    if clip_norm is not None:
-        optim_args["clip_norm"] = clip_norm
-    optim = pyro.optim.ClippedAdam(optim_args) if clip_norm is not None else pyro.optim.Adam(optim_args)
+    # clip_norm: the global norm over all parameters (pyro's ClippedAdam would clamp each element)
+    optim = _GlobalNormAdam(optim_args, clip_norm) if clip_norm is not None else pyro.optim.Adam(optim_args)
     svi = pyro.infer.SVI(story.model, story.guide, optim, loss=svi_elbo)
     prefix = story.pyro_name + "$$$"
 
@@ -190,6 +189,9 @@ def fit_svi(
             result.history, result.best_epoch, result.best_val = ex["history"], ex["best_epoch"], ex["best_val"]
             # the optimizer state is keyed by param-store names: re-attach this instance's prefix
             story.register_params()
+            for state in ex["optim"].values():  # the --lr of this call wins over the saved one
+                for group in state.get("param_groups", []):
+                    group["lr"] = lr
             optim.set_state({prefix + k: v for k, v in ex["optim"].items()})
             set_rng_state(ex["rng"])
         except (KeyError, TypeError, RuntimeError, ValueError) as e:
@@ -222,7 +224,12 @@ def fit_svi(
             if drop_last and len(xb) < batch_size:
                 continue
             # unlabelled stories get no y argument at all: Pyro's JIT cannot trace a None
-            loss = step_fn(xb) if yb is None else step_fn(xb, yb)
+            try:
+                loss = step_fn(xb) if yb is None else step_fn(xb, yb)
+            except ValueError as e:  # NaN parameters fail distribution validation before the loss does
+                if not _diverged(story, e):
+                    raise
+                loss = math.nan
             if not math.isfinite(loss):
                 story.load_state_dict(best_state)
                 raise DivergenceError(
@@ -273,6 +280,27 @@ def fit_svi(
     story.eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+class _GlobalNormAdam(pyro.optim.PyroOptim):
+    """Adam after scaling all gradients together so that their global L2 norm is <= ``max_norm``."""
+
+    def __init__(self, optim_args: dict, max_norm: float):
+        super().__init__(torch.optim.Adam, optim_args)
+        self.max_norm = float(max_norm)
+
+    def __call__(self, params, *args, **kwargs) -> None:
+        params = list(params)  # SVI passes every parameter of the step at once
+        torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], self.max_norm)
+        super().__call__(params, *args, **kwargs)
+
+
+def _diverged(story: torch.nn.Module, error: Exception) -> bool:
+    """Was this ValueError raised because parameters or values became NaN/inf?"""
+    if not all(bool(torch.isfinite(p).all()) for p in story.parameters()):
+        return True
+    first = str(error).split("Trace Shapes")[0].lower()
+    return "found invalid values" in first and ("nan" in first or "inf" in first)
 
 
 def _is_int(v: Any) -> bool:

@@ -67,7 +67,8 @@ def add_fit_args(p: argparse.ArgumentParser, *, epochs: int = 50, batch_size: in
     g.add_argument("--patience", type=int, default=10,
                    help="early stopping: epochs without validation improvement (default: 10)")
     g.add_argument("--resume", action="store_true", help="continue from OUT/<model>.last.pt if present")
-    g.add_argument("--clip-norm", type=float, default=None, help="clip gradients to this norm")
+    g.add_argument("--clip-norm", type=float, default=None,
+                   help="clip the global gradient norm (all parameters together) to this value")
     g.add_argument("--distributed", action="store_true",
                    help="multi-process SVI: launch with torchrun --nproc_per_node=N -m probgen train ...; "
                         "--batch-size is the global batch, split across ranks (see docs/scale.md)")
