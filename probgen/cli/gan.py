@@ -105,6 +105,8 @@ def _game_flags(p, *, batch_size: int, lr: float, epochs: int | None = None) -> 
     g.add_argument("--d-steps", type=int, default=1, help="discriminator steps per generator step, k (default: 1)")
     g.add_argument("--n-critic", type=int, default=5, help="critic steps per generator step for wgan-gp (default: 5)")
     g.add_argument("--gp-weight", type=float, default=10.0, help="gradient-penalty weight λ for wgan-gp (default: 10)")
+    g.add_argument("--gp-one-sided", action="store_true",
+                   help="wgan-gp: penalise only gradient norms above 1 (needed for 1-D data, see docs/gan.md)")
     g.add_argument("--smoothing", type=float, default=0.1,
                    help="one-sided label smoothing: real target 1-s (default: 0.1; 0 disables)")
     g.add_argument("--instance-noise", type=float, default=0.0,
@@ -171,7 +173,7 @@ def _gan_run(args, ds, path: Path):
     t0 = time.perf_counter()
     model.fit(ds.train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, d_steps=args.d_steps,
               n_critic=args.n_critic, smoothing=args.smoothing, instance_noise=args.instance_noise,
-              gp_weight=args.gp_weight, beta1=args.beta1, progress=not args.quiet, checkpoint=path,
+              gp_weight=args.gp_weight, gp_one_sided=args.gp_one_sided, beta1=args.beta1, progress=not args.quiet, checkpoint=path,
               resume=args.resume, monitor=monitor, on_epoch=on_epoch)
     fit_seconds = time.perf_counter() - t0
     model.fit_parzen(ds.val, binary=ds.binarized)  # so that log_prob / compare work from the checkpoint
@@ -320,7 +322,8 @@ def _gan_toy(args, out: Path) -> int:
         # fresh real batches from the target: the discriminator sees them, the generator never does
         real = [sample_data(args.batch_size) for _ in range(k)]
         stats = model.train_step(real, opt_d, opt_g, smoothing=args.smoothing, noise=noise,
-                                 gp_weight=args.gp_weight, batch_size=args.batch_size)
+                                 gp_weight=args.gp_weight, gp_one_sided=args.gp_one_sided,
+                                 batch_size=args.batch_size)
         for sched in scheds:
             sched.step()
         if not all(math.isfinite(v) for v in stats.values()):
@@ -348,7 +351,7 @@ def _gan_toy(args, out: Path) -> int:
     result = {
         "target": args.target, "components": [{"weight": c[0], "mean": c[1], "std": c[2]} for c in comps],
         "loss": args.loss, "steps": args.steps, "seed": args.seed, "seconds": seconds,
-        "lr": args.lr, "lr_decay": not args.no_lr_decay,
+        "lr": args.lr, "lr_decay": not args.no_lr_decay, "gp_one_sided": args.gp_one_sided,
         "data_std": spread, "wasserstein_floor": floor,
         "final_wasserstein": final_w1, "final_wasserstein_over_std": final_w1 / spread,
         "mode_mass": mode_mass, "all_modes_covered": covered,

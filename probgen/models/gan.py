@@ -192,18 +192,25 @@ def generator_loss(fake: torch.Tensor, loss: str) -> torch.Tensor:
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     *, weight: float = 10.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                     *, weight: float = 10.0, one_sided: bool = False,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """WGAN-GP penalty ``weight · E[(‖∇_x̂ D(x̂)‖₂ − 1)²]`` at random points x̂ between real and fake.
 
     :param critic: the discriminator, ``x [n, ...] → [n]``.
     :param real: real batch ``[n, ...]``; ``fake``: generated batch, same shape (detached).
+    :param one_sided: penalise only norms above 1, ``max(0, ‖∇‖ − 1)²`` (Petzka et al. 2018).
+        In one dimension the two-sided penalty is a barrier between slopes +1 and −1: a critic
+        that starts with the wrong sign stays there and the generator drifts away (see
+        ``docs/gan.md``); the one-sided penalty lets the slope pass through 0.
     """
     eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, generator=generator)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # n × ...
-    norm = grad.reshape(len(grad), -1).norm(dim=1)
-    return weight * ((norm - 1) ** 2).mean()
+    excess = grad.reshape(len(grad), -1).norm(dim=1) - 1
+    if one_sided:
+        excess = excess.clamp_min(0)
+    return weight * (excess ** 2).mean()
 
 
 def _check_loss(loss: str) -> None:
@@ -415,7 +422,7 @@ class GAN(Story):
 
     # -- one step of the game --------------------------------------------------------------
     def discriminator_step(self, real: torch.Tensor, opt_d: torch.optim.Optimizer, *, smoothing: float = 0.0,
-                           noise: float = 0.0, gp_weight: float = 10.0) -> dict:
+                           noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False) -> dict:
         """One update of D: real data against detached fakes. G's parameters get no gradient.
 
         :param real: a real minibatch ``[n, *x_shape]`` — the only place real data enters.
@@ -431,7 +438,7 @@ class GAN(Story):
         d_real, d_fake = D(real), D(fake)  # n logits each
         d_loss = discriminator_loss(d_real, d_fake, self.loss, smoothing=smoothing)
         if self.loss == "wgan-gp":
-            d_loss = d_loss + gradient_penalty(D, real, fake, weight=gp_weight)
+            d_loss = d_loss + gradient_penalty(D, real, fake, weight=gp_weight, one_sided=gp_one_sided)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
@@ -453,14 +460,15 @@ class GAN(Story):
 
     def train_step(self, real_batches: Sequence[torch.Tensor], opt_d: torch.optim.Optimizer,
                    opt_g: torch.optim.Optimizer, *, smoothing: float = 0.0, noise: float = 0.0,
-                   gp_weight: float = 10.0, batch_size: int | None = None) -> dict:
+                   gp_weight: float = 10.0, gp_one_sided: bool = False, batch_size: int | None = None) -> dict:
         """One round of the game: k discriminator steps (one per real batch), then one generator step.
 
         :return: the last D step's loss and mean outputs (probabilities D(x), D(G(z)); critic
             values for WGAN-GP) and the G step's loss.
         """
         for real in real_batches:
-            stats = self.discriminator_step(real, opt_d, smoothing=smoothing, noise=noise, gp_weight=gp_weight)
+            stats = self.discriminator_step(real, opt_d, smoothing=smoothing, noise=noise, gp_weight=gp_weight,
+                                            gp_one_sided=gp_one_sided)
         stats.update(self.generator_step(batch_size or len(real_batches[-1]), opt_g, noise=noise))
         return stats
 
@@ -483,7 +491,7 @@ class GAN(Story):
     # -- the training loop -------------------------------------------------------------------
     def fit(self, x, *, y=None, val=None, val_y=None, epochs: int = 100, batch_size: int = 64,
             lr: float = 2e-4, d_steps: int = 1, n_critic: int = 5, smoothing: float = 0.0,
-            instance_noise: float = 0.0, gp_weight: float = 10.0, beta1: float = 0.5,
+            instance_noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False, beta1: float = 0.5,
             progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False,
             monitor: Callable[[torch.Tensor], dict] | None = None, monitor_n: int = 500,
             collapse_drop: float = 0.2,
@@ -497,6 +505,7 @@ class GAN(Story):
         :param n_critic: critic steps per generator step for WGAN-GP (replaces ``d_steps``).
         :param smoothing: one-sided label smoothing (e.g. 0.1); not used by WGAN-GP.
         :param instance_noise: std of Gaussian noise added to D's inputs, annealed linearly to 0.
+        :param gp_one_sided: WGAN-GP: penalise only gradient norms above 1 (see :func:`gradient_penalty`).
         :param beta1: Adam β1 (0.5, as in DCGAN).
         :param checkpoint: the model after every epoch goes here (atomic); the resumable state
             (optimizers, RNG, history) beside it as ``<stem>.last.pt``.
@@ -554,7 +563,7 @@ class GAN(Story):
                     continue
                 noise = instance_noise * max(0.0, 1 - result.steps / total_steps)  # annealed to 0
                 stats = self.train_step(pending, opt_d, opt_g, smoothing=smoothing, noise=noise,
-                                        gp_weight=gp_weight, batch_size=batch_size)
+                                        gp_weight=gp_weight, gp_one_sided=gp_one_sided, batch_size=batch_size)
                 pending = []
                 result.steps += 1
                 n_g += 1

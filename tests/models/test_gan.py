@@ -65,6 +65,10 @@ def test_gradient_penalty_of_a_linear_critic():
     assert float(gradient_penalty(critic, real, fake, weight=10.0)) == pytest.approx(10 * (5 - 1) ** 2)
     unit = torch.tensor([0.6, 0.8])
     assert float(gradient_penalty(lambda x: x @ unit, real, fake)) == pytest.approx(0.0, abs=1e-10)
+    half = torch.tensor([0.3, 0.4])  # ‖∇D‖ = 0.5: penalised two-sided, free one-sided
+    assert float(gradient_penalty(lambda x: x @ half, real, fake)) == pytest.approx(10 * 0.25)
+    assert float(gradient_penalty(lambda x: x @ half, real, fake, one_sided=True)) == pytest.approx(0.0)
+    assert float(gradient_penalty(critic, real, fake, one_sided=True)) == pytest.approx(160.0)
 
 
 def test_unknown_loss_is_refused():
