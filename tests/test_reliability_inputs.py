@@ -259,6 +259,39 @@ def test_cli_unreadable_checkpoint(files, tmp_path):
     assert code == 2 and len(lines) == 1 and "locked.pt" in lines[0], lines
 
 
+# -- every registered trainer, whichever families have landed --------------------------------
+def _trainers() -> list[str]:
+    from probgen.cli import build_parser, common
+
+    build_parser()
+    return list(common.TRAINERS)
+
+
+FAMILY_CASES = [("epochs-negative", ["--epochs", "-1"], None), ("batch-0", ["--batch-size", "0"], None),
+                ("lr-0", ["--lr", "0"], None), ("data-unknown", ["--data", "no-such-set"], "unknown data set"),
+                ("data-nan", ["--data", "{nan}"], "NaN"), ("data-above-1", ["--data", "{big}"], "[0, 1]")]
+
+
+@pytest.mark.parametrize("trainer", _trainers())
+def test_every_trainer_rejects_bad_input(trainer, files, tmp_path):
+    """`probgen train NAME` for every family: one line, exit 2 (no training happens)."""
+    from probgen.cli import common
+
+    subst = {k: str(v) for k, v in files.items()}
+    parser = common._TRAIN_SUBPARSERS[0].choices[trainer] if common._TRAIN_SUBPARSERS else None
+    flags = {o for a in parser._actions for o in a.option_strings} if parser else set()
+    tried = 0
+    for name, extra, expected in FAMILY_CASES:
+        if extra[0] not in flags:
+            continue
+        code, lines = run_cli(["train", "--out", tmp_path / "out", trainer,
+                               *[a.format(**subst) for a in extra], "--quiet"])
+        assert code == 2 and len(lines) == 1, (trainer, name, code, lines)
+        assert expected is None or expected in lines[0] or "needs a data folder" in lines[0], lines
+        tried += 1
+    assert tried >= 3
+
+
 # -- the API matrix, and the same message on both sides ----------------------------------
 def _x(n=6, d=64, value=None):
     x = (torch.rand(n, d) > 0.5).float()

@@ -95,6 +95,11 @@ def _gmm_run(args, ds, path: Path):
     model = GMM(args.n_components, likelihood=_likelihood(args, ds), covariance=args.covariance,
                 reg_covar=args.reg_covar, x_dim=ds.x_dim, x_shape=ds.shape)
     model = model.to(common.resolve_device(args.device))
+    # EM ignores the SVI flags, but a nonsense value is still a mistake worth naming
+    for name, ok in (("epochs must be >= 0", args.epochs >= 0), ("batch_size must be >= 1", args.batch_size >= 1),
+                     ("lr must be > 0", args.lr > 0), ("patience must be >= 0", args.patience >= 0)):
+        if not ok:
+            raise CLIError(f"{name}, got {getattr(args, name.split()[0])}")
     if args.method == "svi":
         model.fit(ds.train.to(model.device), method="svi", seed=args.seed, progress=not args.quiet,
                   val=ds.val, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
