@@ -264,6 +264,7 @@ def cmd_traverse(args) -> int:
     if not args.span > 0:
         raise CLIError(f"--range must be > 0, got {args.span}")
     label = args.label
+    conditional = getattr(model, "needs_labels", False)
     if args.base == "sample":
         base = torch.randn(z_dim)
     elif args.base == "zero":
@@ -274,12 +275,14 @@ def cmd_traverse(args) -> int:
         except ValueError:
             raise CLIError(f"--base {args.base}: expected image:INDEX with an integer INDEX") from None
         index = _test_index(ds, index, "--base image:")
-        y = ds.test_labels[index:index + 1] if getattr(model, "needs_labels", False) else None
+        y = ds.test_labels[index:index + 1] if conditional else None
         base = _encode(model, ds.test[index:index + 1], y)[0].cpu()
         if label is None and y is not None:
             label = int(y[0])
     else:
         raise CLIError(f"--base {args.base!r}: use sample, zero or image:INDEX")
+    if conditional and label is None:
+        label = 0
     values = torch.linspace(-args.span, args.span, args.steps)
     z = base.repeat(args.steps, args.steps, 1)  # rows × cols × z_dim
     z[:, :, i] = values[:, None]  # dim I down the rows

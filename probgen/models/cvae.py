@@ -120,6 +120,8 @@ class CVAE(Story):
             if y.dim() != 2 or y.shape[-1] != self.n_classes:
                 raise ValueError(f"soft labels must have shape [n, {self.n_classes}], got {tuple(y.shape)}")
             return y.float()
+        if y.dim() == 0:  # one class (numpy or tensor scalar) for all n
+            y = y.expand(n)
         y = y.long().reshape(-1)
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
             raise ValueError(f"labels must lie in 0..{self.n_classes - 1}, got {int(y.min())}..{int(y.max())}")
