@@ -53,7 +53,7 @@ def plot_guide_vs_nuts(nuts_samples, guide_samples, path: str | Path, *, title: 
     d = min(nuts.shape[1], max_dims)
     ncol = min(5, d)
     nrow = int(np.ceil(d / ncol))
-    fig, axes = new_figure(nrow, ncol, figsize=(2.3 * ncol, 1.9 * nrow), squeeze=False)
+    fig, axes = new_figure(nrow, ncol, figsize=(2.3 * ncol, 2.1 * nrow), squeeze=False)
     for j in range(nrow * ncol):
         ax = axes[j // ncol][j % ncol]
         if j >= d:
@@ -70,6 +70,7 @@ def plot_guide_vs_nuts(nuts_samples, guide_samples, path: str | Path, *, title: 
         ax.set_yticks([])
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title or "guide q(z|x) vs NUTS p(z|x), per dimension", fontsize=9)
+    fig.subplots_adjust(hspace=0.55)
     return savefig(fig, path)
 
 
