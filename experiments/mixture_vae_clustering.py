@@ -91,9 +91,8 @@ def run_seed(ds, cfg: dict, seed: int, out: Path) -> list[dict]:
             s = summarize(ll)
             r.update(test_log_lik=s.mean, stderr=s.stderr, estimator=estimator)
         rows.append(r)
-        print(f"  {name:<28} accuracy {r['cluster_accuracy']:.3f}"
-              + (f"   test log-lik {r['test_log_lik']:8.2f} ± {r['stderr']:.2f} ({estimator})" if ll is not None else ""),
-              flush=True)
+        ll_text = f"   test log-lik {r['test_log_lik']:8.2f} ± {r['stderr']:.2f} ({estimator})" if ll is not None else ""
+        print(f"  {name:<28} accuracy {r['cluster_accuracy']:.3f}{ll_text}", flush=True)
 
     # 1. the GMM alone: a mixture of Bernoullis on the pixels, by EM
     pyro.set_rng_seed(seed)
@@ -132,7 +131,8 @@ def run_seed(ds, cfg: dict, seed: int, out: Path) -> list[dict]:
     row("MixtureVAE", mvae.cluster(test), mvae_ll, time.perf_counter() - t0, f"IWAE K={cfg['num_samples']}")
     diff = summarize(mvae_ll - vae_ll)  # paired over the same test images
     rows[-1].update(minus_vae=diff.mean, minus_vae_stderr=diff.stderr)
-    print(f"  {'MixtureVAE - VAE (paired)':<28} {'':>14}   {diff.mean:+8.2f} ± {diff.stderr:.2f} nats/image", flush=True)
+    print(f"  {'MixtureVAE - VAE (paired)':<28} {'':>14}   {diff.mean:+8.2f} ± {diff.stderr:.2f} nats/image",
+          flush=True)
     assert mvae.checked.elbo == "enum"
     grid = mvae.sample_clusters(10, mean=True)[_order(mvae.cluster(test), labels, K)]  # K × 10 × H × W
     image_grid(grid.reshape(-1, *ds.shape), out / f"clusters_{seed}.png", nrow=10)
