@@ -404,7 +404,10 @@ def cmd_walk(args) -> int:
     with torch.no_grad():
         for name, ps in paths.items():
             z = torch.stack(ps)  # (n-1) × steps × z_dim
-            x = model.decode(z.reshape(-1, model.z_dim).to(model.device)).cpu()
+            try:
+                x = model.decode(z.reshape(-1, model.z_dim).to(model.device)).cpu()
+            except TypeError as e:  # e.g. a CVAE: decode(z, y) needs a label too
+                raise CLIError(f"{args.checkpoint}: a {model.kind} model's decode needs more than a code ({e})") from None
             if x.dim() != 3:
                 raise CLIError(f"{args.checkpoint}: walk draws images, and this model's examples have shape "
                                f"{tuple(x.shape[1:])}")
