@@ -472,6 +472,8 @@ def cmd_gan_eval(args) -> int:
                 x = model.sample(args.n, **kwargs)
             except TypeError as e:
                 raise CLIError(f"{ckpt}: cannot draw unconditional samples ({e})") from None
+        if isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == ds.x_dim:
+            x = x.reshape(len(x), *ds.shape)  # flat vectors from a model built without x_shape
         if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != tuple(ds.shape):
             raise CLIError(f"{ckpt}: samples of shape {tuple(getattr(x, 'shape', ()))[1:]} do not match "
                            f"the data's {ds.shape} (pass the right --data)")
