@@ -506,3 +506,42 @@ def test_random_inputs_raise_only_user_errors(x, target, a, b, as_tensor):
             load_data(str(a) if a is not None else "x", binarize=bool(b))
     except USER_ERRORS as e:
         assert str(e).strip(), "an error must say what is wrong"
+
+
+SAMPLE_FILES = ["vae", "gmm", "truncated", "empty", "text", "foreign", "format99", "alien", "vae_as_gmm",
+                "wrong_config", "header_str", "no_state", "folder", "nowhere"]
+
+
+@settings(max_examples=30, deadline=timedelta(seconds=20), derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(file=st.sampled_from(SAMPLE_FILES), n=st.sampled_from(["-2", "0", "1", "3", "x", "1e3"]),
+       flags=st.lists(st.sampled_from([["--mean"], ["--label", "3"], ["--temperature", "0.5"],
+                                       ["--temperature", "nan"], ["--seed", "-1"], ["--npy", "{tmp}/s.npy"],
+                                       ["--out", "{tmp}/s.jpg"], ["--device", "cpu"]]), max_size=3))
+def test_random_sample_commands_exit_0_or_one_line_2(files, tmp_path, file, n, flags):
+    """Random `probgen sample` command lines: success, or one line and exit 2, never a traceback."""
+    path = files.get(file, files["root"] / "nowhere.pt")
+    argv = ["sample", str(path), "-n", n, "--out", str(tmp_path / "s.png")]
+    for f in flags:
+        argv += [a.format(tmp=tmp_path) for a in f]
+    code, lines = run_cli(argv)
+    assert code in (0, 2), (argv, code, lines)
+    if code == 2:
+        assert len(lines) == 1 and lines[0].startswith("probgen"), (argv, lines)
+
+
+def test_every_family_refuses_a_checkpoint_of_another_kind(files):
+    """`Cls.load(path)` of every registered family names both kinds in one line."""
+    import probgen.models as pm
+    from probgen.story import REGISTRY
+
+    pm._import_all()
+    checked = 0
+    for kind, cls in sorted(REGISTRY.items()):
+        if kind in ("vae",) or not cls.__module__.startswith("probgen."):
+            continue
+        with pytest.raises(ValueError) as info:
+            cls.load(files["vae"])
+        assert "'vae'" in str(info.value) and "\n" not in str(info.value), (kind, str(info.value))
+        checked += 1
+    assert checked >= 1
