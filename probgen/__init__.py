@@ -19,7 +19,6 @@ def __getattr__(name: str):
         from .data import load
         return load
     if name == "log_likelihood":
-        from .evaluate import log_likelihood
         return log_likelihood
     if name == "load":
         from .models import load
@@ -27,6 +26,24 @@ def __getattr__(name: str):
     if name == "fit":
         return fit
     raise AttributeError(f"module 'probgen' has no attribute {name!r}")
+
+
+def log_likelihood(story, x, *, y=None, num_samples: int = 1000):
+    """Per-example log p(x) in nats for any story: exact where the model has it, else the
+    importance-weighted estimate with ``num_samples`` codes per example (the story's own
+    ``log_prob``, which also sums enumerated model sites exactly in each weight).
+
+    :param story: a trained :class:`probgen.Story` (or anything with a model/guide pair).
+    :param x: data ``[n, ...]``; ``y``: labels for conditional stories.
+    :param num_samples: K importance samples per example.
+    """
+    from .story import Story
+
+    if isinstance(story, Story):
+        return story.log_prob(x, y, num_samples=num_samples)
+    from .evaluate import log_likelihood as _iwae
+
+    return _iwae(story, x, y=y, num_samples=num_samples)
 
 
 def fit(story, data, **train_options):

@@ -171,7 +171,7 @@ def _trainer_args(name: str, args) -> argparse.Namespace:
 def _default_evaluate(model, ds, args):
     import torch
 
-    from ..evaluate import log_likelihood
+    from .. import log_likelihood  # the model's own log_prob: exact, or IWAE summing enumerated sites
 
     test = ds.test.to(model.device)
     y = ds.test_labels if getattr(model, "needs_labels", False) else None
