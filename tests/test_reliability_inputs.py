@@ -229,8 +229,10 @@ CLI_CASES = [
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
-def test_cli_bad_input_one_line_exit_2(case, files, tmp_path):
+def test_cli_bad_input_one_line_exit_2(case, files, tmp_path, monkeypatch):
     name, argv, expected = case
+    # CI sets PROBGEN_DATA_DIR; the "no data folder" cases must not find it (or they would train)
+    monkeypatch.delenv("PROBGEN_DATA_DIR", raising=False)
     if name == "compare-from-other-kind":  # a GMM saved under the name vae.pt
         (files["root"] / "swapped").mkdir(exist_ok=True)
         (files["root"] / "swapped" / "vae.pt").write_bytes(files["gmm"].read_bytes())
