@@ -118,7 +118,7 @@ def cmd_diagnose(args) -> int:
                              wasserstein=res.wasserstein,
                              title=f"point {i}: guide vs NUTS (k̂ = {q.khat[i]:.2f})")
         P.plot_trace(res.samples, out / f"trace_{i}.png", names=[f"z[{j}]" for j in range(res.samples.shape[2])],
-                     title=f"NUTS on point {i}: r-hat max {res.rhat.max():.3f}")
+                     title=f"NUTS on point {i}: r-hat max {res.rhat.max():.3f}", max_vars=10)
         s = res.summary()
         s["khat"] = float(q.khat[i])
         runs.append(s)
