@@ -101,7 +101,10 @@ def test_sigkill_at_random_moments_then_resume(small_data, tmp_path):
             break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        assert proc.returncode == -signal.SIGKILL
+        if proc.returncode == 0:  # it finished in the instant between poll() and kill()
+            done = True
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
         after = _epoch_on_disk(last)  # loads, or the test fails here
         if best.exists():
             probgen.models.load(best)
