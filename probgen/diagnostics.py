@@ -523,8 +523,9 @@ def compare_pointwise(pointwise: dict, figure: str | Path | None = None) -> dict
     :param pointwise: model name → ``[n]`` array of log p(x_i) (nats), same points for all.
     :param figure: if given, write a ``plot_compare``-style figure there.
     :return: JSON-able dict: ``models`` (per model ``elpd``, ``se``, ``elpd_per_point``,
-        ``se_per_point``, ``elpd_diff``, ``dse``, ``weight``, ``rank``), ``best``, ``n``,
-        ``differences`` (each other model vs the best: ``elpd_diff``, ``dse``, ``z``,
+        ``se_per_point``, ``elpd_diff``, ``dse``, ``weight`` (stacking; ``None`` if ArviZ could
+        not compute it), ``rank``), ``best``, ``n``,
+        ``differences`` (each other model vs the best: ``elpd_diff``, ``dse``, ``z`` = −diff/dse,
         ``clear`` = |diff| > 2 dse), and ``text``: a printable table.
     """
     if not isinstance(pointwise, dict) or len(pointwise) < 1:
@@ -557,9 +558,9 @@ def compare_pointwise(pointwise: dict, figure: str | Path | None = None) -> dict
         models[name] = {"rank": rank, "elpd": float(a.sum()), "se": se,
                         "elpd_per_point": float(a.mean()), "se_per_point": se / n,
                         "elpd_diff": float(d.sum()), "dse": dse if name != best else 0.0,
-                        "weight": float(weights.get(name, float("nan")))}
+                        "weight": float(weights[name]) if name in weights else None}
         if name != best:
-            z = float(-d.sum() / dse) if dse > 0 else float("inf")
+            z = float(-d.sum() / dse) if dse > 0 else None  # identical up to a constant
             diffs[name] = {"vs": best, "elpd_diff": float(d.sum()), "dse": dse,
                            "elpd_diff_per_point": float(d.mean()), "z": z, "clear": bool(abs(d.sum()) > 2 * dse)}
     result = {"n": int(n), "best": best, "models": models, "differences": diffs,
@@ -580,7 +581,8 @@ def _compare_text(result: dict, order: list[str]) -> str:
     for name in order:
         m = result["models"][name]
         lines.append(f"{name:<12}{m['rank']:>5}{m['elpd']:>12.1f}{m['se']:>9.1f}{m['elpd_diff']:>11.1f}"
-                     f"{m['dse']:>9.1f}{m['weight']:>8.2f}{m['elpd_per_point']:>11.2f}")
+                     f"{m['dse']:>9.1f}{'-' if m['weight'] is None else format(m['weight'], '.2f'):>8}"
+                     f"{m['elpd_per_point']:>11.2f}")
     for name, d in result["differences"].items():
         verdict = "clearly better" if d["clear"] else "not clearly better (|diff| < 2 dse)"
         lines.append(f"{d['vs']} vs {name}: {-d['elpd_diff']:+.1f} ± {d['dse']:.1f} nats "
