@@ -11,7 +11,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# tiny models: one thread is as fast, and deterministic; subprocess tests do not oversubscribe
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
