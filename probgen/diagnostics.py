@@ -151,7 +151,7 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
                 if site["is_observed"]:
                     loglik.setdefault(name, []).append(_to_kn(site["log_prob"], K, nb))
                     value = site["value"].detach().reshape(nb, -1)  # obs × values
-                    observed.setdefault(name, []).append(value.double())
+                    observed.setdefault(name, []).append(value.float())
             for name, site in guide_tr.nodes.items():
                 if not _is_latent(site):
                     continue
@@ -159,7 +159,7 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
                 value = site["value"].detach()
                 if value.dim() < 2 or value.shape[0] != K or value.shape[1] != nb:
                     value = value.expand(K, nb, *value.shape[2:]) if value.dim() >= 2 else value.reshape(K, 1).expand(K, nb)
-                latents.setdefault(name, []).append(value.double())  # K × obs × event
+                latents.setdefault(name, []).append(value.float())  # K × obs × event
             lws.append(lw)
     finally:
         model.train(was_training)
@@ -381,7 +381,8 @@ class NutsResult:
         return {
             "index": self.index, "site": self.site, "chains": int(self.samples.shape[0]),
             "draws": int(self.samples.shape[1]), "seconds": round(self.seconds, 2),
-            "rhat_max": float(self.rhat.max()), "ess_bulk_min": float(self.ess_bulk.min()),
+            "rhat_max": _finite_or_none(np.nanmax(self.rhat) if np.isfinite(self.rhat).any() else np.nan),
+            "ess_bulk_min": float(self.ess_bulk.min()),
             "ess_tail_min": float(self.ess_tail.min()), "divergences": int(self.divergences),
             "wasserstein": [float(v) for v in self.wasserstein],
             "wasserstein_mean": float(self.wasserstein.mean()),
@@ -391,6 +392,12 @@ class NutsResult:
             "guide_mean": [float(v) for v in self.guide_samples.mean(0)],
             "guide_sd": [float(v) for v in self.guide_samples.std(0)],
         }
+
+
+def _finite_or_none(v) -> float | None:
+    """A number for JSON, or None where it is NaN/inf (e.g. r-hat of a single chain)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
 
 
 @contextlib.contextmanager

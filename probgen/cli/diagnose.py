@@ -114,21 +114,23 @@ def cmd_diagnose(args) -> int:
         res = D.nuts_posterior(model, x[i], num_chains=args.chains, num_samples=args.nuts_samples,
                                warmup_steps=args.nuts_warmup, seed=args.seed, index=int(i))
         res.idata.to_netcdf(str(out / f"nuts_{i}.nc"))
+        s = res.summary()
+        s["khat"] = float(q.khat[i])
+        runs.append(s)
+        rhat = "n/a (1 chain)" if s["rhat_max"] is None else f"{s['rhat_max']:.3f}"
         P.plot_guide_vs_nuts(res.samples, res.guide_samples, out / f"guide_vs_nuts_{i}.png",
                              wasserstein=res.wasserstein,
                              title=f"point {i}: guide vs NUTS (k̂ = {q.khat[i]:.2f})")
         P.plot_trace(res.samples, out / f"trace_{i}.png", names=[f"z[{j}]" for j in range(res.samples.shape[2])],
-                     title=f"NUTS on point {i}: r-hat max {res.rhat.max():.3f}", max_vars=10)
-        s = res.summary()
-        s["khat"] = float(q.khat[i])
-        runs.append(s)
-        print(f"  point {i}: r-hat max {s['rhat_max']:.3f}, ESS bulk min {s['ess_bulk_min']:.0f}, "
+                     title=f"NUTS on point {i}: r-hat max {rhat}", max_vars=10)
+        print(f"  point {i}: r-hat max {rhat}, ESS bulk min {s['ess_bulk_min']:.0f}, "
               f"tail min {s['ess_tail_min']:.0f}, divergences {s['divergences']}; guide vs NUTS W1 mean "
               f"{s['wasserstein_mean']:.3f} ({s['wasserstein_std_mean']:.2f} NUTS sd; noise floor "
               f"{s['noise_floor_mean']:.3f}), k̂ {q.khat[i]:.2f}, {s['seconds']:.0f} s")
     summary["nuts"] = runs
     if runs:
-        summary["nuts_rhat_max"] = max(r["rhat_max"] for r in runs)
+        rhats = [r["rhat_max"] for r in runs if r["rhat_max"] is not None]
+        summary["nuts_rhat_max"] = max(rhats) if rhats else None
         summary["wasserstein_mean"] = float(np.mean([r["wasserstein_mean"] for r in runs]))
     write_json(out / "summary.json", summary)
     print(f"wrote {out}/summary.json, diagnostics.nc, khat.png"
