@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="divide the logits by T (default: 1.0)")
     p.add_argument("--greedy", action="store_true", help="most likely token at each step (variety from z only)")
     p.add_argument("--max-len", type=int, default=None, help="longest line in tokens (default: the model's)")
+    p.add_argument("--allow-unk", action="store_true", help="let the decoder write <unk> (default: renormalise "
+                   "over known tokens)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_poem)
@@ -162,7 +164,7 @@ def cmd_poem(args) -> int:
         raise CLIError(f"--temperature must be > 0, got {args.temperature}")
     common.seed_everything(args.seed)
     model = _load_text_model(args.checkpoint, args.device)
-    kw = dict(temperature=args.temperature, greedy=args.greedy, max_len=args.max_len)
+    kw = dict(temperature=args.temperature, greedy=args.greedy, max_len=args.max_len, allow_unk=args.allow_unk)
     with torch.no_grad():
         if not model.latent or args.lines == 1:
             lines = model.sample(args.n * args.lines, **kw)

@@ -313,8 +313,11 @@ class SentenceVAE(Story):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor | None, n: int, *, temperature: float = 1.0, greedy: bool = False,
-                 max_len: int | None = None) -> torch.Tensor:
-        """Run the decoder from ``<bos>``: token ids ``[n, ≤max_len+1]`` (``<eos>``, then padding)."""
+                 max_len: int | None = None, allow_unk: bool = False) -> torch.Tensor:
+        """Run the decoder from ``<bos>``: token ids ``[n, ≤max_len+1]`` (``<eos>``, then padding).
+
+        ``allow_unk=False`` renormalises over the known tokens (``<unk>`` stands for thousands
+        of rare ones, so it is often the single likeliest token, especially for greedy decoding)."""
         if not greedy and not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         max_len = self.max_len if max_len is None else check_positive_int("max_len", max_len)
@@ -326,7 +329,7 @@ class SentenceVAE(Story):
         for _ in range(max_len + 1):
             logits, h = self.decoder(self.embed(tok).unsqueeze(1), z, h)
             logits = logits[:, -1]
-            logits[:, [PAD_ID, BOS_ID]] = -math.inf  # never emitted
+            logits[:, [PAD_ID, BOS_ID] if allow_unk else [PAD_ID, UNK_ID, BOS_ID]] = -math.inf
             if len(out) == max_len:  # out of room: end the sentence
                 tok = torch.full_like(tok, EOS_ID)
             elif greedy:
@@ -342,20 +345,22 @@ class SentenceVAE(Story):
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, *, greedy: bool = True, temperature: float = 1.0,
-               max_len: int | None = None) -> list[str]:
+               max_len: int | None = None, allow_unk: bool = False) -> list[str]:
         """Sentences for codes ``z [n, z_dim]`` (greedy by default: the decoder's best guess)."""
         self._need_latent("decode")
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device).reshape(-1, self.z_dim)
-        ids = self.generate(z, len(z), temperature=temperature, greedy=greedy, max_len=max_len)
+        ids = self.generate(z, len(z), temperature=temperature, greedy=greedy, max_len=max_len,
+                            allow_unk=allow_unk)
         return self.to_text(ids)
 
     @torch.no_grad()
     def sample(self, n: int, *, temperature: float = 1.0, greedy: bool = False, z: torch.Tensor | None = None,
-               max_len: int | None = None) -> list[str]:
+               max_len: int | None = None, allow_unk: bool = False) -> list[str]:
         """Write ``n`` new sentences: z ~ N(0, I) (or the given ``z``), then the decoder.
 
         :param temperature: divides the logits (< 1: safer, > 1: wilder).
         :param greedy: most likely token at each step (for a VAE, diversity comes from z).
+        :param allow_unk: let the decoder write ``<unk>`` (default: no, see :meth:`generate`).
         """
         n = check_positive_int("n", n)
         if self.latent and z is None:
@@ -363,7 +368,8 @@ class SentenceVAE(Story):
         elif z is not None:
             self._need_latent("sampling from given codes")
             z = torch.as_tensor(z, dtype=torch.float32, device=self.device).reshape(n, self.z_dim)
-        return self.to_text(self.generate(z, n, temperature=temperature, greedy=greedy, max_len=max_len))
+        return self.to_text(self.generate(z, n, temperature=temperature, greedy=greedy, max_len=max_len,
+                                          allow_unk=allow_unk))
 
     @torch.no_grad()
     def interpolate(self, a, b, steps: int = 7, *, greedy: bool = True, temperature: float = 1.0) -> list[str]:
