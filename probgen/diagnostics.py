@@ -386,7 +386,7 @@ class NutsResult:
             "ess_tail_min": float(self.ess_tail.min()), "divergences": int(self.divergences),
             "wasserstein": [float(v) for v in self.wasserstein],
             "wasserstein_mean": float(self.wasserstein.mean()),
-            "wasserstein_std_mean": float(self.wasserstein_std.mean()),
+            "wasserstein_std_mean": _finite_or_none(self.wasserstein_std.mean()),
             "noise_floor_mean": float(self.noise_floor.mean()),
             "nuts_mean": [float(v) for v in nuts.mean(0)], "nuts_sd": [float(v) for v in nuts.std(0)],
             "guide_mean": [float(v) for v in self.guide_samples.mean(0)],
@@ -503,8 +503,9 @@ def nuts_posterior(model, x_i, *, num_chains: int = 4, num_samples: int = 500, w
     perm = rng.permutation(len(pooled))
     floor = _wasserstein(pooled[perm[:half]], pooled[perm[half:]])
     sd = pooled.std(0)
+    w1_std = np.divide(w1, sd, out=np.full_like(w1, np.nan), where=sd > 0)  # NaN: a stuck chain
     return NutsResult(idata=idata, site=site, samples=samples, guide_samples=g, rhat=rhat,
-                      ess_bulk=ess_bulk, ess_tail=ess_tail, wasserstein=w1, wasserstein_std=w1 / sd,
+                      ess_bulk=ess_bulk, ess_tail=ess_tail, wasserstein=w1, wasserstein_std=w1_std,
                       noise_floor=floor, divergences=n_div, seconds=time.perf_counter() - t0, index=index)
 
 

@@ -52,6 +52,10 @@ def _check(args) -> None:
         raise CLIError("--chains >= 1, --nuts-samples >= 2 and --nuts-warmup >= 0 are required")
 
 
+def _fmt(v, spec: str = ".2f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
 def cmd_diagnose(args) -> int:
     import numpy as np
 
@@ -125,8 +129,11 @@ def cmd_diagnose(args) -> int:
                      title=f"NUTS on point {i}: r-hat max {rhat}", max_vars=10)
         print(f"  point {i}: r-hat max {rhat}, ESS bulk min {s['ess_bulk_min']:.0f}, "
               f"tail min {s['ess_tail_min']:.0f}, divergences {s['divergences']}; guide vs NUTS W1 mean "
-              f"{s['wasserstein_mean']:.3f} ({s['wasserstein_std_mean']:.2f} NUTS sd; noise floor "
+              f"{s['wasserstein_mean']:.3f} ({_fmt(s['wasserstein_std_mean'])} NUTS sd; noise floor "
               f"{s['noise_floor_mean']:.3f}), k̂ {q.khat[i]:.2f}, {s['seconds']:.0f} s")
+        if s["divergences"] or (s["rhat_max"] or 1.0) > 1.01:
+            print(f"  warning: point {i} has {s['divergences']} divergent transitions and r-hat {rhat}; "
+                  "the NUTS draws are not trustworthy: raise --nuts-warmup / --nuts-samples")
     summary["nuts"] = runs
     if runs:
         rhats = [r["rhat_max"] for r in runs if r["rhat_max"] is not None]
