@@ -38,13 +38,12 @@ import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..nn import GaussianHead, check_positive_int
 from ..story import Story
-from ..textdata import SPECIALS, Vocab, detokenize
+from ..textdata import SPECIALS, Vocab
 
 __all__ = ["SentenceVAE", "SentenceEncoder", "SentenceDecoder", "ANNEAL_SCHEDULES"]
 
