@@ -43,6 +43,7 @@ from .evaluate import log_weights
 
 __all__ = [
     "to_inference_data",
+    "save_inference_data",
     "load_inference_data",
     "guide_quality",
     "GuideQuality",
@@ -184,6 +185,24 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
              "proposal": "amortized guide q(z|x)", "num_samples": K}
     return _az_from_dict({"posterior": posterior, "log_likelihood": log_lik, "observed_data": obs,
                           "sample_stats": sample_stats}, dims=dims, coords=coords, attrs=attrs)
+
+
+def save_inference_data(idata, path: str | Path) -> Path:
+    """Write InferenceData / DataTree to netCDF atomically (a reader never sees half a file)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def load_inference_data(path: str | Path):

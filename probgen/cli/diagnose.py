@@ -107,7 +107,7 @@ def cmd_diagnose(args) -> int:
     print(q.table())
 
     idata = D.to_inference_data(model, x, num_samples=args.draws, index=index)
-    idata.to_netcdf(str(out / "diagnostics.nc"))
+    D.save_inference_data(idata, out / "diagnostics.nc")
     summary["inference_data"] = {"file": "diagnostics.nc", "groups": D._az_groups(idata),
                                  "draws": args.draws}
 
@@ -117,7 +117,7 @@ def cmd_diagnose(args) -> int:
             f"{args.nuts_samples}) ...", flush=True)
         res = D.nuts_posterior(model, x[i], num_chains=args.chains, num_samples=args.nuts_samples,
                                warmup_steps=args.nuts_warmup, seed=args.seed, index=int(i))
-        res.idata.to_netcdf(str(out / f"nuts_{i}.nc"))
+        D.save_inference_data(res.idata, out / f"nuts_{i}.nc")
         s = res.summary()
         s["khat"] = float(q.khat[i])
         runs.append(s)
