@@ -23,33 +23,39 @@ import torch
 __all__ = ["log_likelihood", "log_weights", "elbo_per_example", "LikelihoodResult", "summarize"]
 
 
-def _site_log_probs(trace) -> torch.Tensor:
-    """Sum of the unreduced log-probs of all sample sites (observed and latent)."""
+def _site_log_probs(trace, nesting: int) -> torch.Tensor:
+    """Sum of the log-probs of all sample sites (observed and latent), each first reduced to
+    ``[K, n]``: dims right of the data plate (inner plates such as tokens in a sentence)
+    are summed within each site, so a per-example site is never counted once per token."""
     trace.compute_log_prob()
     total = 0.0
     for site in trace.nodes.values():
         if site["type"] == "sample" and not site.get("is_observed_param", False):
-            total = total + site["log_prob"]
-    return total
+            lp = torch.as_tensor(site["log_prob"])
+            while lp.dim() < nesting + 1:  # particles × data × inner plates
+                lp = lp.unsqueeze(0)
+            if lp.dim() > 2:
+                lp = lp.sum(dim=tuple(range(2, lp.dim())))
+            total = total + lp
+    return torch.as_tensor(total)
 
 
 def log_weights(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None) -> torch.Tensor:
     """Importance log-weights ``log p(x, z_k) − log q(z_k | x)`` for one batch.
 
-    :param story: object with ``model(x, y)``, ``guide(x, y)`` and ``max_plate_nesting``.
+    :param story: object with ``model(x, y)``, ``guide(x, y)`` and ``max_plate_nesting``
+        (the data plate outermost, at dim ``-max_plate_nesting``).
     :param x: a batch of data ``[n, ...]``.
     :param num_samples: K, vectorised in a plate left of the model's plates.
     :return: tensor ``[K, n]``.
     """
-    dim = -(getattr(story, "max_plate_nesting", 1) + 1)
-    with torch.no_grad(), pyro.plate("iwae_particles", num_samples, dim=dim):
-        guide_tr = poutine.trace(story.guide).get_trace(x, y)
-        model_tr = poutine.trace(poutine.replay(story.model, trace=guide_tr)).get_trace(x, y)
-    lw = _site_log_probs(model_tr) - _site_log_probs(guide_tr)
-    lw = torch.as_tensor(lw)
-    while lw.dim() > 2:  # extra batch dims (e.g. event plates) are summed into the example
-        lw = lw.sum(-1)
-    return lw.expand(num_samples, len(x)) if lw.dim() == 2 else lw.reshape(num_samples, 1).expand(-1, len(x))
+    nesting = getattr(story, "max_plate_nesting", 1)
+    args = (x,) if y is None else (x, y)
+    with torch.no_grad(), pyro.plate("iwae_particles", num_samples, dim=-(nesting + 1)):
+        guide_tr = poutine.trace(story.guide).get_trace(*args)
+        model_tr = poutine.trace(poutine.replay(story.model, trace=guide_tr)).get_trace(*args)
+    lw = _site_log_probs(model_tr, nesting) - _site_log_probs(guide_tr, nesting)
+    return lw.expand(num_samples, len(x))
 
 
 def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: int) -> torch.Tensor:
