@@ -106,6 +106,8 @@ def _run(args, ds, path: Path):
     ds.describe = text.describe
     print(f"data: {text.describe()}", flush=True)
     latent = not (args.no_latent or args.kl_weight == 0)
+    if args.batch_size < 1 or args.epochs < 0:  # checked before the annealing schedule divides by them
+        raise ValueError(f"--batch-size must be >= 1 and --epochs >= 0, got {args.batch_size}, {args.epochs}")
     steps = max(1, args.epochs * math.ceil(len(text.train) / args.batch_size))
     word_dropout = args.word_dropout if args.word_dropout is not None else (0.25 if latent else 0.0)
     model = SentenceVAE.for_data(
