@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     runs, vae_epochs, cond = PIXEL_RUNS, 300, ("gated", 32, 5, 30, 2e-3)
     if args.quick:
-        runs, vae_epochs, cond, args.per_class = [("gated-tiny", "gated", 8, 2, 1, 5e-3)], 2, ("gated", 8, 2, 1, 5e-3), 3
+        runs, vae_epochs, args.per_class = [("gated-tiny", "gated", 8, 2, 1, 5e-3)], 2, 3
+        cond = ("gated", 8, 2, 1, 5e-3)
     ds = load("digits", binarize=True, seed=args.seed)
     rows = []
 

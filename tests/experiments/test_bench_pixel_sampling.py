@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_pixel_sampling_quick(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_pixel_sampling", ROOT / "experiments" / "bench_pixel_sampling.py")
+    path = ROOT / "experiments" / "bench_pixel_sampling.py"
+    spec = importlib.util.spec_from_file_location("bench_pixel_sampling", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     threads = torch.get_num_threads()
