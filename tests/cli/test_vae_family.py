@@ -21,7 +21,7 @@ def _grid_size(rows: int, cols: int, side: int = 8, scale: int = 4) -> tuple[int
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     d = tmp_path_factory.mktemp("vae_family")
-    tiny = ["--epochs", "2", "--hidden", "32", "--quiet", "--batch-size", "256"]
+    tiny = ["--epochs", "1", "--hidden", "32", "--quiet", "--batch-size", "256"]
     assert main(["train", "--out", str(d), "vae", "--z-dim", "2", *tiny]) == 0
     assert main(["train", "--out", str(d), "cvae", "--z-dim", "2", *tiny]) == 0
     assert main(["train", "--out", str(d), "autoencoder", "--z-dim", "3", *tiny]) == 0
@@ -77,7 +77,7 @@ def test_style_transfer(ckpts, tmp_path):
 
 def test_why_vae(tmp_path):
     out = tmp_path / "why"
-    assert main(["why-vae", "--out", str(out), "--epochs", "2", "--hidden", "32", "--z-dim", "3",
+    assert main(["why-vae", "--out", str(out), "--epochs", "1", "--hidden", "32", "--z-dim", "3",
                  "--n-eval", "64", "-n", "16", "--quiet", "--npy",
                  "--classifier-epochs", "3", "--seed", "1"]) == 0  # seed 1: a cache entry of its own
     res = json.loads((out / "why_vae.json").read_text())
