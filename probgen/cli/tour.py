@@ -36,16 +36,16 @@ SECTIONS = {
 
 #: sizes of the runs: ``quick`` ≤ 1 minute, ``full`` ≤ 5 minutes on 2 CPU cores (see docs/tour.md)
 PROFILES = {
-    "quick": dict(vae_epochs=10, ae_epochs=10, cvae_epochs=10, mvae_warmup=2, mvae_epochs=4, batch=256,
+    "quick": dict(vae_epochs=30, ae_epochs=30, cvae_epochs=30, mvae_warmup=3, mvae_epochs=10, batch=256,
                   pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128, pixelrnn=False,
-                  gan_epochs=4, gan_arch="mlp", toy_steps=300, eval_n=300,
+                  gan_epochs=10, gan_arch="mlp", toy_steps=300, eval_n=300,
                   text_epochs=1, text_lines=300, text_hidden=64, text_embed=32,
                   iwae_k=50, khat_k=100),
-    "full": dict(vae_epochs=60, ae_epochs=60, cvae_epochs=60, mvae_warmup=10, mvae_epochs=40, batch=128,
-                 pixel_epochs=8, pixel_channels=32, pixel_layers=4, pixel_batch=128, pixelrnn=True,
-                 gan_epochs=30, gan_arch="mlp", toy_steps=1500, eval_n=1000,
-                 text_epochs=4, text_lines=None, text_hidden=128, text_embed=64,
-                 iwae_k=500, khat_k=500),
+    "full": dict(vae_epochs=150, ae_epochs=150, cvae_epochs=150, mvae_warmup=10, mvae_epochs=100, batch=128,
+                 pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64, pixelrnn=True,
+                 gan_epochs=100, gan_arch="mlp", toy_steps=2000, eval_n=1000,
+                 text_epochs=6, text_lines=None, text_hidden=128, text_embed=64,
+                 iwae_k=1000, khat_k=1000),
 }
 
 INTRO = {
