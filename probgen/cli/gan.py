@@ -6,7 +6,6 @@ GAN in the likelihood table (marked estimator "Parzen": a weak estimator).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
