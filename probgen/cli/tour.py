@@ -38,12 +38,12 @@ SECTIONS = {
 PROFILES = {
     "quick": dict(vae_epochs=30, ae_epochs=30, cvae_epochs=30, mvae_warmup=3, mvae_epochs=10, batch=256,
                   pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128, pixelrnn=False,
-                  gan_epochs=10, gan_arch="mlp", toy_steps=300, eval_n=300,
+                  gan_epochs=5, gan_arch="dcgan", toy_steps=300, eval_n=300,
                   text_epochs=1, text_lines=300, text_hidden=64, text_embed=32,
                   iwae_k=50, khat_k=100),
     "full": dict(vae_epochs=150, ae_epochs=150, cvae_epochs=150, mvae_warmup=10, mvae_epochs=100, batch=128,
                  pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64, pixelrnn=True,
-                 gan_epochs=100, gan_arch="mlp", toy_steps=2000, eval_n=1000,
+                 gan_epochs=40, gan_arch="dcgan", toy_steps=2000, eval_n=1000,
                  text_epochs=6, text_lines=None, text_hidden=128, text_embed=64,
                  iwae_k=1000, khat_k=1000),
 }
@@ -458,7 +458,8 @@ def _gan(sec, *, args, ds, run, models, out, profile, numbers):
         numbers["gan"]["toy"] = {k: info.get(k) for k in ("final_wasserstein", "wasserstein_floor",
                                                           "mode_mass", "all_modes_covered", "steps")}
         sec.figure(toy / "toy.png", "The lecture's 1-D picture at several training steps: the data density "
-                   "(black), the generator's density (blue) and the discriminator D(x) (red). Look at D: it is "
+                   "(shaded blue), the generator's histogram and density (green) and the discriminator D(x) "
+                   "(red dashed, right axis). Look at D: it is "
                    "high where data outweighs samples, and the generator moves its mass uphill on D until D "
                    "is flat at ½.")
         if (toy / "toy.gif").exists():
