@@ -86,6 +86,35 @@ def test_a_failing_family_is_reported_in_its_section(tmp_path):
     assert data_uri(tmp_path / "a.gif").startswith("data:image/gif;base64,")
 
 
+def test_one_failing_family_does_not_end_the_tour(tmp_path, monkeypatch, capsys):
+    """Sections stubbed (no training): the pixel section's trainer fails, the others carry on."""
+    import probgen.cli.tour as tour
+
+    def failing(sec, *, run, models, **kw):
+        run.step(sec, "train pixelcnn", run.cli, "train", "--out", models, "pixelcnn", "--epochs", "-1x")
+        sec.paragraph("after the failure")
+
+    def fine(sec, *, out, **kw):
+        from probgen.plots import image_grid
+
+        image_grid([[[0.0, 1.0], [1.0, 0.0]]], out / sec.key / "x.png")
+        sec.figure(out / sec.key / "x.png", "a figure")
+
+    monkeypatch.setattr(tour, "_pixel", failing)
+    for name in ("_gmm", "_vae", "_cvae", "_gan", "_compare", "_text"):
+        monkeypatch.setattr(tour, name, fine)
+    assert main(["tour", "--quick", "--out", str(tmp_path)]) == 0
+    assert "failed in part: 1. Autoregressive pixel model" in capsys.readouterr().out
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    pixel = page.split('<section id="pixel">')[1].split("</section>")[0]
+    assert 'class="error"' in pixel and "train pixelcnn: RuntimeError: " in pixel and "--epochs" in pixel
+    assert "after the failure" in pixel
+    assert page.count('class="error"') == 1 and len(_images(page)) == 6
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert not r["sections"]["pixel"]["ok"] and all(r["sections"][k]["ok"] for k in SECTIONS if k != "pixel")
+    assert "Traceback" not in page and "failed" in (tmp_path / "tour.log").read_text()
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["tour", "--quick", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert "--threads" in capsys.readouterr().err
