@@ -25,7 +25,7 @@ import torch
 from .data import batches
 from .io import load_checkpoint
 
-__all__ = ["ELBOS", "make_elbo", "fit_svi", "TrainResult", "DivergenceError", "rng_state", "set_rng_state"]
+__all__ = ["ELBOS", "make_elbo", "fit_svi", "progress_bar", "TrainResult", "DivergenceError", "rng_state", "set_rng_state"]
 
 # name -> (Pyro ELBO class name, is_jit)
 ELBOS = {
@@ -216,7 +216,7 @@ def fit_svi(
     drop_last = ELBOS[elbo][1] and len(x) > batch_size  # JIT traces one batch shape
     n_batches = len(x) // batch_size if drop_last else math.ceil(len(x) / batch_size)
     t0 = time.perf_counter()
-    bar = _progress(range(start_epoch, epochs), progress, story.kind)
+    bar = progress_bar(range(start_epoch, epochs), progress, story.kind)
     for epoch in bar:
         story.train()
         total, seen = 0.0, 0
@@ -307,7 +307,8 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _progress(it, enabled: bool, desc: str):
+def progress_bar(it, enabled: bool, desc: str):
+    """A tqdm epoch bar (off when ``enabled`` is false or output is not a terminal)."""
     if not enabled:
         return _Quiet(it)
     from tqdm.auto import tqdm

@@ -46,15 +46,6 @@ class ConjugateGaussian(Story):
             pyro.sample("z", dist.Normal(loc, sd * self.guide_ratio).to_event(1))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is as fast, and a second one only spins on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _conj_data(n=30, d=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, d, generator=g)

@@ -5,8 +5,6 @@ import re
 import runpy
 from pathlib import Path
 
-import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "README.md"  # the example shown in the README is the one that runs
@@ -21,14 +19,6 @@ def example_code(source: Path = SOURCE, section: str = SECTION) -> str:
     block = re.search(r"^```python\n(.*?)^```", text[heading.end():], flags=re.M | re.S)
     assert block, f"{source}: no python block in section {section!r}"
     return block.group(1)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_example_is_short():

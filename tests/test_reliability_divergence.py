@@ -24,15 +24,6 @@ from probgen.models import VAE
 from probgen.train import DivergenceError, fit_svi
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy shared CPU, OpenMP threads spin and run ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class PoisonedVAE(VAE):
     """A VAE whose training loss turns NaN at a chosen SVI step (or whose parameters do)."""
 

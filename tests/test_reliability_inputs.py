@@ -34,15 +34,6 @@ from probgen.models import load as load_model
 USER_ERRORS = (ValueError, FileNotFoundError)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy shared CPU, OpenMP threads spin and run ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- fixtures: good and bad files ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:

@@ -35,15 +35,6 @@ EPOCHS = 60
 KILLS = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy shared CPU, OpenMP threads spin and run ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
     ds = load_data("digits", binarize=True, seed=0)

@@ -29,15 +29,6 @@ from probgen.train import fit_svi
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy shared CPU, OpenMP threads spin and run ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Payload:
     """Unpickling this object creates ``marker`` (any code could run there instead)."""
 

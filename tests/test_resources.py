@@ -31,14 +31,6 @@ N, K, X_DIM = 100_000, 1000, 4
 LIMIT_MIB = 768
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy shared CPU, OpenMP threads spin and run ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 SCRIPT = r"""
 import json, os, resource, sys, threading, time
 import torch

@@ -14,7 +14,7 @@ from typing import Callable
 __all__ = [
     "EXIT_USAGE", "CLIError", "ArgumentParser", "add_data_args", "add_run_args", "add_fit_args",
     "load_dataset", "seed_everything", "out_dir", "add_trainer", "TRAINERS", "fit_story",
-    "resolve_device", "load_model", "save_images", "parse_int_list",
+    "resolve_device", "load_model", "load_for_sampling", "save_images", "parse_int_list",
 ]
 
 EXIT_USAGE = 2
@@ -170,6 +170,16 @@ def fit_story(model, args, ds, path: Path, *, labels: bool = False, **options):
     if dist is not None:
         dist.barrier()  # no rank reports before rank 0's files are complete
     return model
+
+
+def load_for_sampling(args):
+    """Checks ``-n`` and ``--out FILE.png``, seeds, and loads ``args.checkpoint`` on ``args.device``."""
+    if args.n < 1:
+        raise CLIError(f"-n must be >= 1, got {args.n}")
+    if not str(args.out).lower().endswith(".png"):
+        raise CLIError(f"--out {args.out}: must be a .png file")
+    seed_everything(args.seed)
+    return load_model(args.checkpoint, device=str(resolve_device(args.device)))
 
 
 def load_model(path: str | Path, device: str = "cpu"):

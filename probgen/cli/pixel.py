@@ -117,12 +117,7 @@ def cmd_complete(args) -> int:
     from ..data import load
     from ..io import atomic_write
 
-    if args.n < 1:
-        raise CLIError(f"-n must be >= 1, got {args.n}")
-    if not str(args.out).lower().endswith(".png"):
-        raise CLIError(f"--out {args.out}: must be a .png file")
-    common.seed_everything(args.seed)
-    model = common.load_model(args.checkpoint, device=str(common.resolve_device(args.device)))
+    model = common.load_for_sampling(args)
     if not hasattr(model, "complete"):
         raise CLIError(f"{args.checkpoint}: a {model.kind} checkpoint cannot complete images (train pixelcnn "
                        "or pixelrnn)")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import time
 from pathlib import Path
 
@@ -182,8 +181,6 @@ def _default_evaluate(model, ds, args):
 
 
 def cmd_compare(args) -> int:
-    import torch
-
     from ..evaluate import PUBLISHED, summarize
     from ..io import atomic_write, write_json
 
@@ -307,12 +304,7 @@ def _bar_figure(rows, path: Path, density: bool) -> None:
 def cmd_sample(args) -> int:
     import torch
 
-    if args.n < 1:
-        raise CLIError(f"-n must be >= 1, got {args.n}")
-    if not str(args.out).lower().endswith(".png"):
-        raise CLIError(f"--out {args.out}: must be a .png file")
-    common.seed_everything(args.seed)
-    model = common.load_model(args.checkpoint, device=str(common.resolve_device(args.device)))
+    model = common.load_for_sampling(args)
     params = inspect.signature(model.sample).parameters
     kwargs = {}
     for key in ("label", "mean", "temperature"):

@@ -44,7 +44,7 @@ from ..data import batches
 from ..io import load_checkpoint
 from ..nn import check_hidden, check_positive_int
 from ..story import Story, check_data
-from ..train import DivergenceError, rng_state, set_rng_state
+from ..train import DivergenceError, progress_bar, rng_state, set_rng_state
 
 __all__ = [
     "GAN", "GANResult", "LOSSES", "ARCHS",
@@ -551,7 +551,7 @@ class GAN(Story):
         steps_per_epoch = max(1, math.ceil(len(x) / batch_size) // k)
         total_steps = max(1, epochs * steps_per_epoch)
         t0 = time.perf_counter()
-        bar = _progress(range(start_epoch, epochs), progress)
+        bar = progress_bar(range(start_epoch, epochs), progress, "gan")
         for epoch in bar:
             self.train()
             sums: dict[str, float] = {}
@@ -659,22 +659,3 @@ def _default_log(progress: bool) -> Callable[[str], None]:
 
         return lambda msg: tqdm.write(msg, file=sys.stderr)  # above the bar, not through it
     return lambda msg: print(msg, file=sys.stderr)
-
-
-def _progress(it, enabled: bool):
-    if not enabled:
-        return _Quiet(it)
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc="train gan", unit="epoch", leave=False, dynamic_ncols=True, disable=None)
-
-
-class _Quiet:
-    def __init__(self, it):
-        self._it = it
-
-    def __iter__(self):
-        return iter(self._it)
-
-    def set_postfix(self, **kwargs):
-        pass

@@ -9,16 +9,6 @@ from probgen.cli import main
 from probgen.models import GMM, VAE
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def vae_ckpt(tmp_path):
     path = tmp_path / "vae.pt"

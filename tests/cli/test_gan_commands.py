@@ -13,15 +13,6 @@ import torch
 from probgen.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny nets: one thread avoids the thread-pool overhead that dominates on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_gan_toy_writes_figure_json_and_gif(tmp_path):
     out = tmp_path / "toy"
     assert main(["gan-toy", "--steps", "20", "--snapshots", "3", "--eval-every", "5", "--out", str(out),

@@ -13,15 +13,6 @@ from probgen.cli import main
 TINY = ["--epochs", "1", "--channels", "8", "--n-layers", "2", "--quiet", "--batch-size", "256"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # pixel-by-pixel sampling is thousands of tiny ops: one thread is faster on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     d = tmp_path_factory.mktemp("pixel")

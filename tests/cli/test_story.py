@@ -44,14 +44,6 @@ STORY = textwrap.dedent('''
 FAST = ["--epochs", "1", "--quiet", "--num-samples", "3", "--batch-size", "512"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("story")

@@ -115,6 +115,19 @@ def test_one_failing_family_does_not_end_the_tour(tmp_path, monkeypatch, capsys)
     assert "Traceback" not in page and "failed" in (tmp_path / "tour.log").read_text()
 
 
+def test_without_a_corpus_section_7_says_how_to_point_at_one(tmp_path, monkeypatch):
+    import probgen.cli.tour as tour
+
+    for name in ("_pixel", "_gmm", "_vae", "_cvae", "_gan", "_compare"):
+        monkeypatch.setattr(tour, name, lambda sec, **kw: None)
+    assert main(["tour", "--quick", "--quiet", "--text", str(tmp_path / "none.txt"), "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    text = page.split('<section id="text">')[1]
+    assert 'class="note"' in text and "PROBGEN_DATA_DIR" in text and "--text FILE.txt" in text
+    assert 'class="error"' not in page
+    assert "skipped" in json.loads((tmp_path / "report.json").read_text())["sections"]["text"]
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["tour", "--quick", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert "--threads" in capsys.readouterr().err

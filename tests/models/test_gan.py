@@ -12,15 +12,6 @@ from probgen.models.gan import (GAN, discriminator_loss, generator_loss, gradien
 LOG3 = math.log(3.0)  # σ(log 3) = 0.75
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny nets: one thread avoids the thread-pool overhead that dominates on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- the objectives ------------------------------------------------------------------------
 def test_discriminator_loss_undecided_is_two_log_two():
     zeros = torch.zeros(5)

@@ -12,15 +12,6 @@ from probgen.models import MixtureVAE
 from probgen.models.mixture_vae import matched_accuracy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny networks: one thread is faster, and much faster on a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def trained():
     from probgen.data import load

@@ -12,15 +12,6 @@ SHAPE = (5, 6)
 BACKBONES = ["gated", "rowlstm"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # thousands of tiny ops: a second thread only adds synchronisation on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(backbone: str, likelihood: str = "bernoulli", **kw) -> PixelModel:
     return PixelModel(backbone, shape=SHAPE, channels=8, n_layers=3, likelihood=likelihood, levels=5, **kw)
 

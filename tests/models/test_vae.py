@@ -2,7 +2,6 @@ import math
 
 import pyro
 import torch
-import torch.nn.functional as F
 
 from probgen.evaluate import log_likelihood
 from probgen.models import VAE
