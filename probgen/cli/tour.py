@@ -80,7 +80,8 @@ def register(sub) -> None:
                        description="The whole lecture in one command: trains every family on the built-in "
                                    "digits (offline), draws each family's figures, compares all of them on "
                                    "the same test set, and writes OUT/report.html (one self-contained page) "
-                                   "and OUT/report.json. About 5 minutes on 2 CPU cores; --quick about 1.")
+                                   "and OUT/report.json. Under 5 minutes on 2 CPU cores (about 2.5 measured); --quick "
+                                   "about half a minute.")
     p.add_argument("--data", default="digits", help="image data set (default: digits; small images only)")
     p.add_argument("--data-dir", default=None, help="folder with the shared data (default: $PROBGEN_DATA_DIR)")
     p.add_argument("--text", default="sonnets",
