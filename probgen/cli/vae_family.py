@@ -121,7 +121,7 @@ def _likelihood(args, ds) -> str:
 
 
 def _cvae_args(p: argparse.ArgumentParser) -> None:
-    _net_args(p, z_dim=4)  # small: the label says which digit, the code only the style
+    _net_args(p, z_dim=2)  # small: the label says which digit, the code only the style
     p.add_argument("--elbo", choices=("trace", "meanfield", "jit", "jit-meanfield"), default="meanfield",
                    help="meanfield = Trace_ELBO with the KL term in closed form (default); "
                         "trace = Trace_ELBO with a sampled KL")

@@ -31,7 +31,8 @@ class CVAE(Story):
 
     :param x_dim: values per example (64 for 8×8 digits).
     :param n_classes: number of labels C (10 for digits).
-    :param z_dim: size of the style code z.
+    :param z_dim: size of the style code z (default 2: a small code leaves the class to the
+        label; with larger codes, prior draws can carry a class of their own and disagree with y).
     :param hidden: hidden-layer widths of the encoder; the decoder mirrors them.
     :param likelihood: ``"bernoulli"`` (binary pixels) or ``"normal"`` (real values).
     :param x_shape: shape of one example for :meth:`sample` (default ``(x_dim,)``).
@@ -44,7 +45,7 @@ class CVAE(Story):
     #: `probgen compare` and `fit_story` pass labels to conditional models
     needs_labels = True
 
-    def __init__(self, x_dim: int, n_classes: int, *, z_dim: int = 10, hidden: Sequence[int] = (256,),
+    def __init__(self, x_dim: int, n_classes: int, *, z_dim: int = 2, hidden: Sequence[int] = (256,),
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
                  activation: str = "relu", elbo: str = "meanfield"):
         super().__init__()
