@@ -64,7 +64,8 @@ def train_classifier(ds: Dataset, *, seed: int = 0, epochs: int | None = None,
     """
     if ds.train_labels is None:
         raise ValueError(f"{ds.name}: a classifier needs labels, and the data has none")
-    key = (ds.name, ds.shape, len(ds.train), ds.binarized, float(ds.train.sum()), seed)
+    epochs = epochs or (60 if len(ds.train) < 5000 else 8)
+    key = (ds.name, ds.shape, len(ds.train), ds.binarized, float(ds.train.sum()), seed, epochs)
     if key in _CACHE:
         return _CACHE[key]
     g = torch.Generator().manual_seed(seed)
@@ -72,7 +73,6 @@ def train_classifier(ds: Dataset, *, seed: int = 0, epochs: int | None = None,
     x, y = ds.train.cpu(), ds.train_labels.cpu()
     clf = DigitClassifier(ds.x_dim, ds.n_classes)
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3, weight_decay=1e-5)
-    epochs = epochs or (60 if len(x) < 5000 else 8)
     clf.train()
     for _ in range(epochs):
         for xb, yb in batches(x, 128, y=y, shuffle=True, generator=g):
