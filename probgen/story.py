@@ -37,7 +37,8 @@ from torch import nn
 from . import evaluate, train
 from .io import load_checkpoint, save_checkpoint
 
-__all__ = ["Story", "REGISTRY", "register", "check_data", "StoryCheck", "AUTOGUIDES"]
+__all__ = ["Story", "REGISTRY", "register", "check_data", "LIKELIHOODS", "check_likelihood", "check_x_shape",
+           "pixel_likelihood", "StoryCheck", "AUTOGUIDES"]
 
 #: ``autoguide`` values -> Pyro autoguide class name
 AUTOGUIDES = {"normal": "AutoNormal", "delta": "AutoDelta"}
@@ -103,6 +104,37 @@ class StoryCheck:
     enumerated: list[str] = field(default_factory=list)  # discrete sites summed out exactly
     plate_nesting: int = 0  # deepest plate dimension used
     summed_in_model: list[str] = field(default_factory=list)  # enumerated sites the guide does not sample
+
+
+LIKELIHOODS = ("bernoulli", "normal")
+
+
+def check_likelihood(likelihood: str) -> str:
+    """Validate a pixel-likelihood name (``"bernoulli"`` or ``"normal"``)."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    return likelihood
+
+
+def check_x_shape(x_dim: int, x_shape=None) -> tuple[int, ...]:
+    """The shape of one example (default ``(x_dim,)``); it must hold ``x_dim`` values."""
+    shape = tuple(x_shape) if x_shape is not None else (x_dim,)
+    if int(torch.tensor(shape).prod()) != x_dim:
+        raise ValueError(f"x_shape {shape} does not hold x_dim={x_dim} values")
+    return shape
+
+
+def pixel_likelihood(likelihood: str, decoded) -> "pyro.distributions.TorchDistribution":
+    """p(x | decoder output), one event per example: Bernoulli(logits) or Normal(loc, scale).
+
+    ``validate_args=False`` for Bernoulli: grey levels in [0, 1] are allowed as soft targets.
+    """
+    import pyro.distributions as dist
+
+    if likelihood == "bernoulli":
+        return dist.Bernoulli(logits=decoded, validate_args=False).to_event(1)
+    loc, scale = decoded
+    return dist.Normal(loc, scale).to_event(1)
 
 
 class Story(nn.Module):

@@ -19,11 +19,10 @@ import pyro.distributions as dist
 import torch
 
 from ..nn import MLP, BernoulliDecoder, GaussianDecoder, check_hidden, check_positive_int
-from ..story import Story, check_data
+from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
 
 __all__ = ["AutoEncoder"]
 
-LIKELIHOODS = ("bernoulli", "normal")
 CODE_PRIORS = ("normal", "fitted")
 
 
@@ -49,12 +48,8 @@ class AutoEncoder(Story):
         self.x_dim = check_positive_int("x_dim", x_dim)
         self.z_dim = check_positive_int("z_dim", z_dim)
         hidden = check_hidden(hidden)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        self.likelihood = likelihood
-        self.x_shape = tuple(x_shape) if x_shape is not None else (x_dim,)
-        if int(torch.tensor(self.x_shape).prod()) != x_dim:
-            raise ValueError(f"x_shape {self.x_shape} does not hold x_dim={x_dim} values")
+        self.likelihood = check_likelihood(likelihood)
+        self.x_shape = check_x_shape(x_dim, x_shape)
         self.encoder = MLP(x_dim, hidden, z_dim, activation=activation)
         decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
         self.decoder = decoder(z_dim, x_dim, tuple(reversed(hidden)), activation=activation)
@@ -74,10 +69,7 @@ class AutoEncoder(Story):
             pyro.sample("x", self._likelihood(code), obs=x)
 
     def _likelihood(self, code: torch.Tensor) -> dist.TorchDistribution:
-        if self.likelihood == "bernoulli":
-            return dist.Bernoulli(logits=self.decoder(code), validate_args=False).to_event(1)
-        loc, scale = self.decoder(code)
-        return dist.Normal(loc, scale).to_event(1)
+        return pixel_likelihood(self.likelihood, self.decoder(code))
 
     # -- the probgen API ---------------------------------------------------------------
     def prepare(self, x, y=None):

@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from ..nn import BernoulliDecoder, GaussianDecoder, GaussianEncoder, check_hidden, check_positive_int
-from ..story import Story, check_data
+from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
 
 __all__ = ["CVAE"]
 
-LIKELIHOODS = ("bernoulli", "normal")
 
 
 class CVAE(Story):
@@ -55,12 +54,8 @@ class CVAE(Story):
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
         self.z_dim = check_positive_int("z_dim", z_dim)
         hidden = check_hidden(hidden)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        self.likelihood = likelihood
-        self.x_shape = tuple(x_shape) if x_shape is not None else (x_dim,)
-        if int(torch.tensor(self.x_shape).prod()) != x_dim:
-            raise ValueError(f"x_shape {self.x_shape} does not hold x_dim={x_dim} values")
+        self.likelihood = check_likelihood(likelihood)
+        self.x_shape = check_x_shape(x_dim, x_shape)
         self.elbo = elbo
         # the networks see [input, one-hot(y)]
         self.encoder = GaussianEncoder(x_dim + n_classes, z_dim, hidden, activation=activation)
@@ -90,11 +85,7 @@ class CVAE(Story):
 
     def _likelihood(self, z: torch.Tensor, y: torch.Tensor) -> dist.TorchDistribution:
         h = self._decoder_input(z, y)
-        if self.likelihood == "bernoulli":
-            # validate_args=False: grey levels in [0, 1] are allowed as soft targets
-            return dist.Bernoulli(logits=self.decoder(h), validate_args=False).to_event(1)
-        loc, scale = self.decoder(h)
-        return dist.Normal(loc, scale).to_event(1)
+        return pixel_likelihood(self.likelihood, self.decoder(h))
 
     def _decoder_input(self, z: torch.Tensor, y) -> torch.Tensor:
         onehot = self.one_hot(y, z.shape[-2] if z.dim() > 1 else 1)  # batch × C

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..nn import BernoulliDecoder, GaussianDecoder, GaussianEncoder, check_hidden, check_positive_int
-from ..story import Story, check_data
+from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
 
 __all__ = ["MixtureVAE", "matched_accuracy"]
 
@@ -52,12 +52,8 @@ class MixtureVAE(Story):
         self.n_clusters = check_positive_int("n_clusters", n_clusters)
         self.z_dim = check_positive_int("z_dim", z_dim)
         hidden = check_hidden(hidden)
-        if likelihood not in ("bernoulli", "normal"):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'normal', got {likelihood!r}")
-        self.likelihood = likelihood
-        self.x_shape = tuple(x_shape) if x_shape is not None else (x_dim,)
-        if int(torch.tensor(self.x_shape).prod()) != x_dim:
-            raise ValueError(f"x_shape {self.x_shape} does not hold x_dim={x_dim} values")
+        self.likelihood = check_likelihood(likelihood)
+        self.x_shape = check_x_shape(x_dim, x_shape)
         self.encoder = GaussianEncoder(x_dim, z_dim, hidden, activation=activation)
         decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
         self.decoder = decoder(z_dim, x_dim, tuple(reversed(hidden)), activation=activation)
@@ -93,10 +89,7 @@ class MixtureVAE(Story):
         return joint - torch.logsumexp(joint, -1, keepdim=True)
 
     def _likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
-        if self.likelihood == "bernoulli":
-            return dist.Bernoulli(logits=self.decoder(z), validate_args=False).to_event(1)
-        loc, scale = self.decoder(z)
-        return dist.Normal(loc, scale).to_event(1)
+        return pixel_likelihood(self.likelihood, self.decoder(z))
 
     # -- clusters -----------------------------------------------------------------------
     def prepare(self, x, y=None):

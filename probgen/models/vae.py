@@ -19,11 +19,10 @@ import pyro.distributions as dist
 import torch
 
 from ..nn import BernoulliDecoder, GaussianDecoder, GaussianEncoder, check_hidden, check_positive_int
-from ..story import Story, check_data
+from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
 
 __all__ = ["VAE"]
 
-LIKELIHOODS = ("bernoulli", "normal")
 
 
 class VAE(Story):
@@ -48,12 +47,8 @@ class VAE(Story):
         self.x_dim = check_positive_int("x_dim", x_dim)
         self.z_dim = check_positive_int("z_dim", z_dim)
         hidden = check_hidden(hidden)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        self.likelihood = likelihood
-        self.x_shape = tuple(x_shape) if x_shape is not None else (x_dim,)
-        if int(torch.tensor(self.x_shape).prod()) != x_dim:
-            raise ValueError(f"x_shape {self.x_shape} does not hold x_dim={x_dim} values")
+        self.likelihood = check_likelihood(likelihood)
+        self.x_shape = check_x_shape(x_dim, x_shape)
         self.elbo = elbo
         self.encoder = GaussianEncoder(x_dim, z_dim, hidden, activation=activation)
         decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
@@ -79,11 +74,7 @@ class VAE(Story):
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def _likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
-        if self.likelihood == "bernoulli":
-            # validate_args=False: grey levels in [0, 1] are allowed as soft targets
-            return dist.Bernoulli(logits=self.decoder(z), validate_args=False).to_event(1)
-        loc, scale = self.decoder(z)
-        return dist.Normal(loc, scale).to_event(1)
+        return pixel_likelihood(self.likelihood, self.decoder(z))
 
     # -- conveniences -----------------------------------------------------------------
     def prepare(self, x, y=None):
