@@ -2,11 +2,19 @@
 import importlib.util
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_script(name: str, argv: list[str]) -> int:
+    """Import ``experiments/<name>.py`` and return ``main(argv)``; scripts may change the torch
+    thread count, so it is restored afterwards."""
     spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main(argv)
+    threads = torch.get_num_threads()
+    try:
+        return module.main(argv)
+    finally:
+        torch.set_num_threads(threads)

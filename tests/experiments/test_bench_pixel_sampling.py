@@ -1,26 +1,14 @@
 """Smoke-run experiments/bench_pixel_sampling.py --quick."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-import torch
-
-ROOT = Path(__file__).resolve().parents[2]
+from ._run import run_script
 
 
 def test_bench_pixel_sampling_quick(tmp_path):
-    path = ROOT / "experiments" / "bench_pixel_sampling.py"
-    spec = importlib.util.spec_from_file_location("bench_pixel_sampling", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    threads = torch.get_num_threads()
-    try:
-        out = tmp_path / "r.json"
-        assert mod.main(["--quick", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    out = tmp_path / "r.json"
+    assert run_script("bench_pixel_sampling", ["--quick", "--out", str(out)]) == 0
     res = json.loads(out.read_text())["results"]
     assert {r["backbone"] for r in res} == {"gated", "rowlstm"}
     for r in res:
