@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from probgen.data import load
+from probgen.infer.svi import make_elbo
 from probgen.io import write_json
 from probgen.models import VAE
-from probgen.train import make_elbo
 
 
 def plain_step(enc, dec, opt, x):

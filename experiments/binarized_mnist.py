@@ -18,40 +18,58 @@ them at random (default 1000 on CPU; ``--test-subset 0`` = all 10,000).
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from probgen.cli import build_parser, common
 from probgen.data import load
-from probgen.evaluate import PUBLISHED, log_likelihood, summarize
-from probgen.io import atomic_write, write_json
+from probgen.evaluate import PUBLISHED, score, summarize
+from probgen.io import atomic_write, last_path, load_checkpoint, write_json
+from probgen.recipes.config import RunConfig, replace_given, seed_everything
+from probgen.recipes.models import MODELS, model_spec
+from probgen.recipes.train import train_model
 
-# per model: extra `probgen train MODEL` flags for the full run / for --quick
+# per model: options laid over the family's defaults (probgen.recipes.models) for the full run / for --quick
 SETTINGS = {
-    "gmm": (["--n-components", "500"], ["--n-components", "10", "--max-iter", "5"]),
-    "gmm10": (["--n-components", "10"], ["--n-components", "3", "--max-iter", "3"]),
-    "vae": (["--z-dim", "50", "--hidden", "400", "--batch-size", "100", "--lr", "1e-3", "--patience", "20"],
-            ["--z-dim", "4", "--hidden", "32", "--batch-size", "256"]),
+    "gmm": ({"n_components": 500}, {"n_components": 10, "max_iter": 5}),
+    "gmm10": ({"n_components": 10}, {"n_components": 3, "max_iter": 3}),
+    "vae": ({"z_dim": 50, "hidden": "400", "batch_size": 100, "lr": 1e-3, "patience": 20},
+            {"z_dim": 4, "hidden": "32", "batch_size": 256}),
 }
 PUBLISHED_FOR = {"gmm": "mixture of Bernoullis, K=500", "vae": "VAE, 1 stochastic layer (k=1 training)",
                  "pixelcnn": "PixelCNN", "pixelrnn": "PixelRNN (Row LSTM)"}
 
 
-def _train_args(name: str, args, quick: bool):
-    base = "gmm" if name.startswith("gmm") else name
-    full, small = SETTINGS.get(name, ([], []))
-    argv = ["--data", "binarized-mnist", "--seed", str(args.seed), "--device", args.device, "--resume"]
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    targs = common._TRAIN_SUBPARSERS[0].choices[base].parse_args(argv + (small if quick else full))
-    targs.quiet = args.quiet
-    targs.model = base
-    return targs
+def _base(name: str) -> str:
+    return "gmm" if name.startswith("gmm") else name
+
+
+def _params(name: str, quick: bool):
+    """The family's config: its defaults, this table's settings, resuming from OUT/<name>.last.pt."""
+    full, small = SETTINGS.get(name, ({}, {}))
+    return replace_given(model_spec(_base(name)).config(), resume=True, **(small if quick else full))
+
+
+def _epochs_done(path: Path) -> int:
+    """Epochs already in ``<path>.last.pt`` (0 when there is none)."""
+    last = last_path(path)
+    if not last.is_file():
+        return 0
+    payload = load_checkpoint(last)
+    state = payload.get("trainer") or payload.get("extra") or {}
+    return int(state.get("epoch", -1)) + 1
+
+
+def score_subset(model, test, test_y, k: int, seed: int):
+    """The one scoring policy (:func:`probgen.evaluate.score`) on the chosen test images, seeded as
+    ``probgen compare`` seeds it (the same number for the same checkpoint and seed)."""
+    model.eval()
+    seed_everything(seed)
+    y = test_y if getattr(model, "needs_labels", False) else None
+    with torch.no_grad():
+        return score(model, test.to(model.device), y=y, num_samples=k)
 
 
 def main(argv=None) -> int:
@@ -69,15 +87,15 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny models, 2k training images, seconds")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    build_parser()  # registers every family's trainer
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    model_spec("gmm")  # imports every family, so that MODELS is complete
     for name in names:
-        base = "gmm" if name.startswith("gmm") else name
-        if base not in common.TRAINERS:
-            ap.error(f"unknown model {name!r}; known: {', '.join(['gmm10', *common.TRAINERS])}")
+        if _base(name) not in MODELS:
+            ap.error(f"unknown model {name!r}; known: {', '.join(['gmm10', *MODELS])}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    common.seed_everything(args.seed)
+    run = RunConfig(out=str(out), seed=args.seed, device=args.device, quiet=args.quiet)
+    seed_everything(args.seed)
     ds = load("binarized-mnist", args.data_dir, seed=args.seed)
     if args.quick:
         ds.train, ds.val = ds.train[:2000], ds.val[:500]
@@ -94,44 +112,35 @@ def main(argv=None) -> int:
 
     rows = []
     for name in names:
-        targs = _train_args(name, args, args.quick)
+        base, params = _base(name), _params(name, args.quick)
         path = out / f"{name}.pt"
         budget = 5 if args.quick else args.minutes * 60
         t0 = time.perf_counter()
-        if targs.model == "gmm" or not hasattr(targs, "epochs"):
-            model = common.TRAINERS[targs.model](targs, ds, path)
+        if base == "gmm" or not hasattr(params, "epochs"):
+            model = train_model(base, params, None, run, ds, path=path).model
         else:
             # one epoch to time it, then as many as the budget allows (resuming each time)
-            done = 0
-            last = path.with_name(path.stem + ".last.pt")
-            if last.is_file():
-                from probgen.io import load_checkpoint
-
-                done = int(load_checkpoint(last)["extra"].get("epoch", -1)) + 1
-            targs.epochs = done + 1
-            model = common.TRAINERS[targs.model](targs, ds, path)
+            done = _epochs_done(path)
+            model = train_model(base, replace_given(params, epochs=done + 1), None, run, ds, path=path).model
             per_epoch = max(time.perf_counter() - t0, 1e-3)
             extra_epochs = int((budget - per_epoch) // per_epoch)
             stopped = getattr(getattr(model, "train_result", None), "stopped_early", False)
             if extra_epochs > 0 and not stopped:
-                targs.epochs = done + 1 + extra_epochs
-                model = common.TRAINERS[targs.model](targs, ds, path)
+                params = replace_given(params, epochs=done + 1 + extra_epochs)
+                model = train_model(base, params, None, run, ds, path=path).model
         minutes = (time.perf_counter() - t0) / 60
-        model.eval()
         t1 = time.perf_counter()
-        with torch.no_grad():
-            y = test_y if getattr(model, "needs_labels", False) else None
-            values = log_likelihood(model, test.to(model.device), y=y, num_samples=k)
-        res = summarize(values)
-        exact = getattr(model, "has_exact_log_prob", False)
+        s = score_subset(model, test, test_y, k, args.seed)
+        res = summarize(s.values)
         pub = next((p for p in PUBLISHED["binarized-mnist"] if p["model"] == PUBLISHED_FOR.get(name)), None)
         rows.append({"model": name, "nll": -res.mean, "stderr": res.stderr,
-                     "estimator": "exact" if exact else f"IWAE k={k}", "n_test": res.n,
-                     "train_minutes_this_run": minutes, "eval_seconds": time.perf_counter() - t1,
+                     "estimator": s.estimator + (f" k={s.k}" if s.k else ""), "khat_share": s.khat_share,
+                     "n_test": res.n, "train_minutes_this_run": minutes, "eval_seconds": time.perf_counter() - t1,
                      "device": args.device, "n_params": model.n_params(),
                      "published_nll": pub["nll"] if pub else None, "published_source": pub["source"] if pub else None})
         print(f"{name}: NLL {-res.mean:.2f} ± {res.stderr:.2f} nats ({rows[-1]['estimator']}, "
-              f"{res.n} test images), trained {minutes:.1f} min", flush=True)
+              f"{res.n} test images), trained {minutes:.1f} min" + (f"; warning: {s.warning}" if s.warning else ""),
+              flush=True)
 
     lines = ["# Binarized MNIST: test negative log-likelihood (nats, lower is better)", "",
              f"Test images: {len(test)} of 10,000 drawn at random (seed {args.seed})"

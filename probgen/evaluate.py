@@ -1,4 +1,4 @@
-"""Likelihoods: exact where the model has one, importance-weighted (IWAE) otherwise.
+"""Likelihoods: exact where the model has one, importance-weighted (IWAE) otherwise; the one scoring policy.
 
 The estimator knows no particular model. For a story with a guide q(z | x) it
 draws K codes per example and averages the importance weights in log space::
@@ -6,72 +6,135 @@ draws K codes per example and averages the importance weights in log space::
     log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k | x),   z_k ~ q(z | x)
 
 This is the IWAE bound (Burda et al. 2016): a lower bound in expectation that
-tightens as K grows, and equals the ELBO at K = 1. Work is chunked both over
-examples and over the K samples, so memory does not grow with the number of
-examples or with K: 100k images × K = 1000 work in ~64 MiB on CPU (docs/reliability.md).
+tightens as K grows, and equals the ELBO at K = 1. Discrete model sites marked for
+enumeration (and not sampled by the guide) are summed exactly inside each weight,
+p(x, z_k) = Σ_c p(x, z_k, c). Any plate nesting works (the data plate outermost, inner
+plates such as tokens are summed per example). Work is chunked both over examples
+and over the K samples, so memory does not grow with the number of examples or with
+K: 100k images × K = 1000 work in ~64 MiB on CPU (docs/reliability.md).
+
+:func:`score` is the one scoring policy (the "test log-likelihood" column of
+``compare``, the tour, the experiments and ``probgen.score``): log p(x) in nats per
+example, always the marginal over labels for a conditional model (CVAE).
 """
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
+import numpy as np
 import pyro
 import pyro.poutine as poutine
 import torch
 
-__all__ = ["log_likelihood", "log_weights", "elbo_per_example", "LikelihoodResult", "summarize"]
+from .check import is_enumerated, sample_sites
+
+__all__ = ["log_likelihood", "log_weights", "particle_traces", "marginal_log_likelihood", "elbo_per_example", "parzen_log_prob",
+           "select_parzen_bandwidth", "psis_khat", "Score", "score", "LikelihoodResult", "summarize",
+           "PUBLISHED", "KHAT_BAD"]
+
+#: PSIS k̂ above this: the importance weights have too heavy a tail to trust the estimate
+KHAT_BAD = 0.7
 
 
-def _site_log_probs(trace, nesting: int) -> torch.Tensor:
-    """Sum of the log-probs of all sample sites (observed and latent), each first reduced to
-    ``[K, n]``: dims right of the data plate (inner plates such as tokens in a sentence)
-    are summed within each site, so a per-example site is never counted once per token."""
+# -- IWAE, written once ------------------------------------------------------------------
+def _log_joint(trace, nesting: int, enumerated: bool = False) -> torch.Tensor:
+    """Σ of all sample sites' log-probs per particle and example, ``[K, n]``: each site is
+    first summed over the plates right of the data plate (tokens in a sentence: a
+    per-example site is counted once, not once per token); enumerated dims (left of the
+    particle plate) are then summed out, ``log Σ_c``, per example."""
     trace.compute_log_prob()
     total = 0.0
-    for site in trace.nodes.values():
-        if site["type"] == "sample" and not site.get("is_observed_param", False):
-            lp = torch.as_tensor(site["log_prob"])
-            while lp.dim() < nesting + 1:  # particles × data × inner plates
-                lp = lp.unsqueeze(0)
-            if lp.dim() > 2:
-                lp = lp.sum(dim=tuple(range(2, lp.dim())))
-            total = total + lp
-    return torch.as_tensor(total)
+    for site in sample_sites(trace).values():
+        if enumerated and is_enumerated(site):
+            frames = [f.dim for f in site["cond_indep_stack"] if f.vectorized and f.name != "iwae_particles"]
+            if -nesting not in frames:
+                raise ValueError(f"site {site['name']!r} is enumerated outside the data plate; per-example "
+                                 "likelihoods need it summed after the product over examples")
+            if any(d > -nesting for d in frames):
+                raise ValueError(f"site {site['name']!r} is enumerated inside an inner plate; the IWAE weights "
+                                 "sum enumerated sites per example only")
+        lp = torch.as_tensor(site["log_prob"])
+        while lp.dim() < nesting + 1:  # particles × data × inner plates
+            lp = lp.unsqueeze(0)
+        if nesting > 1:
+            lp = lp.sum(dim=tuple(range(-nesting + 1, 0)), keepdim=False)
+        total = total + lp
+    total = torch.as_tensor(total)
+    while total.dim() > 2:  # enumerated dims, left of the particles
+        total = torch.logsumexp(total, 0)
+    return total
 
 
-def log_weights(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None) -> torch.Tensor:
+def particle_traces(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None, *,
+                    model: Callable | None = None, guide: Callable | None = None, enumerate: bool = True):
+    """The guide's trace and the model's trace replayed on it, with K particles in a plate left
+    of the story's plates (``dim = -(max_plate_nesting + 1)``); with ``enumerate`` the model's
+    enumerated sites get their own dims further left. Log-probs are computed.
+
+    :return: ``(guide_trace, model_trace)``.
+    """
+    nesting = getattr(story, "max_plate_nesting", 1)
+    model = story.model if model is None else model
+    guide = story.guide if guide is None else guide
+    args = (x,) if y is None else (x, y)
+    dim = -(nesting + 1)
+    with torch.no_grad(), pyro.plate("iwae_particles", num_samples, dim=dim):
+        guide_tr = poutine.trace(guide).get_trace(*args)
+        replayed = poutine.replay(model, trace=guide_tr)
+        if enumerate:
+            replayed = poutine.enum(replayed, first_available_dim=dim - 1)
+        model_tr = poutine.trace(replayed).get_trace(*args)
+    guide_tr.compute_log_prob()
+    model_tr.compute_log_prob()
+    return guide_tr, model_tr
+
+
+def log_weights(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None, *,
+                model: Callable | None = None, guide: Callable | None = None) -> torch.Tensor:
     """Importance log-weights ``log p(x, z_k) − log q(z_k | x)`` for one batch.
 
     :param story: object with ``model(x, y)``, ``guide(x, y)`` and ``max_plate_nesting``
         (the data plate outermost, at dim ``-max_plate_nesting``).
     :param x: a batch of data ``[n, ...]``.
     :param num_samples: K, vectorised in a plate left of the model's plates.
+    :param model: the joint to score instead of ``story.model`` (same signature).
+    :param guide: the proposal instead of ``story.guide`` (same signature, same latent sites).
     :return: tensor ``[K, n]``.
     """
     nesting = getattr(story, "max_plate_nesting", 1)
-    args = (x,) if y is None else (x, y)
-    with torch.no_grad(), pyro.plate("iwae_particles", num_samples, dim=-(nesting + 1)):
-        guide_tr = poutine.trace(story.guide).get_trace(*args)
-        model_tr = poutine.trace(poutine.replay(story.model, trace=guide_tr)).get_trace(*args)
-    lw = _site_log_probs(model_tr, nesting) - _site_log_probs(guide_tr, nesting)
+    guide_tr, model_tr = particle_traces(story, x, num_samples, y, model=model, guide=guide)
+    lw = _log_joint(model_tr, nesting, enumerated=True) - _log_joint(guide_tr, nesting)
     return lw.expand(num_samples, len(x))
 
 
-def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: int) -> torch.Tensor:
-    out = []
+def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: int, *,
+                  keep_weights: bool = False, **pair) -> tuple[torch.Tensor, torch.Tensor | None]:
+    out, kept = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         yb = None if y is None else y[start:start + batch_size]
-        acc = None  # running logsumexp over sample chunks, [n]
-        done = 0
+        acc, done, parts = None, 0, []  # running logsumexp over sample chunks, [n]
         while done < num_samples:
             k = min(sample_chunk, num_samples - done)
-            lse = torch.logsumexp(log_weights(story, xb, k, yb), dim=0)
+            lw = log_weights(story, xb, k, yb, **pair)
+            if keep_weights:
+                parts.append(lw.double().cpu())
+            lse = torch.logsumexp(lw, dim=0)
             acc = lse if acc is None else torch.logaddexp(acc, lse)
             done += k
         out.append(acc - math.log(num_samples))
-    return torch.cat(out)
+        if keep_weights:
+            kept.append(torch.cat(parts).T)  # [n, K]
+    return torch.cat(out), (torch.cat(kept) if keep_weights else None)
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(value)
 
 
 def log_likelihood(
@@ -82,11 +145,14 @@ def log_likelihood(
     num_samples: int = 1000,
     batch_size: int | None = None,
     memory_budget: int | None = None,
-) -> torch.Tensor:
+    model: Callable | None = None,
+    guide: Callable | None = None,
+    return_weights: bool = False,
+):
     """Per-example log p(x) in nats: exact when the model has it, else the IWAE estimate.
 
     :param story: a trained model. If ``story.has_exact_log_prob`` is true its own
-        ``log_prob`` is used; otherwise its guide is the importance proposal.
+        ``log_prob`` is used; otherwise its guide (or ``guide``) is the importance proposal.
     :param x: data ``[n, ...]``.
     :param y: labels for conditional models.
     :param num_samples: K importance samples per example (ignored when exact).
@@ -94,26 +160,272 @@ def log_likelihood(
     :param memory_budget: number of floats in the largest chunk tensor (K × batch × x_dim);
         default 2**22 on CPU (faster than big chunks there: cache) and 2**26 on CUDA. The
         peak is a small multiple of it (≈ 8× for the MLP VAEs: activations, log-probs).
-    :return: tensor ``[n]``.
+    :param model: score this joint instead of ``story.model`` (e.g. the auto-encoder's
+        "code ~ prior, x ~ decoder" story); ``guide``: the proposal instead of ``story.guide``.
+    :param return_weights: also return the log-weights ``[n, K]`` (``None`` when exact).
+    :return: tensor ``[n]`` (or ``(values, log-weights)``).
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples!r}")
+    num_samples = _check_count("num_samples", num_samples)
     was_training = story.training
     story.eval()
     try:
-        if getattr(story, "has_exact_log_prob", False):
-            return story.log_prob(x) if y is None else story.log_prob(x, y=y)
+        if getattr(story, "has_exact_log_prob", False) and model is None:
+            values = story.log_prob(x) if y is None else story.log_prob(x, y=y)
+            return (values, None) if return_weights else values
         if memory_budget is None:
             memory_budget = 2**26 if x.is_cuda else 2**22
-        if isinstance(memory_budget, bool) or not isinstance(memory_budget, numbers.Integral) or memory_budget < 1:
-            raise ValueError(f"memory_budget must be a positive number of floats, got {memory_budget!r}")
+        memory_budget = _check_count("memory_budget (a positive number of floats)", memory_budget)
         x_dim = max(1, x[0].numel()) if len(x) else 1
+        x_dim *= _enum_size(story, x, y, model, guide)
         sample_chunk = max(1, min(num_samples, memory_budget // (x_dim * 64)))
         if batch_size is None:
             batch_size = max(1, min(len(x) or 1, memory_budget // (x_dim * sample_chunk)))
-        return _chunked_iwae(story, x, y, num_samples, batch_size, sample_chunk)
+        values, lw = _chunked_iwae(story, x, y, num_samples, batch_size, sample_chunk,
+                                   keep_weights=return_weights, model=model, guide=guide)
+        return (values, lw) if return_weights else values
     finally:
         story.train(was_training)
+
+
+def _enum_size(story, x, y, model, guide) -> int:
+    """How many values the enumerated model sites take together (1: none), from one
+    example and one particle; the random-number state is left as it was."""
+    if not len(x):
+        return 1
+    rng = pyro.util.get_rng_state()
+    try:
+        nesting = getattr(story, "max_plate_nesting", 1)
+        args = (x[:1],) if y is None else (x[:1], y[:1])
+        with torch.no_grad(), pyro.plate("iwae_particles", 1, dim=-(nesting + 1)):
+            guide_tr = poutine.trace(story.guide if guide is None else guide).get_trace(*args)
+            tr = poutine.trace(poutine.replay(story.model if model is None else model, trace=guide_tr)).get_trace(*args)
+        size = 1
+        for s in sample_sites(tr).values():
+            if is_enumerated(s) and not s["is_observed"] and s["name"] not in guide_tr.nodes:
+                support = s["fn"].enumerate_support(expand=False)
+                size *= max(1, len(support))
+        return size
+    except Exception:  # noqa: BLE001 - only a chunk size: the real run reports the problem
+        return 1
+    finally:
+        pyro.util.set_rng_state(rng)
+
+
+def marginal_log_likelihood(story, x: torch.Tensor, n_classes: int, *, prior: torch.Tensor | None = None,
+                            num_samples: int = 1000, **options) -> torch.Tensor:
+    """log p(x) = log Σ_y p(y) p(x | y) of a conditional model: the exact sum over the
+    labels, each p(x | y) by :func:`log_likelihood` (IWAE inside). Comparable with the
+    unconditional models, where log p(x | y_true) would use the label as free information.
+
+    :param n_classes: number of labels C.
+    :param prior: p(y), ``[C]`` probabilities (default uniform, 1/C).
+    :return: tensor ``[n]``.
+    """
+    n_classes = _check_count("n_classes", n_classes)
+    if prior is None:
+        log_prior = torch.full((n_classes,), -math.log(n_classes), dtype=torch.float64)
+    else:
+        prior = torch.as_tensor(prior, dtype=torch.float64)
+        if prior.shape != (n_classes,) or (prior < 0).any() or not math.isclose(float(prior.sum()), 1, rel_tol=1e-6):
+            raise ValueError(f"prior must be {n_classes} probabilities summing to 1, got {prior.tolist()}")
+        log_prior = prior.log()
+    per = torch.stack([log_likelihood(story, x, y=torch.full((len(x),), c, dtype=torch.long, device=x.device),
+                                      num_samples=num_samples, **options) for c in range(n_classes)])  # C × n
+    if prior is None:  # keep the float32 arithmetic of the tour's numbers
+        return torch.logsumexp(per, 0) - math.log(n_classes)
+    return torch.logsumexp(per.double() + log_prior.to(per.device)[:, None], 0).to(per.dtype)
+
+
+# -- Parzen windows (the GAN's weak estimator) ----------------------------------------------
+PARZEN_KERNELS = ("gaussian", "bernoulli")
+
+
+def parzen_log_prob(x: torch.Tensor, centers: torch.Tensor, bandwidth: float, *, kernel: str = "gaussian",
+                    chunk: int = 256) -> torch.Tensor:
+    """Kernel density estimate ``log (1/m) Σ_i K(x | c_i)`` for each row of ``x``.
+
+    :param x: points ``[n, ...]``; ``centers``: samples ``[m, ...]`` (flattened to D values).
+    :param bandwidth: ``gaussian``: kernel std σ, K = N(x; c, σ² I) — a log *density*.
+        ``bernoulli`` (binary data): K = Π_d Bernoulli(x_d; (1 − ε) c_d + ε/2) with ε = bandwidth
+        in (0, 1] — a log *mass*, comparable with the likelihoods of binary models.
+    :return: ``[n]`` log-densities (nats).
+
+    The Gaussian kernel is written here, not taken from scikit-learn's ``KernelDensity``: that
+    one sums kernel values in linear space per tree node, so where every kernel value underflows
+    (images: 64+ dimensions with σ ≤ 0.2, the usual Parzen regime) its ``score_samples`` is off
+    by tens to hundreds of nats (tests/test_evaluate.py shows it); a logsumexp over squared
+    distances is exact there and ~15× faster. Where scikit-learn is accurate both agree.
+    """
+    if not bandwidth > 0:
+        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    if kernel not in PARZEN_KERNELS:
+        raise ValueError(f"kernel must be 'gaussian' or 'bernoulli', got {kernel!r}")
+    x = x.reshape(len(x), -1).double()
+    c = centers.reshape(len(centers), -1).double().to(x.device)
+    if kernel == "gaussian":
+        c2 = (c ** 2).sum(1)  # m
+        norm = -0.5 * c.shape[1] * math.log(2 * math.pi * bandwidth ** 2) - math.log(len(c))
+        out = []
+        for xb in x.split(chunk):
+            sq = (xb ** 2).sum(1, keepdim=True) + c2 - 2 * xb @ c.T  # chunk × m squared distances
+            out.append(torch.logsumexp(-sq.clamp_min(0) / (2 * bandwidth ** 2), dim=1) + norm)
+        return torch.cat(out).float()
+    if bandwidth > 1:
+        raise ValueError(f"a bernoulli kernel needs bandwidth in (0, 1], got {bandwidth}")
+    p = (1 - bandwidth) * c.clamp(0, 1) + bandwidth / 2  # m × D, never 0 or 1
+    lp, lq = p.log(), (1 - p).log()
+    out = [torch.logsumexp(xb @ lp.T + (1 - xb) @ lq.T, dim=1) - math.log(len(c)) for xb in x.split(chunk)]
+    return torch.cat(out).float()
+
+
+def select_parzen_bandwidth(val: torch.Tensor, centers: torch.Tensor, *, kernel: str = "gaussian",
+                            candidates: Sequence[float] | None = None) -> tuple[float, dict[float, float]]:
+    """Pick the bandwidth maximising the mean Parzen log-likelihood of validation data.
+
+    :return: ``(best bandwidth, {bandwidth: mean validation log-likelihood})``.
+    """
+    if candidates is None:
+        candidates = ([0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0] if kernel == "bernoulli"
+                      else torch.logspace(-2, 0.5, 16).tolist())  # 0.01 … 3.2
+    scores = {float(s): float(parzen_log_prob(val, centers, float(s), kernel=kernel).mean()) for s in candidates}
+    best = max(scores, key=scores.get)
+    return best, scores
+
+
+# -- PSIS k̂ of the importance weights -----------------------------------------------------
+def psis_khat(log_weights_nk, *, flat_tol: float = 1e-4) -> np.ndarray:
+    """Pareto k̂ of importance log-weights, one per row (PSIS, Vehtari et al. 2024; the
+    generalized-Pareto fit of Zhang & Stephens 2009 with ArviZ's weak prior, so the
+    numbers are ArviZ's ``psislw``).
+
+    :param log_weights_nk: ``[n, K]`` log-weights (K samples per data point).
+    :param flat_tol: rows whose log-weights span less than this (nats) count as constant
+        and get ``-inf`` (no tail at all: the proposal is the target).
+    :return: ``[n]`` k̂; above :data:`KHAT_BAD` the estimate is not to be trusted.
+    """
+    lw = np.asarray(log_weights_nk, dtype=np.float64)
+    if lw.ndim == 1:
+        lw = lw[None]
+    if lw.ndim != 2 or lw.shape[1] < 2:
+        raise ValueError(f"log-weights must be [n, K] with K >= 2, got shape {lw.shape}")
+    if not np.isfinite(lw).all():
+        raise ValueError("log-weights contain NaN or inf")
+    K = lw.shape[1]
+    tail = int(np.ceil(min(K / 5.0, 3 * K ** 0.5)))
+    cutoffmin = np.log(np.finfo(float).tiny)
+    out = np.empty(len(lw))
+    for i, row in enumerate(lw):
+        x = np.sort(row - row.max())
+        cut = max(x[-tail - 1], cutoffmin)
+        t = x[x > cut]
+        out[i] = _gpd_shape(np.exp(t) - np.exp(cut)) if len(t) > 4 else np.inf
+    out[(lw.max(1) - lw.min(1)) < flat_tol] = -np.inf
+    return out
+
+
+def _gpd_shape(a: np.ndarray) -> float:
+    """Shape k of a generalized Pareto fitted to sorted exceedances (Zhang & Stephens 2009)."""
+    n = len(a)
+    m = 30 + int(n ** 0.5)
+    b = 1 - np.sqrt(m / (np.arange(1, m + 1, dtype=float) - 0.5))
+    b /= 3 * a[int(n / 4 + 0.5) - 1]
+    b += 1 / a[-1]
+    k = np.log1p(-b[:, None] * a).mean(axis=1)
+    len_scale = n * (np.log(-(b / k)) - k - 1)
+    w = 1 / np.exp(len_scale - len_scale[:, None]).sum(axis=1)
+    keep = w >= 10 * np.finfo(float).eps
+    b, w = b[keep], w[keep] / w[keep].sum()
+    k_post = np.log1p(-np.sum(b * w) * a).mean()
+    return float((n * k_post + 10 * 0.5) / (n + 10))  # weak prior towards 0.5
+
+
+# -- the one scoring policy -----------------------------------------------------------------
+@dataclass
+class Score:
+    """Test log-likelihood of one model: log p(x) in nats per example, and how it was estimated."""
+
+    values: torch.Tensor  # [n] log p(x)
+    estimator: str  # "exact", "IWAE", "IWAE, marginal over labels", "Parzen", ...
+    k: int | None  # importance samples (Parzen: generator samples); None when exact
+    khat_share: float | None = None  # share of points with PSIS k̂ > 0.7 (models with a guide)
+    warning: str | None = None  # one line when khat_share is large
+    conditional: torch.Tensor | None = None  # [n] log p(x | y_true), CVAE only: its own column
+    extra: dict = field(default_factory=dict)  # e.g. the Parzen bandwidth
+
+    @property
+    def n(self) -> int:
+        return int(self.values.numel())
+
+    @property
+    def mean(self) -> float:
+        return summarize(self.values).mean
+
+    @property
+    def stderr(self) -> float:
+        return summarize(self.values).stderr
+
+    def __str__(self) -> str:
+        k = "" if self.k is None else f", k={self.k}"
+        return f"{self.mean:.2f} ± {self.stderr:.2f} nats ({self.estimator}{k})"
+
+
+def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: int | None = None,
+          num_samples: int = 1000, khat: bool = True, val: torch.Tensor | None = None, seed: int = 0,
+          dequantized: bool = False, khat_warn: float = 0.1) -> Score:
+    """The test log-likelihood of ``model`` on ``x``, the same number wherever it is asked for.
+
+    - exact models (GMM, pixel models, the language model): their exact log p(x);
+    - a conditional model (``needs_labels``, the CVAE): log Σ_y p(y) p(x | y), p(y)
+      uniform over ``n_classes`` (default ``model.n_classes``); log p(x | y) with the given
+      labels ``y`` only in ``conditional``;
+    - a GAN: Parzen windows on ``max(num_samples, 10000)`` generator samples, the bandwidth
+      chosen on ``val`` when given (seeds ``seed`` and ``seed + 1``);
+    - a story with its own proposal (the auto-encoder): its ``log_prob`` (``model.estimator``);
+    - any other story: IWAE with K = ``num_samples``, the guide as proposal; with ``khat``
+      the share of points whose PSIS k̂ exceeds 0.7 (and a warning above ``khat_warn``).
+
+    :param y: the true labels, for the CVAE's ``conditional`` column (ignored otherwise).
+    :param dequantized: the data carry uniform dequantization noise: a categorical pixel
+        model's mass becomes the density of the dequantized pixels.
+    """
+    num_samples = _check_count("num_samples", num_samples)
+    exact = bool(getattr(model, "has_exact_log_prob", False))
+    with torch.no_grad():
+        if getattr(model, "kind", None) == "gan" and hasattr(model, "fit_parzen"):
+            k = max(num_samples, 10000)
+            if val is not None:
+                model.fit_parzen(val, num_samples=k, seed=seed)
+            values = model.log_prob(x, num_samples=k, seed=seed + 1)
+            return Score(values.cpu(), "Parzen", k, extra={"bandwidth": float(model.parzen_bandwidth)})
+        if getattr(model, "needs_labels", False):
+            n_classes = n_classes or getattr(model, "n_classes", None)
+            if not n_classes:
+                raise ValueError(f"{type(model).__name__} is conditional: score needs n_classes")
+            values = marginal_log_likelihood(model, x, n_classes, num_samples=num_samples)
+            cond = None if y is None else log_likelihood(model, x, y=y, num_samples=num_samples).cpu()
+            return Score(values.cpu(), f"{'exact' if exact else 'IWAE'}, marginal over labels",
+                         None if exact else num_samples, conditional=cond)
+        if exact:
+            values = model.log_prob(x)
+            if dequantized and getattr(model, "likelihood", None) == "categorical":
+                # uniform within each grey level's bin of width 1/levels: log p(x) = log P(level) + D log levels
+                values = values + math.prod(model.shape) * math.log(model.levels)
+            return Score(values.cpu(), "exact", None)
+        if hasattr(model, "estimator"):  # the family's own proposal (the auto-encoder)
+            return Score(model.log_prob(x, num_samples=num_samples).cpu(), model.estimator, num_samples)
+        want = bool(khat) and num_samples > 1
+        if hasattr(model, "pyro_name"):  # a Story: its log_prob prepares the data (and an automatic guide)
+            values, lw = model.log_prob(x, num_samples=num_samples, return_weights=True)
+        else:
+            values, lw = log_likelihood(model, x, num_samples=num_samples, return_weights=True)
+        lw = lw if want else None
+    share = warning = None
+    if lw is not None:
+        share = float((psis_khat(lw.numpy()) > KHAT_BAD).mean())
+        if share > khat_warn:
+            warning = (f"PSIS k̂ > {KHAT_BAD} for {100 * share:.0f} % of the test points: the guide is a poor "
+                       "proposal there and the IWAE estimate may be too low")
+    return Score(values.cpu(), "IWAE", num_samples, khat_share=share, warning=warning)
 
 
 def elbo_per_example(story, x: torch.Tensor, *, y: torch.Tensor | None = None,

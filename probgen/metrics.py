@@ -22,7 +22,8 @@ from torch import nn
 
 from .data import Dataset, batches
 
-__all__ = ["DigitClassifier", "train_classifier", "sample_quality", "frechet_distance", "nearest_distance"]
+__all__ = ["DigitClassifier", "train_classifier", "sample_quality", "frechet_distance", "nearest_distance",
+           "classes_found", "judge_rows"]
 
 _CACHE: dict = {}
 
@@ -142,3 +143,27 @@ def nearest_distance(samples: torch.Tensor, train: torch.Tensor) -> torch.Tensor
     b = train.detach().cpu().reshape(len(train), -1).float()
     out = [torch.cdist(a[i:i + 512], b).min(-1).values for i in range(0, len(a), 512)]
     return torch.cat(out)
+
+
+def classes_found(q: dict) -> int:
+    """Classes predicted for at least 1 % of the samples (from :func:`sample_quality`)."""
+    return int(sum(h >= 0.01 for h in q["class_histogram"]))
+
+
+def judge_rows(clf: DigitClassifier, samples: dict, *, n: int | None = None,
+               train: torch.Tensor | None = None) -> list[dict]:
+    """One row per named batch of samples: confidence, entropy, coverage, histogram and, with
+    ``train``, the mean distance to the nearest training image.
+
+    :param samples: ``{name: images [m, H, W]}``; the first ``n`` of each are judged.
+    """
+    rows = []
+    for name, x in samples.items():
+        x = x[:n] if n else x
+        q = sample_quality(clf, x)
+        row = {"name": name, "mean_confidence": q["mean_confidence"], "mean_entropy": q["mean_entropy"]}
+        if train is not None:
+            row["nearest_train_distance"] = float(nearest_distance(x, train).mean())
+        rows.append({**row, "coverage": q["coverage"], "max_class_fraction": q["max_class_fraction"],
+                     "class_histogram": q["class_histogram"]})
+    return rows

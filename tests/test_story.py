@@ -1,4 +1,4 @@
-"""Story: objective detection, one-line errors naming the site, automatic guides, safe loading."""
+"""Story: objective detection when fitting, automatic guides, safe loading (the checks: test_check.py)."""
 from __future__ import annotations
 
 import pyro
@@ -8,6 +8,7 @@ import torch
 from pyro.infer import config_enumerate
 
 from probgen.story import Story
+from tests.test_check import TinyVAE
 
 
 def _data(n=40, d=3):
@@ -37,38 +38,6 @@ class Mix(Story):
             pyro.sample("x", dist.Normal(self.locs[c], 1.0).to_event(1), obs=x)
 
 
-class TinyVAE(Story):
-    """A small VAE whose mistakes the tests switch on one at a time."""
-
-    def __init__(self, *, mistake: str = "none", d: int = 3):
-        super().__init__()
-        self.mistake = mistake
-        self.enc = torch.nn.Linear(d, 4)
-        self.dec = torch.nn.Linear(2, d)
-
-    def model(self, x, y=None):
-        self.register_params()
-        with pyro.plate("data", len(x)):
-            z = pyro.sample("z", dist.Normal(torch.zeros(len(x), 2), 1.0).to_event(1))
-            loc = self.dec(z)
-            if self.mistake == "no_obs":
-                pyro.sample("x", dist.Normal(loc, 1.0).to_event(1))
-            elif self.mistake == "no_to_event":
-                pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
-            elif self.mistake == "shape":
-                pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x.reshape(len(x), 1, -1).expand(-1, 2, -1))
-            else:
-                pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x)
-
-    def guide(self, x, y=None):
-        self.register_params()
-        name = "zz" if self.mistake == "rename" else "z"
-        with pyro.plate("data", len(x)):
-            loc, raw = self.enc(x).chunk(2, -1)
-            if self.mistake != "no_guide_site":
-                pyro.sample(name, dist.Normal(loc, torch.nn.functional.softplus(raw) + 1e-3).to_event(1))
-
-
 @pytest.mark.parametrize("style", ["infer", "config"])
 def test_enumerated_site_trains_with_traceenum(style):
     x = _data()
@@ -83,42 +52,6 @@ def test_enumerated_site_trains_with_traceenum(style):
 def test_explicit_non_enum_elbo_on_enumerated_site_is_refused():
     with pytest.raises(ValueError, match="cannot sum out the enumerated site 'c'"):
         Mix().fit(_data(), epochs=1, elbo="trace", progress=False)
-
-
-def test_plain_story_keeps_declared_elbo():
-    model = TinyVAE()
-    assert model.check(_data()).elbo == "trace"
-    model.elbo = "meanfield"  # analytic KL, declared
-    info = model.check(_data())
-    assert info.elbo == "meanfield" and info.latent == ["z"] and info.observed == ["x"]
-
-
-@pytest.mark.parametrize("mistake, pattern", [
-    ("rename", "guide site 'zz' is not in the model"),
-    ("no_guide_site", "model site 'z' has no guide site"),
-    ("no_obs", "site 'x' is not observed: pass obs=x"),
-    ("no_to_event", "site 'x'.*to_event"),
-    ("shape", "site 'x'.*shape"),
-])
-def test_mistakes_name_the_site_in_one_line(mistake, pattern):
-    with pytest.raises(ValueError, match=pattern) as err:
-        TinyVAE(mistake=mistake).fit(_data(), epochs=1, progress=False)
-    assert "\n" not in str(err.value)
-
-
-def test_network_shape_error_is_one_line():
-    with pytest.raises(ValueError, match=r"TinyVAE.guide: .*shapes cannot be multiplied") as err:
-        TinyVAE().fit(_data(d=5), epochs=1, progress=False)
-    assert "\n" not in str(err.value)
-
-
-def test_check_leaves_rng_untouched():
-    model, x = TinyVAE(), _data()
-    torch.manual_seed(3)
-    model.check(x)
-    a = torch.rand(3)
-    torch.manual_seed(3)
-    assert torch.equal(a, torch.rand(3))
 
 
 class BayesMean(Story):

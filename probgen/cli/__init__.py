@@ -39,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``probgen`` console script."""
+    from .spine import model_first
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(model_first(list(sys.argv[1:] if argv is None else argv)))
     try:
         code = args.func(args)
     except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"probgen {args.command}: interrupted (checkpoints on disk are complete)", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001
-        from ..train import DivergenceError
+        from ..infer.callbacks import DivergenceError
 
         if isinstance(e, DivergenceError):
             print(f"probgen {args.command}: error: {e}", file=sys.stderr)

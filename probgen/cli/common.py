@@ -1,20 +1,18 @@
-"""Shared pieces of the command line: argument conventions, data loading, errors.
+"""Argparse helpers shared by every command: flags built from the recipes' config dataclasses.
 
-Conventions for every command: ``--data``, ``--data-dir``, ``--binarize``, ``--seed``,
-``--device``, ``--out``; constructor keyword arguments map to kebab-case flags
-(``z_dim`` → ``--z-dim``).
+Conventions: ``--data``, ``--data-dir``, ``--binarize``, ``--seed``, ``--device``, ``--out``;
+a config field ``z_dim`` is the flag ``--z-dim``; its default and help come from the dataclass
+(:func:`probgen.recipes.config.opt`), never from a second literal here.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from pathlib import Path
-from typing import Callable
 
 __all__ = [
-    "EXIT_USAGE", "CLIError", "ArgumentParser", "add_data_args", "add_run_args", "add_fit_args",
-    "load_dataset", "seed_everything", "out_dir", "add_trainer", "TRAINERS", "fit_story",
-    "resolve_device", "load_model", "load_for_sampling", "save_images", "parse_int_list",
+    "EXIT_USAGE", "CLIError", "ArgumentParser", "add_config_args", "config_from", "add_data_args",
+    "add_run_args", "add_fit_args", "int_list", "add_recipe", "run_recipe", "TRAINERS",
 ]
 
 EXIT_USAGE = 2
@@ -32,174 +30,135 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def add_data_args(p: argparse.ArgumentParser, *, default: str = "digits", binarize_default: bool | None = True):
-    """``--data NAME|PATH``, ``--data-dir DIR``, ``--binarize/--no-binarize``, ``--continuous``, ``--download``."""
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default=default,
-                   help=f"digits, mnist, binarized-mnist, frey-face, or a path to .npz/.npy/PNG folder "
-                        f"(default: {default})")
-    g.add_argument("--data-dir", default=None,
-                   help="folder with the benchmark data (default: $PROBGEN_DATA_DIR)")
-    g.add_argument("--binarize", dest="binarize", action="store_true", default=binarize_default,
-                   help="threshold grey levels at 0.5" + (" (default)" if binarize_default else ""))
-    g.add_argument("--no-binarize", dest="binarize", action="store_false", help="keep grey levels")
-    g.add_argument("--continuous", action="store_true",
-                   help="dequantize grey levels ((level + U(0,1)) / levels) for Gaussian likelihoods")
-    g.add_argument("--download", action="store_true", help="allow downloading MNIST with torchvision")
+def int_list(text: str) -> tuple[int, ...]:
+    """argparse type: ``"256,128"`` → ``(256, 128)``."""
+    from ..recipes.config import parse_int_list as parse
 
-
-def add_run_args(p: argparse.ArgumentParser, *, out: str | None):
-    """``--seed``, ``--device``, ``--out``, ``--quiet``."""
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    if out is not None:
-        p.add_argument("--out", default=out, help=f"output folder (default: {out})")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def add_fit_args(p: argparse.ArgumentParser, *, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3):
-    """``--epochs``, ``--batch-size``, ``--lr``, ``--patience``, ``--resume``, ``--clip-norm``,
-    ``--distributed``."""
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"passes over the data (default: {epochs})")
-    g.add_argument("--batch-size", type=int, default=batch_size, help=f"(default: {batch_size})")
-    g.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default: {lr})")
-    g.add_argument("--patience", type=int, default=10,
-                   help="early stopping: epochs without validation improvement (default: 10)")
-    g.add_argument("--resume", action="store_true", help="continue from OUT/<model>.last.pt if present")
-    g.add_argument("--clip-norm", type=float, default=None,
-                   help="clip the global gradient norm (all parameters together) to this value")
-    g.add_argument("--distributed", action="store_true",
-                   help="multi-process SVI: launch with torchrun --nproc_per_node=N -m probgen train ...; "
-                        "--batch-size is the global batch, split across ranks (see docs/scale.md)")
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import pyro
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    pyro.set_rng_seed(seed)
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CLIError(f"--device {name}: CUDA is not available on this machine")
     try:
-        return torch.device(name)
-    except RuntimeError:
-        raise CLIError(f"--device {name!r}: not a device (use cpu or cuda)") from None
-
-
-def load_dataset(args, *, need_labels: bool = False):
-    """Load ``args.data`` with the common flags; checks labels when the model needs them."""
-    from ..data import load
-
-    if getattr(args, "continuous", False):
-        ds = load(args.data, args.data_dir, binarize=False, seed=args.seed, dequantize=True,
-                  download=args.download)
-    else:
-        ds = load(args.data, args.data_dir, binarize=args.binarize, seed=args.seed, download=args.download)
-    if need_labels and ds.train_labels is None:
-        raise CLIError(f"{ds.name}: this model needs labels, and the data has none")
-    return ds
-
-
-def out_dir(args) -> Path:
-    path = Path(args.out)
-    if path.exists() and not path.is_dir():
-        raise CLIError(f"--out {path}: exists and is not a folder")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def parse_int_list(text: str, name: str) -> tuple[int, ...]:
-    """``"256,128"`` → ``(256, 128)``."""
-    try:
-        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+        return parse(text, "")
     except ValueError:
-        raise CLIError(f"{name}: expected comma-separated integers, got {text!r}") from None
-    return values
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-# -- `probgen train MODEL`: each family registers its trainer --------------------------
-TRAINERS: dict[str, Callable] = {}
-_TRAIN_SUBPARSERS = []
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
-def add_trainer(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                run: Callable) -> None:
-    """Register ``probgen train NAME``.
+def _arg_type(f: dataclasses.Field, default):
+    """The argparse ``type`` of a field from its annotation (a string under postponed evaluation)."""
+    text = str(f.type).replace("typing.", "").replace(" ", "")
+    text = text.replace("|None", "").replace("Optional[", "").rstrip("]") if "None" in text else text
+    if text.startswith("tuple[int") or text.startswith("Sequence[int"):
+        return int_list
+    if text.startswith("list"):
+        return int if (default and all(isinstance(v, int) for v in default)) or "int" in text else str
+    return {"int": int, "float": float, "str": str}.get(text)
 
-    :param add_arguments: adds the model's own flags (constructor kwargs as kebab-case).
-    :param run: ``run(args, ds, path) -> model``: build, fit, and save the model to ``path``.
+
+def add_config_args(p, cls, *, suppress: bool = False, skip=(), only=None, defaults: dict | None = None,
+                    title: str | None = None, show_defaults: bool = True) -> None:
+    """Add one flag per field of dataclass ``cls`` to parser ``p`` (fields already there are kept).
+
+    :param suppress: leave absent flags out of the namespace (``argparse.SUPPRESS``), so that a
+        subcommand's copy never overwrites the parent's value and :func:`config_from` fills the
+        dataclass default.
+    :param skip: / :param only: field names to leave out / to keep.
+    :param defaults: defaults that differ from the dataclass's (e.g. ``{"out": "runs/compare"}``).
+    :param show_defaults: end each help with "(default: ...)".
     """
-    if not _TRAIN_SUBPARSERS:
-        raise RuntimeError("the spine's train command must be registered first")
-    p = _TRAIN_SUBPARSERS[0].add_parser(name, help=help, description=help)
-    add_data_args(p)
-    add_run_args(p, out=None)  # --out comes from the parent `train` parser
-    add_arguments(p)
-    p.set_defaults(trainer=name)
-    TRAINERS[name] = run
+    defaults = defaults or {}
+    group = p.add_argument_group(title) if title else p
+    for f in dataclasses.fields(cls):
+        if f.name in skip or (only is not None and f.name not in only):
+            continue
+        default = defaults.get(f.name, _field_default(f))
+        if dataclasses.is_dataclass(default) or str(f.type).split(" ")[0] in ("DataConfig", "RunConfig"):
+            continue  # a nested config: its fields are added by their own call
+        meta = f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        if flag in p._option_string_actions:
+            continue
+        hidden = default is None or default is False or (isinstance(default, (list, tuple, str)) and not default)
+        shown = "" if hidden or not show_defaults else f" (default: {default})"
+        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS if suppress else default,
+                    "help": (meta.get("help") or "") + shown}
+        flags = [flag] + ([meta["short"]] if meta.get("short") else [])
+        if isinstance(default, bool) or str(f.type) == "bool":
+            group.add_argument(*flags, action="store_true", **kw)
+            if meta.get("negate"):
+                group.add_argument(meta["negate"], dest=f.name, action="store_false",
+                                   default=argparse.SUPPRESS, help=f"the opposite of {flag}")
+            continue
+        arg_type = _arg_type(f, default)
+        if arg_type is not None:
+            kw["type"] = arg_type
+        for key in ("choices", "nargs", "metavar"):
+            if meta.get(key) is not None:
+                kw[key] = meta[key]
+        group.add_argument(*flags, **kw)
 
 
-def fit_story(model, args, ds, path: Path, *, labels: bool = False, **options):
-    """Fit an SVI story from the common flags, checkpointing to ``path`` (best) and resuming.
-
-    With ``--distributed`` (inside ``torchrun``) every rank trains its shard on ``cuda:LOCAL_RANK``
-    or the CPU, and rank 0 alone writes ``path``."""
-    dist = None
-    if getattr(args, "distributed", False):
-        from ..distributed import Distributed
-
-        dist = options["distributed"] = Distributed.from_env(args.device)
-    model = model.to(dist.device if dist is not None else resolve_device(args.device))
-    y = ds.train_labels if labels else None
-    val_y = ds.val_labels if labels else None
-    model.fit(ds.train, y=y, val=ds.val, val_y=val_y, epochs=args.epochs, batch_size=args.batch_size,
-              lr=args.lr, patience=args.patience, checkpoint=path, resume=args.resume,
-              progress=not args.quiet, clip_norm=args.clip_norm, **options)
-    if (dist is None or dist.is_main) and (args.epochs == 0 or not path.exists()):
-        model.save(path)
-    if dist is not None:
-        dist.barrier()  # no rank reports before rank 0's files are complete
-    return model
+def config_from(cls_or_cfg, args, **overrides):
+    """A config from parsed ``args``: fields present in the namespace, the dataclass defaults (or the
+    given instance's values) for the rest, nested configs filled the same way, then ``overrides``."""
+    cfg = cls_or_cfg() if isinstance(cls_or_cfg, type) else cls_or_cfg
+    given = vars(args)
+    changes = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name in overrides:
+            changes[f.name] = overrides[f.name]
+        elif dataclasses.is_dataclass(value):
+            changes[f.name] = config_from(value, args)
+        elif f.name in given:
+            changes[f.name] = given[f.name]
+    return dataclasses.replace(cfg, **changes)
 
 
-def load_for_sampling(args):
-    """Checks ``-n`` and ``--out FILE.png``, seeds, and loads ``args.checkpoint`` on ``args.device``."""
-    if args.n < 1:
-        raise CLIError(f"-n must be >= 1, got {args.n}")
-    if not str(args.out).lower().endswith(".png"):
-        raise CLIError(f"--out {args.out}: must be a .png file")
-    seed_everything(args.seed)
-    return load_model(args.checkpoint, device=str(resolve_device(args.device)))
+def add_data_args(p, *, suppress: bool = False, default: str | None = None, binarize_default: bool | None = None):
+    """``--data NAME|PATH``, ``--data-dir DIR``, ``--binarize/--no-binarize``, ``--continuous``, ``--download``."""
+    from ..recipes.config import DataConfig
+
+    defaults = {k: v for k, v in (("data", default), ("binarize", binarize_default)) if v is not None}
+    add_config_args(p, DataConfig, suppress=suppress, defaults=defaults, skip=("seed",), title="data")
 
 
-def load_model(path: str | Path, device: str = "cpu"):
-    """Load any checkpoint (no code runs from the file)."""
-    from ..models import load
+def add_run_args(p, *, out: str | None = None, suppress: bool = False):
+    """``--seed``, ``--device``, ``--out`` (when ``out`` is given: its default), ``--quiet``."""
+    from ..recipes.config import RunConfig
 
-    return load(path, device=device)
+    add_config_args(p, RunConfig, suppress=suppress, skip=() if out else ("out",), defaults={"out": out})
 
 
-def save_images(images, path: str | Path, *, npy: str | Path | None = None, nrow: int | None = None,
-                title: str | None = None) -> Path:
-    """Write a grid PNG of ``images [n, H, W]`` and optionally the raw array as ``.npy``."""
-    from ..io import atomic_write
-    from ..plots import image_grid
+def add_fit_args(p, *, cls=None, suppress: bool = False, **defaults):
+    """The SVI trainer's flags (``--epochs --batch-size --lr --patience --resume --clip-norm --distributed``)."""
+    from ..recipes.config import FitConfig
 
-    path = Path(path)
-    image_grid(images, path, nrow=nrow, title=title)
-    if npy is not None:
-        import numpy as np
+    add_config_args(p, cls or FitConfig, suppress=suppress, defaults=defaults, title="training",
+                    only=[f.name for f in dataclasses.fields(FitConfig)])
 
-        arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
-        atomic_write(npy, lambda f: np.save(f, arr))
-    return path
+
+def add_recipe(sub, name: str, config, recipe, *, help: str, description: str, positional=()):
+    """One command = one recipe: positional arguments ``(name, help, nargs)`` first, then one flag per
+    field of the ``config`` dataclass; running it calls ``recipe(config)`` and prints the result's ``lines``."""
+    p = sub.add_parser(name, help=help, description=description)
+    for arg, arg_help, nargs in positional:
+        p.add_argument(arg, help=arg_help, nargs=nargs)
+    add_config_args(p, config, skip=tuple(arg for arg, _, _ in positional))
+    p.set_defaults(func=run_recipe, config=config, recipe=recipe)
+    return p
+
+
+def run_recipe(args) -> int:
+    """Build the command's config from ``args``, run its recipe, print what it reports."""
+    print("\n".join(args.recipe(config_from(args.config, args)).lines))
+    return 0
+
+
+# -- `probgen train MODEL` ------------------------------------------------------------------------
+TRAINERS: dict = {}  # name -> registry entry, filled by `probgen train` (probgen.recipes.models.MODELS)
+_TRAIN_SUBPARSERS: list = []

@@ -16,7 +16,7 @@ MODULES = {
     "VAE": "vae",
     "CVAE": "cvae",
     "AutoEncoder": "autoencoder",
-    "PixelModel": "pixelcnn",
+    "PixelModel": "pixel",
     "GAN": "gan",
     "SentenceVAE": "sentence_vae",
     "MixtureVAE": "mixture_vae",

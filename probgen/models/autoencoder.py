@@ -11,15 +11,16 @@ fill only parts of that Gaussian.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import pyro
 import pyro.distributions as dist
 import torch
 
-from ..nn import MLP, BernoulliDecoder, GaussianDecoder, check_hidden, check_positive_int
-from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
+from ..data import check_data
+from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
+from ..nn import check_positive_int, encoder_decoder
+from ..story import Story
 
 __all__ = ["AutoEncoder"]
 
@@ -45,14 +46,10 @@ class AutoEncoder(Story):
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
                  activation: str = "relu"):
         super().__init__()
-        self.x_dim = check_positive_int("x_dim", x_dim)
-        self.z_dim = check_positive_int("z_dim", z_dim)
-        hidden = check_hidden(hidden)
-        self.likelihood = check_likelihood(likelihood)
-        self.x_shape = check_x_shape(x_dim, x_shape)
-        self.encoder = MLP(x_dim, hidden, z_dim, activation=activation)
-        decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
-        self.decoder = decoder(z_dim, x_dim, tuple(reversed(hidden)), activation=activation)
+        self.x_dim, self.z_dim, hidden, self.likelihood, self.x_shape = check_pixel_args(
+            x_dim, z_dim=z_dim, hidden=hidden, likelihood=likelihood, x_shape=x_shape)
+        self.encoder, self.decoder = encoder_decoder(x_dim, z_dim, hidden, likelihood=likelihood,
+                                                     activation=activation, gaussian=False)
         # Gaussian fitted to the training codes at the end of fit (N(0, I) until then)
         self.register_buffer("code_mean", torch.zeros(z_dim))  # z_dim
         self.register_buffer("code_scale_tril", torch.eye(z_dim))  # z_dim × z_dim
@@ -111,8 +108,7 @@ class AutoEncoder(Story):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean image of p(x | code) in data shape, values in [0, 1]."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
-        mean = torch.sigmoid(self.decoder(z)) if self.likelihood == "bernoulli" else self.decoder(z)[0].clamp(0, 1)
-        return mean.reshape(*z.shape[:-1], *self.x_shape)
+        return mean_image(self.likelihood, self.decoder(z), self.x_shape)
 
     @torch.no_grad()
     def sample(self, n: int, *, code_prior: str = "normal", mean: bool = False,
@@ -131,32 +127,42 @@ class AutoEncoder(Story):
             return self.decode(z)
         return self._likelihood(z.to(self.device)).sample().clamp(0, 1).reshape(n, *self.x_shape)
 
+    # -- a likelihood: importance sampling around the encoder's code -----------------------
+    estimator = "IS, fitted code prior"  # how probgen.evaluate.score names this model's column
+
+    def code_model(self, x: torch.Tensor, y=None, *, code_prior: str = "fitted"):
+        """The generative story an AE implies: code ~ code prior, x ~ p(x | decoder(code))."""
+        prior = self.code_distribution(code_prior)
+        with pyro.plate("data", x.shape[0]):
+            code = pyro.sample("code", prior)  # [K, b, z_dim] under the particle plate
+            pyro.sample("x", self._likelihood(code), obs=x.reshape(x.shape[0], -1))
+
+    def proposal(self, x: torch.Tensor, y=None, *, code_prior: str = "fitted", proposal_scale: float = 0.1):
+        """q(code | x) = N(encoder(x), (proposal_scale · s)² I), s the spread of the training codes."""
+        spread = self.code_scale_tril.diagonal() if code_prior == "fitted" else torch.ones_like(self.code_mean)
+        loc = self.encoder(x.reshape(x.shape[0], -1))  # b × z_dim
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("code", dist.Normal(loc, proposal_scale * spread).to_event(1))
+
     @torch.no_grad()
     def log_prob(self, x, y=None, *, num_samples: int = 1000, code_prior: str = "fitted",
-                 proposal_scale: float = 0.1) -> torch.Tensor:
-        """log p(x) of the generative model "code ~ code prior, x ~ p(x | decoder(code))",
-        by importance sampling around the encoder's code (an AE has no density of its own).
-
-        The proposal is N(encoder(x), (proposal_scale · s)² I), with s the spread of the
-        training codes; the estimate is a stochastic lower bound, like IWAE.
+                 proposal_scale: float = 0.1, **options) -> torch.Tensor:
+        """log p(x) of the generative model "code ~ code prior, x ~ p(x | decoder(code))"
+        (:meth:`code_model`), by importance sampling with :meth:`proposal` around the
+        encoder's code (an AE has no density of its own): a stochastic lower bound, like IWAE.
 
         :param num_samples: importance samples K per example.
         :param code_prior: ``"fitted"`` (default) or ``"normal"``.
         :param proposal_scale: proposal width relative to the code spread.
         """
+        from functools import partial
+
+        from ..evaluate import log_likelihood
+
         x, _ = self.prepare(x)
         num_samples = check_positive_int("num_samples", num_samples)
-        prior = self.code_distribution(code_prior)
-        spread = self.code_scale_tril.diagonal() if code_prior == "fitted" else torch.ones(self.z_dim)
-        out = []
-        for start in range(0, len(x), 256):
-            xb = x[start:start + 256].reshape(-1, self.x_dim).to(self.device)  # b × x_dim
-            q = dist.Normal(self.encode(xb), proposal_scale * spread.to(self.device)).to_event(1)
-            lse = None
-            for k0 in range(0, num_samples, 100):
-                z = q.sample((min(100, num_samples - k0),))  # k × b × z_dim
-                lw = self._likelihood(z).log_prob(xb) + prior.log_prob(z) - q.log_prob(z)  # k × b
-                chunk = torch.logsumexp(lw, 0)
-                lse = chunk if lse is None else torch.logaddexp(lse, chunk)
-            out.append(lse - math.log(num_samples))
-        return torch.cat(out)
+        self.code_distribution(code_prior)  # validates the name
+        return log_likelihood(self, x.reshape(len(x), -1).to(self.device), num_samples=num_samples,
+                              model=partial(self.code_model, code_prior=code_prior),
+                              guide=partial(self.proposal, code_prior=code_prior, proposal_scale=proposal_scale),
+                              **options)

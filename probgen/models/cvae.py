@@ -18,8 +18,10 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 
-from ..nn import BernoulliDecoder, GaussianDecoder, GaussianEncoder, check_hidden, check_positive_int
-from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
+from ..data import check_data
+from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
+from ..nn import check_positive_int, encoder_decoder
+from ..story import Story
 
 __all__ = ["CVAE"]
 
@@ -48,19 +50,15 @@ class CVAE(Story):
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
                  activation: str = "relu", elbo: str = "meanfield"):
         super().__init__()
-        self.x_dim = check_positive_int("x_dim", x_dim)
+        self.x_dim, self.z_dim, hidden, self.likelihood, self.x_shape = check_pixel_args(
+            x_dim, z_dim=z_dim, hidden=hidden, likelihood=likelihood, x_shape=x_shape)
         self.n_classes = check_positive_int("n_classes", n_classes)
         if self.n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-        self.z_dim = check_positive_int("z_dim", z_dim)
-        hidden = check_hidden(hidden)
-        self.likelihood = check_likelihood(likelihood)
-        self.x_shape = check_x_shape(x_dim, x_shape)
         self.elbo = elbo
         # the networks see [input, one-hot(y)]
-        self.encoder = GaussianEncoder(x_dim + n_classes, z_dim, hidden, activation=activation)
-        decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
-        self.decoder = decoder(z_dim + n_classes, x_dim, tuple(reversed(hidden)), activation=activation)
+        self.encoder, self.decoder = encoder_decoder(x_dim, z_dim, hidden, likelihood=likelihood,
+                                                     activation=activation, condition_dim=n_classes)
 
     # -- the generative story and its guide, side by side --------------------------
     def model(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, n: int | None = None):
@@ -147,8 +145,7 @@ class CVAE(Story):
         """
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device).reshape(-1, self.z_dim)
         h = self._decoder_input(z, y)
-        mean = torch.sigmoid(self.decoder(h)) if self.likelihood == "bernoulli" else self.decoder(h)[0].clamp(0, 1)
-        return mean.reshape(len(z), *self.x_shape)
+        return mean_image(self.likelihood, self.decoder(h), self.x_shape)  # len(z) × *x_shape
 
     @torch.no_grad()
     def sample(self, n: int, *, label=None, mean: bool = False, z: torch.Tensor | None = None) -> torch.Tensor:

@@ -28,8 +28,10 @@ import torch
 from pyro.infer import config_enumerate, infer_discrete
 from torch import nn
 
+from ..infer.em import fit_em
 from ..nn import check_positive_int
-from ..story import Story, check_data
+from ..data import check_data
+from ..story import Story
 
 __all__ = ["GMM"]
 
@@ -207,7 +209,8 @@ class GMM(Story):
 
     # -- fitting --------------------------------------------------------------------
     def fit(self, x, *, method: str = "em", max_iter: int = 100, tol: float = 1e-3,
-            seed: int = 0, progress: bool = True, val=None, init: str = "kmeans", **svi_options) -> "GMM":
+            seed: int = 0, progress: bool = True, val=None, init: str = "kmeans", callbacks=(),
+            **svi_options) -> "GMM":
         """Fit by EM (default) or by SVI with ``TraceEnum_ELBO``.
 
         :param x: data ``[n, ...]``.
@@ -216,6 +219,7 @@ class GMM(Story):
         :param tol: stop when the mean log-likelihood per example improves by less than this.
         :param seed: seed of the k-means initialisation.
         :param init: ``"kmeans"`` (as scikit-learn) or ``"random"`` (random responsibilities).
+        :param callbacks: :class:`probgen.infer.callbacks.Callback` objects (EM or SVI).
         :param svi_options: passed to :meth:`probgen.story.Story.fit` when ``method="svi"``.
         """
         x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
@@ -228,38 +232,17 @@ class GMM(Story):
         if method not in ("em", "svi"):
             raise ValueError(f"method must be 'em' or 'svi', got {method!r}")
         max_iter = check_positive_int("max_iter", max_iter)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            self._m_step(x, self._init_resp(x, init, seed))
         if method == "svi":
-            super().fit(x, val=val, progress=progress, **svi_options)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                self._m_step(x, self._init_resp(x, init, seed))
+            super().fit(x, val=val, progress=progress, callbacks=callbacks, **svi_options)
             self.fit_seconds = time.perf_counter() - t0
             return self
-        history = []
-        bar = range(max_iter)
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(bar, desc="EM gmm", unit="iter", leave=False, dynamic_ncols=True, disable=None)
-        prev = -math.inf
-        with torch.no_grad():
-            for it in bar:
-                joint = self.joint_log_prob(x)  # E-step: K × n, from the enumerated model
-                ll = torch.logsumexp(joint, 0)
-                mean_ll = float(ll.mean())
-                if not math.isfinite(mean_ll):
-                    raise ValueError(f"EM diverged at iteration {it + 1} (log-likelihood {mean_ll}); "
-                                     "raise reg_covar")
-                history.append(mean_ll)
-                if progress:
-                    bar.set_postfix(loglik=f"{mean_ll:.3f}")
-                if mean_ll - prev < tol:
-                    break
-                prev = mean_ll
-                self._m_step(x, torch.exp(joint - ll))  # responsibilities K × n
-        self.em_history = history
-        self.converged = len(history) < max_iter or (len(history) > 1 and history[-1] - history[-2] < tol)
-        self.fit_seconds = time.perf_counter() - t0
+        self.train_result = fit_em(self, x, max_iter=max_iter, tol=tol, seed=seed, init=init, progress=progress,
+                                   callbacks=callbacks)
+        self.em_history = [r["log_likelihood"] for r in self.train_result.history]
+        self.converged, self.fit_seconds = self.train_result.converged, self.train_result.seconds
         return self
 
     def _init_resp(self, x: torch.Tensor, init: str, seed: int) -> torch.Tensor:

@@ -22,8 +22,10 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from ..nn import BernoulliDecoder, GaussianDecoder, GaussianEncoder, check_hidden, check_positive_int
-from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
+from ..data import check_data
+from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
+from ..nn import check_positive_int, encoder_decoder
+from ..story import Story
 
 __all__ = ["MixtureVAE", "matched_accuracy"]
 
@@ -48,15 +50,11 @@ class MixtureVAE(Story):
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None, activation: str = "relu",
                  learn_weights: bool = True):
         super().__init__()
-        self.x_dim = check_positive_int("x_dim", x_dim)
+        self.x_dim, self.z_dim, hidden, self.likelihood, self.x_shape = check_pixel_args(
+            x_dim, z_dim=z_dim, hidden=hidden, likelihood=likelihood, x_shape=x_shape)
         self.n_clusters = check_positive_int("n_clusters", n_clusters)
-        self.z_dim = check_positive_int("z_dim", z_dim)
-        hidden = check_hidden(hidden)
-        self.likelihood = check_likelihood(likelihood)
-        self.x_shape = check_x_shape(x_dim, x_shape)
-        self.encoder = GaussianEncoder(x_dim, z_dim, hidden, activation=activation)
-        decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
-        self.decoder = decoder(z_dim, x_dim, tuple(reversed(hidden)), activation=activation)
+        self.encoder, self.decoder = encoder_decoder(x_dim, z_dim, hidden, likelihood=likelihood,
+                                                     activation=activation)
         # the prior mixture: weights π (K), means μ (K × z_dim), log-scales log σ (K × z_dim)
         self.logits = nn.Parameter(torch.zeros(n_clusters), requires_grad=bool(learn_weights))
         self.locs = nn.Parameter(torch.randn(n_clusters, z_dim))
@@ -139,8 +137,7 @@ class MixtureVAE(Story):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean image of p(x | z) in data shape."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
-        mean = torch.sigmoid(self.decoder(z)) if self.likelihood == "bernoulli" else self.decoder(z)[0].clamp(0, 1)
-        return mean.reshape(*z.shape[:-1], *self.x_shape)
+        return mean_image(self.likelihood, self.decoder(z), self.x_shape)
 
     @torch.no_grad()
     def sample(self, n: int, *, mean: bool = False, cluster: int | None = None, label: int | None = None,

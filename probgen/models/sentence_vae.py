@@ -32,6 +32,7 @@ With ``latent=False`` there is no z and the same decoder is a plain GRU language
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 import pyro
@@ -39,60 +40,16 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..nn import GaussianHead, check_positive_int
+from ..data.text import SPECIALS, Vocab
+from ..infer.callbacks import log
+from ..nn import SentenceDecoder, SentenceEncoder, check_positive_int
 from ..story import Story
-from ..textdata import SPECIALS, Vocab
 
-__all__ = ["SentenceVAE", "SentenceEncoder", "SentenceDecoder", "ANNEAL_SCHEDULES"]
+__all__ = ["SentenceVAE", "ANNEAL_SCHEDULES"]
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 ANNEAL_SCHEDULES = ("logistic", "linear", "none")
-
-
-# -- networks (plain torch; the Story below gives them meaning) ---------------------------
-class SentenceEncoder(nn.Module):
-    """Token ids ``[B, T]`` → ``(loc, scale)`` ``[B, z_dim]`` from a GRU's last state."""
-
-    def __init__(self, embed_dim: int, hidden: int, z_dim: int):
-        super().__init__()
-        self.gru = nn.GRU(embed_dim, hidden, batch_first=True)
-        self.head = GaussianHead(hidden, z_dim)
-
-    def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # packing makes the final state the one after each sentence's own <eos>, not after padding
-        packed = pack_padded_sequence(emb, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.gru(packed)  # [1, B, hidden]
-        return self.head(h[-1])
-
-
-class SentenceDecoder(nn.Module):
-    """GRU language model whose initial state and every input step see the code z."""
-
-    def __init__(self, embed_dim: int, hidden: int, z_dim: int, vocab_size: int):
-        super().__init__()
-        self.z_dim = z_dim
-        self.init = nn.Linear(z_dim, hidden) if z_dim else None
-        self.gru = nn.GRU(embed_dim + z_dim, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, vocab_size)
-        self.hidden = hidden
-
-    def initial_state(self, z: torch.Tensor | None, batch: int, device) -> torch.Tensor:
-        if z is None:
-            return torch.zeros(1, batch, self.hidden, device=device)
-        return torch.tanh(self.init(z)).unsqueeze(0)  # [1, B, hidden]
-
-    def forward(self, emb: torch.Tensor, z: torch.Tensor | None,
-                h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``emb [B, T, E]``, ``z [B, z_dim]`` → logits ``[B, T, V]`` and the last state."""
-        b, t, _ = emb.shape
-        if h is None:
-            h = self.initial_state(z, b, emb.device)
-        if z is not None:
-            emb = torch.cat([emb, z.unsqueeze(1).expand(b, t, z.shape[-1])], dim=-1)
-        out, h = self.gru(emb, h)
-        return self.out(out), h
 
 
 # -- the story --------------------------------------------------------------------------
@@ -173,7 +130,7 @@ class SentenceVAE(Story):
 
     @classmethod
     def for_data(cls, data, **kwargs) -> "SentenceVAE":
-        """A model sized for a :class:`probgen.textdata.TextData` (its vocabulary and lengths)."""
+        """A model sized for a :class:`probgen.data.TextData` (its vocabulary and lengths)."""
         v = data.vocab
         kwargs.setdefault("max_len", max(1, int(data.train_lengths.max()) - 1))
         return cls(len(v), vocab=list(v.tokens), level=v.level, lower=v.lower, split_punct=v.split_punct,
@@ -267,7 +224,7 @@ class SentenceVAE(Story):
         if isinstance(sentences, (list, tuple)) and (not sentences or isinstance(sentences[0], str)):
             if not sentences:
                 raise ValueError("no sentences given")
-            from ..textdata import pad_sequences
+            from ..data.text import pad_sequences
 
             vocab = self._need_vocab()
             ids = [vocab.encode(s) for s in sentences]
@@ -389,49 +346,30 @@ class SentenceVAE(Story):
         lp = torch.distributions.Categorical(logits=logits).log_prob(x) * (x != PAD_ID)
         return lp.sum(-1)
 
-    @torch.no_grad()
-    def log_weights(self, x: torch.Tensor, num_samples: int) -> torch.Tensor:
-        """log p(x, z_k) − log q(z_k | x), ``[K, n]``, from Pyro traces of guide and model
-        (K particles in a plate at dim −3, left of the model's two plates)."""
-        with pyro.plate("iwae_particles", num_samples, dim=-3):
-            guide_tr = poutine.trace(self.guide).get_trace(x)
-            model_tr = poutine.trace(poutine.replay(self.model, trace=guide_tr)).get_trace(x)
-        return _per_sentence(model_tr, num_samples, len(x)) - _per_sentence(guide_tr, num_samples, len(x))
-
     def log_prob(self, x, y=None, *, num_samples: int = 100, batch_size: int | None = None,
-                 memory_budget: int = 2**25) -> torch.Tensor:
-        """log p(x) per sentence in nats: importance-weighted (IWAE) with K = ``num_samples``
-        codes from q(z | x); exact for ``latent=False``.
+                 memory_budget: int = 2**25, **options) -> torch.Tensor:
+        """log p(x) per sentence in nats: importance-weighted (IWAE, :func:`probgen.evaluate.log_likelihood`)
+        with K = ``num_samples`` codes from q(z | x); exact for ``latent=False``.
 
         :param x: strings or token ids ``[n, T]``.
         :param memory_budget: floats one chunk of decoder logits may hold (K × n × T × V).
         """
+        from ..evaluate import log_likelihood
+
         x, _ = self.prepare(x)
         x = x.to(self.device)
         check_positive_int("num_samples", num_samples)
-        was = self.training
-        self.eval()
-        try:
-            out = []
-            t_max = int((x != PAD_ID).sum(-1).max())
-            per = max(1, memory_budget // (t_max * self.vocab_size))  # sentence-particles per chunk
-            k_chunk = min(num_samples, per)
-            bs = batch_size or max(1, per // k_chunk)
-            for start in range(0, len(x), bs):
-                xb = x[start:start + bs]
-                if not self.latent:
-                    out.append(self._exact_log_prob(xb))
-                    continue
-                acc, done = None, 0
-                while done < num_samples:
-                    k = min(k_chunk, num_samples - done)
-                    lse = torch.logsumexp(self.log_weights(xb, k), dim=0)
-                    acc = lse if acc is None else torch.logaddexp(acc, lse)
-                    done += k
-                out.append(acc - math.log(num_samples))
-            return torch.cat(out)
-        finally:
-            self.train(was)
+        if not self.latent:
+            was = self.training
+            self.eval()
+            try:
+                values = torch.cat([self._exact_log_prob(xb) for xb in x.split(batch_size or 256)])
+            finally:
+                self.train(was)
+            return (values, None) if options.get("return_weights") else values
+        # the estimator budgets K × n × T floats; a chunk of logits is V times that
+        return log_likelihood(self, x, num_samples=num_samples, batch_size=batch_size,
+                              memory_budget=max(1, memory_budget * 64 // self.vocab_size), **options)
 
     @torch.no_grad()
     def elbo_terms(self, x, *, batch_size: int = 256) -> dict[str, torch.Tensor]:
@@ -493,12 +431,7 @@ class SentenceVAE(Story):
                        + (f", val -ELBO {record['val_loss']:.2f}" if "val_loss" in record else "")
                        + f", KL {record['kl']:.2f} nats (β {record['kl_weight']:.2f})"
                        + (f", active units {record['active_units']}/{self.z_dim}" if "active_units" in record else ""))
-                try:
-                    from tqdm.auto import tqdm
-
-                    tqdm.write(msg)
-                except ImportError:
-                    print(msg, flush=True)
+                log(msg, file=sys.stdout)  # above the progress bar
             if on_epoch is not None:
                 on_epoch(epoch, record)
 
@@ -515,14 +448,3 @@ def _trim(x: torch.Tensor) -> torch.Tensor:
 def _gauss_kl(loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """KL(N(loc, scale) ‖ N(0, 1)) per dimension."""
     return 0.5 * (loc.pow(2) + scale.pow(2) - 1) - torch.log(scale)
-
-
-def _per_sentence(trace, k: int, n: int) -> torch.Tensor:
-    """Σ of a trace's site log-probs reduced to ``[K, n]`` (each site summed over its token
-    positions before adding, so a per-sentence site is counted once, not once per token)."""
-    trace.compute_log_prob()
-    total = 0.0
-    for site in trace.nodes.values():
-        if site["type"] == "sample":
-            total = total + site["log_prob"].sum(-1).expand(k, n)  # [K, n, T or 1] → [K, n]
-    return total

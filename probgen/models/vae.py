@@ -18,8 +18,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from ..nn import BernoulliDecoder, GaussianDecoder, GaussianEncoder, check_hidden, check_positive_int
-from ..story import Story, check_data, check_likelihood, check_x_shape, pixel_likelihood
+from ..data import check_data
+from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
+from ..nn import check_positive_int, encoder_decoder
+from ..story import Story
 
 __all__ = ["VAE"]
 
@@ -44,15 +46,11 @@ class VAE(Story):
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
                  activation: str = "relu", elbo: str = "meanfield"):
         super().__init__()
-        self.x_dim = check_positive_int("x_dim", x_dim)
-        self.z_dim = check_positive_int("z_dim", z_dim)
-        hidden = check_hidden(hidden)
-        self.likelihood = check_likelihood(likelihood)
-        self.x_shape = check_x_shape(x_dim, x_shape)
+        self.x_dim, self.z_dim, hidden, self.likelihood, self.x_shape = check_pixel_args(
+            x_dim, z_dim=z_dim, hidden=hidden, likelihood=likelihood, x_shape=x_shape)
         self.elbo = elbo
-        self.encoder = GaussianEncoder(x_dim, z_dim, hidden, activation=activation)
-        decoder = BernoulliDecoder if likelihood == "bernoulli" else GaussianDecoder
-        self.decoder = decoder(z_dim, x_dim, tuple(reversed(hidden)), activation=activation)
+        self.encoder, self.decoder = encoder_decoder(x_dim, z_dim, hidden, likelihood=likelihood,
+                                                     activation=activation)
 
     # -- the generative story and its guide, side by side --------------------------
     def model(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
@@ -101,11 +99,7 @@ class VAE(Story):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean image of p(x | z) in data shape, values in [0, 1] for Bernoulli."""
         z = self._check_z(z)
-        if self.likelihood == "bernoulli":
-            mean = torch.sigmoid(self.decoder(z))
-        else:
-            mean = self.decoder(z)[0].clamp(0, 1)
-        return mean.reshape(*z.shape[:-1], *self.x_shape)
+        return mean_image(self.likelihood, self.decoder(z), self.x_shape)
 
     @torch.no_grad()
     def sample(self, n: int, *, mean: bool = False, z: torch.Tensor | None = None) -> torch.Tensor:

@@ -6,46 +6,80 @@ with one clear line for anything the user can fix.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["DataConfig", "RunConfig", "FitConfig", "load_data", "seed_everything", "resolve_device",
-           "out_dir"]
+           "out_dir", "opt", "parse_int_list", "replace_given", "runs_in"]
+
+
+def opt(default, help: str = "", *, choices=None, flag: str | None = None, negate: str | None = None,
+        short: str | None = None, nargs=None, metavar=None, default_factory=None):
+    """A dataclass field with what the CLI needs to make its flag (help, choices, flag name).
+
+    :param flag: the flag when it is not ``--`` + the field name in kebab case.
+    :param negate: for a bool defaulting to True, the flag that sets it False (``--no-binarize``).
+    :param short: a one-dash alias such as ``-n``.
+    """
+    meta = {"help": help, "choices": choices, "flag": flag, "negate": negate, "short": short,
+            "nargs": nargs, "metavar": metavar}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def parse_int_list(text, name: str) -> tuple[int, ...]:
+    """``"256,128"`` (or a list) → ``(256, 128)``; a one-line ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(text, (list, tuple)):
+        return tuple(int(v) for v in text)
+    try:
+        return tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{name}: expected comma-separated integers, got {text!r}") from None
+
+
+def replace_given(cfg, **given):
+    """A copy of dataclass ``cfg`` with the fields in ``given`` that it has (others ignored)."""
+    from dataclasses import fields, replace
+
+    names = {f.name for f in fields(cfg)}
+    return replace(cfg, **{k: v for k, v in given.items() if k in names})
 
 
 @dataclass
 class DataConfig:
     """Which data, and how it is prepared (see :func:`probgen.data.load`)."""
 
-    data: str = "digits"  # digits, mnist, binarized-mnist, frey-face, or a path (.npz/.npy/PNG folder)
-    data_dir: str | None = None  # default: $PROBGEN_DATA_DIR
-    binarize: bool = True  # threshold grey levels at 0.5
-    continuous: bool = False  # dequantize grey levels for Gaussian likelihoods
-    download: bool = False  # allow torchvision to download MNIST
-    seed: int = 0  # split permutation (and dequantization noise)
+    data: str = opt("digits", "digits, mnist, binarized-mnist, frey-face, or a path to .npz/.npy/PNG folder")
+    data_dir: str | None = opt(None, "folder with the benchmark data (default: $PROBGEN_DATA_DIR)")
+    binarize: bool = opt(True, "threshold grey levels at 0.5", negate="--no-binarize")
+    continuous: bool = opt(False, "dequantize grey levels ((level + U(0,1)) / levels) for Gaussian likelihoods")
+    download: bool = opt(False, "allow downloading MNIST with torchvision")
+    seed: int = opt(0, "random seed")  # split permutation (and dequantization noise)
 
 
 @dataclass
 class RunConfig:
     """Where a run writes, on which device, how loudly."""
 
-    out: str = "runs"
-    seed: int = 0
-    device: str = "cpu"
-    quiet: bool = False
+    out: str = opt("runs", "output folder")
+    seed: int = opt(0, "random seed")
+    device: str = opt("cpu", "cpu or cuda")
+    quiet: bool = opt(False, "no progress bars")
 
 
 @dataclass
 class FitConfig:
     """Options of the SVI trainer (:func:`probgen.infer.svi.fit_svi`)."""
 
-    epochs: int = 50
-    batch_size: int = 128
-    lr: float = 1e-3
-    patience: int = 10  # epochs without validation improvement before stopping
-    resume: bool = False  # continue from OUT/<model>.last.pt if present
-    clip_norm: float | None = None  # clip the global gradient norm
-    distributed: bool = False  # multi-process SVI inside torchrun
+    epochs: int = opt(50, "passes over the data")
+    batch_size: int = opt(128, "examples per step")
+    lr: float = opt(1e-3, "Adam learning rate")
+    patience: int = opt(10, "early stopping: epochs without validation improvement")
+    resume: bool = opt(False, "continue from OUT/<model>.last.pt if present")
+    clip_norm: float | None = opt(None, "clip the global gradient norm (all parameters together) to this value")
+    distributed: bool = opt(False, "multi-process SVI: launch with torchrun --nproc_per_node=N -m probgen train "
+                            "...; --batch-size is the global batch, split across ranks (see docs/scale.md)")
 
 
 def seed_everything(seed: int) -> None:
@@ -65,11 +99,11 @@ def resolve_device(name: str):
     import torch
 
     if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name}: CUDA is not available on this machine")
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
     try:
         return torch.device(name)
     except RuntimeError:
-        raise ValueError(f"device {name!r}: not a device (use cpu or cuda)") from None
+        raise ValueError(f"--device {name!r}: not a device (use cpu or cuda)") from None
 
 
 def load_data(cfg: DataConfig, *, need_labels: bool = False):
@@ -92,3 +126,8 @@ def out_dir(path: str | Path) -> Path:
         raise ValueError(f"--out {path}: exists and is not a folder")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def runs_in(out: str):
+    """A ``run: RunConfig`` dataclass field whose default writes under ``out`` (e.g. ``runs/compare``)."""
+    return field(default_factory=lambda: RunConfig(out=out))

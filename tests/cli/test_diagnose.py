@@ -57,18 +57,3 @@ def test_diagnose_errors(tmp_path, vae_ckpt, capsys):
                  "--nuts", "7", "--num-samples", "10"]) == 2
     assert "out of range" in capsys.readouterr().err
     assert main(["diagnose", str(vae_ckpt), "--out", str(tmp_path / "o"), "--num-samples", "1"]) == 2
-
-
-def test_compare_calls_compare_pointwise(tmp_path):
-    """The contract `probgen compare` relies on (spine._elpd): a dict plus a printable "text"."""
-    import numpy as np
-
-    from probgen.cli.spine import _elpd
-
-    rng = np.random.default_rng(0)
-    a = rng.normal(-20, 2, 50)
-    out = _elpd({"gmm": a - 1.0, "vae": a}, tmp_path)
-    assert out["best"] == "vae" and "text" not in out
-    assert out["differences"]["gmm"]["clear"]
-    assert (tmp_path / "elpd_compare.png").is_file()
-    json.dumps(out, allow_nan=False)

@@ -74,3 +74,20 @@ def test_console_script_exit_code(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "probgen", "compare", "--bogus"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "vae", "--data", "digits", "--out", "{out}", "--epochs", "1"],
+    ["train", "--out", "{out}", "vae", "--epochs", "1"],
+    ["train", "--epochs", "1", "--data", "digits", "vae", "--out", "{out}"],
+    ["train", "--out", "{out}", "--z-dim", "3", "--epochs", "1", "vae"],  # a model's own flag before its name
+])
+def test_options_anywhere(argv, tmp_path, capsys):
+    """Shared flags go before or after the model name (issue 15)."""
+    out = tmp_path / "run"
+    assert main([a.format(out=out) for a in argv] + ["--hidden", "8", "--z-dim", "2", "--quiet"]) == 0
+    assert (out / "vae.pt").is_file()
+    assert "trained vae" in capsys.readouterr().out
+    from probgen.models import load
+
+    assert load(out / "vae.pt").z_dim == 2

@@ -67,7 +67,7 @@ def test_checkpoint_records_the_story_and_its_arguments(trained, capsys):
 
 def test_loading_is_explicit_and_never_runs_code_by_itself(trained, monkeypatch):
     import probgen
-    from probgen.cli.story import load_story_checkpoint
+    from probgen.recipes.story import load_story_checkpoint
     from probgen.story import REGISTRY
 
     d, ckpt = trained
@@ -83,7 +83,7 @@ def test_loading_is_explicit_and_never_runs_code_by_itself(trained, monkeypatch)
 
 
 def test_registered_kind_from_another_file_is_not_trusted(trained, monkeypatch):
-    from probgen.cli.story import load_story_class
+    from probgen.recipes.story import load_story_class
     from probgen.story import Story
 
     d, ckpt = trained
@@ -101,7 +101,7 @@ def test_registered_kind_from_another_file_is_not_trusted(trained, monkeypatch):
     (["--story", "tiny.py:Nope"], "no Story subclass 'Nope' (Story subclasses there: TinyStory)"),
     (["--story", "tiny.py:TinyStory", "--story-args", "width=3"], "takes no argument 'width'"),
     (["--story", "tiny.py:TinyStory", "--story-args", "oops"], "expected KEY=VALUE"),
-    (["--epochs", "2", "vae"], "--epochs before the model name is for --story"),
+    (["--story", "tiny.py:TinyStory", "vae"], "leave out the model name 'vae'"),
 ])
 def test_user_errors_are_one_line(trained, monkeypatch, capsys, argv, message):
     d, _ = trained

@@ -1,4 +1,4 @@
-"""GAN: the objectives on hand-computed cases, which network each step moves, Parzen windows."""
+"""GAN: the story, Parzen windows, fit (the objectives and the game: tests/infer/test_adversarial.py)."""
 from __future__ import annotations
 
 import math
@@ -6,104 +6,7 @@ import math
 import pytest
 import torch
 
-from probgen.models.gan import (GAN, discriminator_loss, generator_loss, gradient_penalty, lerp,
-                                parzen_log_prob, select_parzen_bandwidth, slerp, wasserstein_1d)
-
-LOG3 = math.log(3.0)  # σ(log 3) = 0.75
-
-
-# -- the objectives ------------------------------------------------------------------------
-def test_discriminator_loss_undecided_is_two_log_two():
-    zeros = torch.zeros(5)
-    for loss in ("minimax", "non-saturating"):
-        assert float(discriminator_loss(zeros, zeros, loss)) == pytest.approx(2 * math.log(2))
-
-
-def test_discriminator_loss_hand_computed_with_one_sided_smoothing():
-    real, fake = torch.tensor([LOG3]), torch.tensor([-LOG3])  # D(x) = 0.75, D(G(z)) = 0.25
-    plain = -math.log(0.75) - math.log(0.75)
-    assert float(discriminator_loss(real, fake, "minimax")) == pytest.approx(plain, rel=1e-6)
-    # one-sided: the real target is 0.9, the fake target stays 0
-    smoothed = -(0.9 * math.log(0.75) + 0.1 * math.log(0.25)) - math.log(0.75)
-    assert float(discriminator_loss(real, fake, "non-saturating", smoothing=0.1)) == pytest.approx(smoothed, rel=1e-6)
-
-
-def test_generator_losses_hand_computed():
-    fake = torch.tensor([LOG3, -LOG3])  # D(G(z)) = 0.75 and 0.25
-    # minimax: G minimises E log(1 − D(G(z)))
-    assert float(generator_loss(fake, "minimax")) == pytest.approx((math.log(0.25) + math.log(0.75)) / 2, rel=1e-6)
-    # non-saturating: G minimises −E log D(G(z))
-    assert float(generator_loss(fake, "non-saturating")) == pytest.approx(-(math.log(0.75) + math.log(0.25)) / 2,
-                                                                          rel=1e-6)
-    assert float(generator_loss(torch.tensor([1.0, 3.0]), "wgan-gp")) == pytest.approx(-2.0)
-    assert float(discriminator_loss(torch.tensor([1.0, 3.0]), torch.tensor([-1.0]), "wgan-gp")) == pytest.approx(-3.0)
-
-
-def test_non_saturating_gradient_is_strong_where_minimax_saturates():
-    fake = torch.tensor([-8.0], requires_grad=True)  # D confidently rejects the sample
-    (g_mm,) = torch.autograd.grad(generator_loss(fake, "minimax"), fake)
-    (g_ns,) = torch.autograd.grad(generator_loss(fake, "non-saturating"), fake)
-    assert abs(float(g_mm)) < 1e-3 < 0.9 < abs(float(g_ns))
-
-
-def test_gradient_penalty_of_a_linear_critic():
-    w = torch.tensor([3.0, 4.0])  # ‖∇D‖ = 5 everywhere
-
-    def critic(x):
-        return x @ w
-
-    real, fake = torch.randn(7, 2), torch.randn(7, 2)
-    assert float(gradient_penalty(critic, real, fake, weight=10.0)) == pytest.approx(10 * (5 - 1) ** 2)
-    unit = torch.tensor([0.6, 0.8])
-    assert float(gradient_penalty(lambda x: x @ unit, real, fake)) == pytest.approx(0.0, abs=1e-10)
-    half = torch.tensor([0.3, 0.4])  # ‖∇D‖ = 0.5: penalised two-sided, free one-sided
-    assert float(gradient_penalty(lambda x: x @ half, real, fake)) == pytest.approx(10 * 0.25)
-    assert float(gradient_penalty(lambda x: x @ half, real, fake, one_sided=True)) == pytest.approx(0.0)
-    assert float(gradient_penalty(critic, real, fake, one_sided=True)) == pytest.approx(160.0)
-
-
-def test_unknown_loss_is_refused():
-    with pytest.raises(ValueError, match="loss must be one of"):
-        generator_loss(torch.zeros(2), "hinge")
-    with pytest.raises(ValueError, match="loss must be one of"):
-        GAN(loss="hinge")
-
-
-# -- one step moves one network ------------------------------------------------------------------
-def _snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def _changed(module, before):
-    return [not torch.equal(p, b) for p, b in zip(module.parameters(), before)]
-
-
-@pytest.mark.parametrize("arch,loss", [("mlp", "non-saturating"), ("mlp", "wgan-gp"), ("dcgan", "minimax")])
-def test_d_step_moves_only_d_and_g_step_moves_only_g(arch, loss):
-    torch.manual_seed(0)
-    gan = GAN(arch, x_shape=[8, 8], z_dim=4, hidden=[8, 16], loss=loss)
-    opt_d, opt_g = gan.make_optimizers(1e-2)
-    real = torch.rand(16, 8, 8)
-    g0, d0 = _snapshot(gan.generator), _snapshot(gan.discriminator)
-    gan.discriminator_step(real, opt_d, smoothing=0.1, noise=0.1)
-    assert not any(_changed(gan.generator, g0))
-    assert any(_changed(gan.discriminator, d0))  # (a WGAN critic's output bias has no gradient)
-    g0, d0 = _snapshot(gan.generator), _snapshot(gan.discriminator)
-    gan.generator_step(16, opt_g, noise=0.1)
-    assert not any(_changed(gan.discriminator, d0))
-    assert any(_changed(gan.generator, g0))
-    assert all(p.grad is None for p in gan.discriminator.parameters())  # no stale gradients for D
-
-
-def test_k_discriminator_steps_per_generator_step():
-    gan = GAN("mlp", x_shape=[2], z_dim=2, hidden=[8], output="linear")
-    calls = []
-    d_step, g_step = gan.discriminator_step, gan.generator_step
-    gan.discriminator_step = lambda *a, **k: calls.append("D") or d_step(*a, **k)
-    gan.generator_step = lambda *a, **k: calls.append("G") or g_step(*a, **k)
-    opt_d, opt_g = gan.make_optimizers()
-    gan.train_step([torch.randn(4, 2)] * 3, opt_d, opt_g)
-    assert calls == ["D", "D", "D", "G"]
+from probgen.models.gan import GAN, parzen_log_prob, select_parzen_bandwidth
 
 
 # -- Parzen windows ------------------------------------------------------------------------------
@@ -152,25 +55,6 @@ def test_gan_log_prob_needs_a_bandwidth_then_is_finite():
     gan.fit_parzen((torch.rand(20, 8, 8) > 0.5).float(), num_samples=200)
     assert bool(gan.parzen_binary)  # binary data: the Bernoulli kernel (a log mass, ≤ 0)
     assert (gan.log_prob((torch.rand(4, 8, 8) > 0.5).float(), num_samples=200) <= 0).all()
-
-
-# -- helpers: Wasserstein, interpolation -------------------------------------------------------------
-def test_wasserstein_1d():
-    a = torch.randn(1000)
-    assert wasserstein_1d(a, a + 2.5) == pytest.approx(2.5)
-    assert wasserstein_1d(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0, 1.0, 1.0])) == pytest.approx(0.0)
-    assert wasserstein_1d(torch.tensor([0.0]), torch.tensor([0.0, 3.0])) == pytest.approx(1.5)
-
-
-def test_slerp_keeps_the_norm_and_hits_the_endpoints():
-    torch.manual_seed(0)
-    z0, z1 = torch.randn(16), torch.randn(16)
-    z1 = z1 / z1.norm() * z0.norm()
-    t = torch.linspace(0, 1, 7)
-    path = slerp(z0, z1, t)
-    assert torch.allclose(path[0], z0, atol=1e-5) and torch.allclose(path[-1], z1, atol=1e-5)
-    assert torch.allclose(path.norm(dim=1), z0.norm().expand(7), atol=1e-4)
-    assert float(lerp(z0, z1, t)[3].norm()) < float(z0.norm())  # the straight line cuts inside the sphere
 
 
 # -- the model as a probgen model --------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""Posterior diagnostics and model comparison with ArviZ.
+
+Four questions about a trained story, each answered by one function:
+
+- *What did the guide infer?* :func:`to_inference_data` (:mod:`.guide`): draws of the
+  guide's latent sites, the pointwise log-likelihood and the importance log-weights as
+  ArviZ ``InferenceData``.
+- *Is the guide good enough as an importance proposal?* :func:`guide_quality`
+  (:mod:`.guide`): PSIS k̂ per data point, ESS, IWAE gap.
+- *How far is the guide from the true posterior?* :func:`nuts_posterior` (:mod:`.nuts`).
+- *Which model is better, with uncertainty?* :func:`compare_pointwise` (:mod:`.compare`).
+
+Plus the GMM's exact posterior over the assignment (:func:`gmm_responsibilities`) and a
+fully Bayesian GMM fitted by NUTS that shows label switching (:func:`bayesian_gmm_nuts`).
+ArviZ is imported only in :mod:`._arviz`, inside functions; figures are in
+:mod:`probgen.plots.diagnostics`.
+"""
+from __future__ import annotations
+
+from ._arviz import _az_groups  # noqa: F401 - tests and the CLI read group names through it
+from .compare import compare_pointwise
+from .guide import (KHAT_BINS, GuideQuality, gmm_responsibilities, guide_quality, khat_counts,
+                    load_inference_data, pareto_khat, save_inference_data, to_inference_data)
+from .nuts import BayesGMMResult, NutsResult, bayesian_gmm_nuts, nuts_posterior
+
+__all__ = [
+    "to_inference_data",
+    "save_inference_data",
+    "load_inference_data",
+    "guide_quality",
+    "GuideQuality",
+    "pareto_khat",
+    "khat_counts",
+    "nuts_posterior",
+    "NutsResult",
+    "compare_pointwise",
+    "gmm_responsibilities",
+    "bayesian_gmm_nuts",
+    "BayesGMMResult",
+    "KHAT_BINS",
+]

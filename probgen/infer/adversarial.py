@@ -1,0 +1,384 @@
+"""The one adversarial trainer: the GAN game, k discriminator steps then one generator step.
+
+**Only the discriminator ever sees real data**; the generator learns about the data exclusively
+through D's gradients (Goodfellow et al. 2014). Three objectives, with ``l = D(x)`` the
+discriminator's logit (critic value for WGAN):
+
+- ``"minimax"``: D maximises log σ(l_real) + log(1 − σ(l_fake)); G *minimises* log(1 − σ(l_fake)).
+- ``"non-saturating"``: same D; G maximises log σ(l_fake) (same fixed point, strong early gradients).
+- ``"wgan-gp"``: D is a critic maximising E[l_real] − E[l_fake] − λ E[(‖∇_x̂ D(x̂)‖ − 1)²]
+  (Gulrajani et al. 2017), with ``n_critic`` critic steps per generator step.
+
+:func:`fit_adversarial` takes the real data as a tensor (``epochs=``: passes over shuffled
+minibatches, with checkpoints, resume and a per-epoch monitor) or as a sampler ``n -> batch``
+(``steps=``: fresh batches every step, as the 1-D toy streams its target density).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..data import batches
+from ..nn import check_positive_int
+from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, Trainer, TrainResult, log as _log,
+                        progress_bar, rng_state, set_rng_state)
+
+__all__ = ["LOSSES", "check_loss", "discriminator_loss", "generator_loss", "gradient_penalty", "make_optimizers",
+           "discriminator_step", "generator_step", "train_step", "fit_adversarial"]
+
+LOSSES = ("minimax", "non-saturating", "wgan-gp")
+
+
+def check_loss(loss: str) -> str:
+    """Raise ``ValueError`` unless ``loss`` is one of :data:`LOSSES`."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# The objectives, as functions of the discriminator's logits (testable by hand)
+# ---------------------------------------------------------------------------------------------
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, loss: str, *, smoothing: float = 0.0) -> torch.Tensor:
+    """Loss the discriminator minimises, from its logits on a real and a fake batch.
+
+    :param real: ``D(x)`` logits (critic values for WGAN) on real data, ``[n]``.
+    :param fake: ``D(G(z))`` on generated data, ``[m]``.
+    :param loss: one of :data:`LOSSES`.
+    :param smoothing: one-sided label smoothing: real targets become ``1 − smoothing`` (fake
+        targets stay 0, Salimans et al. 2016). Ignored by WGAN-GP.
+    :return: scalar. With all logits 0 (D undecided) the cross-entropy losses equal 2 log 2.
+    """
+    if loss == "wgan-gp":
+        return fake.mean() - real.mean()  # the gradient penalty is added by the caller
+    check_loss(loss)
+    target = torch.full_like(real, 1.0 - smoothing)
+    return (F.binary_cross_entropy_with_logits(real, target)
+            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+
+
+def generator_loss(fake: torch.Tensor, loss: str) -> torch.Tensor:
+    """Loss the generator minimises, from the discriminator's logits ``D(G(z))`` ``[m]``.
+
+    minimax: E log(1 − σ(l)) = −E softplus(l); non-saturating: −E log σ(l) = E softplus(−l);
+    wgan-gp: −E l.
+    """
+    if loss == "minimax":
+        return -F.softplus(fake).mean()
+    if loss == "non-saturating":
+        return F.softplus(-fake).mean()
+    if loss == "wgan-gp":
+        return -fake.mean()
+    check_loss(loss)
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     *, weight: float = 10.0, one_sided: bool = False,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP penalty ``weight · E[(‖∇_x̂ D(x̂)‖₂ − 1)²]`` at random points x̂ between real and fake.
+
+    :param critic: the discriminator, ``x [n, ...] → [n]``.
+    :param real: real batch ``[n, ...]``; ``fake``: generated batch, same shape (detached).
+    :param one_sided: penalise only norms above 1, ``max(0, ‖∇‖ − 1)²`` (Petzka et al. 2018).
+        In one dimension the two-sided penalty is a barrier between slopes +1 and −1: a critic
+        that starts with the wrong sign stays there and the generator drifts away (see
+        ``docs/gan.md``); the one-sided penalty lets the slope pass through 0.
+    """
+    eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, generator=generator)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    out = critic(x_hat)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # n × ...
+    excess = grad.reshape(len(grad), -1).norm(dim=1) - 1
+    if one_sided:
+        excess = excess.clamp_min(0)
+    return weight * (excess ** 2).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# One round of the game. `gan` offers generator, discriminator, z_dim, loss, device.
+# ---------------------------------------------------------------------------------------------
+def make_optimizers(gan: Any, lr: float = 2e-4, *, beta1: float = 0.5,
+                    beta2: float | None = None) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for D and for G, each over its own network only (β1 = 0.5 as in DCGAN; β2 0.9 for WGAN-GP)."""
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if not 0 <= beta1 < 1:
+        raise ValueError(f"beta1 must be in [0, 1), got {beta1}")
+    beta2 = beta2 if beta2 is not None else (0.9 if gan.loss == "wgan-gp" else 0.999)
+    opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=(beta1, beta2))
+    opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=(beta1, beta2))
+    return opt_d, opt_g
+
+
+@torch.no_grad()
+def _d_stat(gan: Any, logits: torch.Tensor) -> float:
+    return float(logits.detach().mean() if gan.loss == "wgan-gp" else torch.sigmoid(logits).mean())
+
+
+def discriminator_step(gan: Any, real: torch.Tensor, opt_d: torch.optim.Optimizer, *, smoothing: float = 0.0,
+                       noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False) -> dict:
+    """One update of D: real data against detached fakes. G's parameters get no gradient.
+
+    :param real: a real minibatch ``[n, *x_shape]`` — the only place real data enters.
+    :param smoothing: one-sided label smoothing for the real targets.
+    :param noise: instance-noise std added to *both* of D's inputs.
+    """
+    D = gan.discriminator
+    with torch.no_grad():
+        fake = gan.generator(torch.randn(len(real), gan.z_dim, device=real.device))  # n × *x_shape
+    if noise > 0:  # instance noise: blur both distributions so that their supports overlap
+        real = real + noise * torch.randn_like(real)
+        fake = fake + noise * torch.randn_like(fake)
+    d_real, d_fake = D(real), D(fake)  # n logits each
+    d_loss = discriminator_loss(d_real, d_fake, gan.loss, smoothing=smoothing)
+    if gan.loss == "wgan-gp":
+        d_loss = d_loss + gradient_penalty(D, real, fake, weight=gp_weight, one_sided=gp_one_sided)
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    return {"d_loss": float(d_loss.detach()), "d_real": _d_stat(gan, d_real), "d_fake": _d_stat(gan, d_fake)}
+
+
+def generator_step(gan: Any, m: int, opt_g: torch.optim.Optimizer, *, noise: float = 0.0) -> dict:
+    """One update of G from ``m`` fresh codes. **No real data here**: G learns about the data
+    only through D's verdict on G(z), by back-propagating through D (whose parameters ``opt_g``
+    does not hold, and whose gradients are cleared afterwards)."""
+    fake = gan.generator(torch.randn(m, gan.z_dim, device=gan.device))  # m × *x_shape
+    if noise > 0:
+        fake = fake + noise * torch.randn_like(fake)
+    g_loss = generator_loss(gan.discriminator(fake), gan.loss)
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    gan.discriminator.zero_grad(set_to_none=True)  # D's .grad from this pass is not D's business
+    return {"g_loss": float(g_loss.detach())}
+
+
+def train_step(gan: Any, real_batches: Sequence[torch.Tensor], opt_d: torch.optim.Optimizer,
+               opt_g: torch.optim.Optimizer, *, smoothing: float = 0.0, noise: float = 0.0, gp_weight: float = 10.0,
+               gp_one_sided: bool = False, batch_size: int | None = None) -> dict:
+    """One round of the game: k discriminator steps (one per real batch), then one generator step.
+
+    :return: the last D step's loss and mean outputs (probabilities D(x), D(G(z)); critic values
+        for WGAN-GP) and the G step's loss.
+    """
+    for real in real_batches:
+        stats = discriminator_step(gan, real, opt_d, smoothing=smoothing, noise=noise, gp_weight=gp_weight,
+                                   gp_one_sided=gp_one_sided)
+    stats.update(generator_step(gan, batch_size or len(real_batches[-1]), opt_g, noise=noise))
+    return stats
+
+
+def _postfix(bar, stats: dict, more: dict | None = None) -> None:
+    bar.set_postfix(D=f"{stats['d_loss']:.3f}", G=f"{stats['g_loss']:.3f}", **(more or {}),
+                    **{"D(x)": f"{stats['d_real']:.2f}", "D(G(z))": f"{stats['d_fake']:.2f}"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------------------------
+def fit_adversarial(
+    gan: Any,
+    data: torch.Tensor | Callable[[int], torch.Tensor],
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    d_steps: int = 1,
+    n_critic: int = 5,
+    smoothing: float = 0.0,
+    instance_noise: float = 0.0,
+    gp_weight: float = 10.0,
+    gp_one_sided: bool = False,
+    beta1: float = 0.5,
+    lr_lambda: Callable[[int], float] | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    monitor: Callable[[torch.Tensor], dict] | None = None,
+    monitor_n: int = 500,
+    collapse_drop: float = 0.2,
+    on_epoch: Callable[[int, dict, torch.Tensor], None] | None = None,
+    on_step: Callable[[int, dict], dict | None] | None = None,
+    callbacks: Sequence[Callback] = (),
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Play the GAN game on real data.
+
+    :param gan: a :class:`probgen.models.GAN` (``generator``, ``discriminator``, ``z_dim``,
+        ``loss``, ``fixed_z``, ``decode``, ``device``).
+    :param data: real examples ``[n, *x_shape]`` (with ``epochs``), or a sampler
+        ``n -> [n, *x_shape]`` called for fresh batches every step (with ``steps``).
+    :param epochs: passes over a data tensor (each real batch feeds one D step).
+    :param steps: generator steps on a sampler.
+    :param d_steps: discriminator steps per generator step (k in Goodfellow et al. 2014).
+    :param n_critic: critic steps per generator step for WGAN-GP (replaces ``d_steps``).
+    :param smoothing: one-sided label smoothing (e.g. 0.1); not used by WGAN-GP.
+    :param instance_noise: std of Gaussian noise added to D's inputs, annealed linearly to 0.
+    :param gp_one_sided: WGAN-GP: penalise only gradient norms above 1 (see :func:`gradient_penalty`).
+    :param beta1: Adam β1 (0.5, as in DCGAN).
+    :param lr_lambda: learning-rate factor per generator step, ``LambdaLR`` on both optimizers
+        (``None``: constant).
+    :param checkpoint: (epochs) the model after every epoch goes here (atomic); the resumable
+        state (optimizers, RNG, history) beside it as ``<stem>.last.pt``.
+    :param resume: (epochs) continue from ``<stem>.last.pt`` if it exists.
+    :param monitor: (epochs) ``fn(samples) -> dict`` run every epoch on ``monitor_n`` samples from
+        fixed codes, e.g. a classifier's ``coverage``; when coverage falls ``collapse_drop`` below
+        its best so far, a mode-collapse warning is logged (once per fall).
+    :param on_epoch: (epochs) ``fn(epoch, record, fixed_samples)`` after every epoch.
+    :param on_step: (steps) ``fn(step, stats) -> dict | None`` after every step (snapshots,
+        evaluation); a returned dict is shown beside the losses on the progress bar.
+    :param callbacks: :class:`probgen.infer.callbacks.Callback` objects; ``on_epoch_end`` gets each
+        epoch's record (with ``steps``: each step's record).
+    :param log: where warnings go (default: :func:`probgen.infer.callbacks.log`).
+    :return: history (one record per epoch or step), ``steps``, ``warnings``, ``seconds``.
+    :raises DivergenceError: a loss or D's output became NaN/inf.
+    """
+    streamed = callable(data) and not isinstance(data, torch.Tensor)
+    if (epochs is None) == (steps is None):
+        raise ValueError("give epochs= (passes over a data tensor) or steps= (a sampler), not both or neither")
+    if streamed != (steps is not None):
+        raise ValueError("steps= goes with a sampler n -> batch as data, epochs= with a data tensor")
+    n_rounds = steps if streamed else epochs
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
+        raise ValueError(f"{'steps' if streamed else 'epochs'} must be >= 0, got {n_rounds!r}")
+    if streamed and (checkpoint is not None or resume or monitor is not None or on_epoch is not None):
+        raise ValueError("checkpoint, resume, monitor and on_epoch need epochs= over a data tensor")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("d_steps", d_steps)
+    check_positive_int("n_critic", n_critic)
+    if not 0 <= smoothing < 0.5:
+        raise ValueError(f"smoothing must be in [0, 0.5), got {smoothing}")
+    if instance_noise < 0:
+        raise ValueError(f"instance_noise must be >= 0, got {instance_noise}")
+    k = n_critic if gan.loss == "wgan-gp" else d_steps
+    opt_d, opt_g = make_optimizers(gan, lr, beta1=beta1)
+    scheds = [] if lr_lambda is None else [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda) for o in (opt_d, opt_g)]
+    game = dict(smoothing=smoothing, gp_weight=gp_weight, gp_one_sided=gp_one_sided, batch_size=batch_size)
+
+    def play(real_batches: list[torch.Tensor], noise: float, where: str) -> dict:
+        stats = train_step(gan, real_batches, opt_d, opt_g, noise=noise, **game)
+        for sched in scheds:
+            sched.step()
+        if not all(math.isfinite(v) for v in stats.values()):
+            raise DivergenceError(f"GAN losses became {stats} at {where}; try a smaller --lr or another --loss")
+        return stats
+
+    result = TrainResult()
+    hooks = Callbacks(callbacks, Trainer("adversarial", gan, result))
+    hooks.begin()
+    if streamed:
+        _play_steps(gan, data, steps, k, batch_size, instance_noise, play, result, hooks, on_step,
+                    progress_bar(range(1, steps + 1), enabled=progress, desc=desc or f"train {gan.kind}",
+                                 unit="step"))
+    else:
+        _play_epochs(gan, data, epochs, k, batch_size, instance_noise, play, result, hooks,
+                     (opt_d, opt_g), Checkpointer(gan, checkpoint), resume, monitor, monitor_n, collapse_drop,
+                     on_epoch, log or _log, progress, desc or f"train {gan.kind}")
+    gan.eval()
+    hooks.end()
+    return result
+
+
+def _play_steps(gan, sample, steps, k, batch_size, instance_noise, play, result, hooks, on_step, bar) -> None:
+    """``steps`` rounds, each on ``k`` fresh batches from the sampler: the generator never sees them."""
+    t0, shown = time.perf_counter(), None
+    gan.train()
+    for step in bar:
+        noise = instance_noise * max(0.0, 1 - (step - 1) / steps)  # annealed to 0
+        stats = play([sample(batch_size) for _ in range(k)], noise, f"step {step}")
+        result.steps = step
+        more = on_step(step, stats) if on_step is not None else None
+        shown = more or shown
+        if more or step % 10 == 0:
+            _postfix(bar, stats, shown)
+        record = {"step": step, **stats}
+        result.history.append(record)
+        if hooks.epoch_end(record):
+            result.stopped_early = True
+            break
+    result.seconds = time.perf_counter() - t0
+
+
+def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, hooks, opts, ckpt, resume, monitor,
+                 monitor_n, collapse_drop, on_epoch, log, progress, desc) -> None:
+    """Passes over shuffled minibatches of ``x``, with checkpoints, resume and a per-epoch monitor."""
+    opt_d, opt_g = opts
+    start_epoch, best_coverage, collapsed, shuffle_state = 0, -1.0, False, None
+    saved = ckpt.resume() if resume else None
+    if saved is not None:
+        ex, optim_state = saved
+        try:
+            opt_d.load_state_dict(optim_state["d"])
+            opt_g.load_state_dict(optim_state["g"])
+            set_rng_state(ex["rng"])
+            start_epoch, result.history = ex["epoch"], ex["history"]
+            result.steps, best_coverage = ex["steps"], ex["best_coverage"]
+        except (KeyError, TypeError, RuntimeError, ValueError) as e:
+            raise ckpt.cannot_resume(e) from None
+        shuffle_state = ex.get("shuffle_rng")
+    shuffle_gen = torch.Generator()
+    if shuffle_state is not None:  # the batch order too: resumed == uninterrupted
+        shuffle_gen.set_state(shuffle_state)
+    else:
+        shuffle_gen.manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+    total_steps = max(1, epochs * max(1, math.ceil(len(x) / batch_size) // k))
+    t0 = time.perf_counter()
+    bar = progress_bar(range(start_epoch, epochs), enabled=progress, desc=desc)
+    for epoch in bar:
+        gan.train()
+        sums: dict[str, float] = {}
+        pending: list[torch.Tensor] = []
+        n_g = 0
+        for xb, _ in batches(x, batch_size, shuffle=True, generator=shuffle_gen):
+            pending.append(xb)
+            if len(pending) < k:
+                continue
+            noise = instance_noise * max(0.0, 1 - result.steps / total_steps)  # annealed to 0
+            stats = play(pending, noise, f"epoch {epoch + 1}")
+            pending = []
+            result.steps += 1
+            n_g += 1
+            for key, v in stats.items():
+                sums[key] = sums.get(key, 0.0) + v
+            if progress:
+                _postfix(bar, stats)
+        gan.eval()
+        record = {"epoch": epoch + 1, "steps": result.steps, "seconds": time.perf_counter() - t0,
+                  **{key: v / max(n_g, 1) for key, v in sums.items()}}
+        fixed = gan.decode(gan.fixed_z)  # the same codes every epoch: watch G learn
+        if monitor is not None:  # e.g. a classifier's coverage of the digit classes
+            codes = torch.randn(monitor_n, gan.z_dim, generator=torch.Generator().manual_seed(4321))
+            record.update({key: v for key, v in monitor(gan.decode(codes)).items() if isinstance(v, (int, float, bool))})
+            cov = record.get("coverage")
+            if cov is not None:
+                dropped = cov < best_coverage - collapse_drop + 1e-9
+                if dropped and not collapsed:  # once per drop, not every epoch it stays low
+                    msg = (f"warning: possible mode collapse at epoch {epoch + 1}: classifier coverage "
+                           f"{cov:.2f} fell from its best {best_coverage:.2f}")
+                    result.warnings.append(msg)
+                    record["mode_collapse_warning"] = True
+                    log(msg)
+                collapsed = dropped
+                best_coverage = max(best_coverage, cov)
+        result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, record, fixed)
+        stop = hooks.epoch_end(record)
+        ckpt.save_best({"epoch": epoch + 1, "history": result.history})
+        if ckpt.last is not None:
+            ckpt.save_last({"epoch": epoch + 1, "history": result.history, "steps": result.steps,
+                            "best_coverage": best_coverage, "rng": rng_state(),
+                            "shuffle_rng": shuffle_gen.get_state()},
+                           {"d": opt_d.state_dict(), "g": opt_g.state_dict()})
+        if stop:
+            result.stopped_early = True
+            break
+    result.seconds = time.perf_counter() - t0

@@ -1,0 +1,77 @@
+"""EM for a mixture whose assignment is an enumerated Pyro site.
+
+The E-step *is* the enumerated posterior of the Pyro model (``gmm.joint_log_prob``: no second
+implementation of the mixture); the M-step is the model's closed-form weighted maximum
+likelihood (``gmm._m_step``). Each iteration's mean log-likelihood per example goes into the
+history; EM never lowers it, so the history is non-decreasing (up to rounding).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Sequence
+
+import torch
+
+from .callbacks import Callback, Callbacks, Trainer, TrainResult, progress_bar
+
+__all__ = ["fit_em"]
+
+
+def fit_em(gmm: Any, x: torch.Tensor, *, max_iter: int = 100, tol: float = 1e-3, seed: int = 0,
+           init: str = "kmeans", progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Fit a mixture by expectation-maximisation.
+
+    :param gmm: a built mixture offering ``joint_log_prob(x) -> [K × n]`` (log p(x_i, m = k)),
+        ``_init_resp(x, init, seed) -> [K × n]`` and ``_m_step(x, resp)`` (e.g.
+        :class:`probgen.models.GMM`, whose ``fit`` prepares ``x`` and calls this).
+    :param x: prepared data ``[n, D]``.
+    :param max_iter: iterations at most.
+    :param tol: stop when the mean log-likelihood per example improves by less than this.
+    :param seed: seed of the initialisation.
+    :param init: ``"kmeans"`` or ``"random"`` responsibilities to start from.
+    :param progress: show the progress bar.
+    :param callbacks: :class:`probgen.infer.callbacks.Callback` objects; each iteration's record is
+        ``{"epoch", "log_likelihood", "seconds"}``.
+    :return: history (one record per iteration), ``converged``, ``best_val`` = the final mean
+        negative log-likelihood per example, ``seconds`` (initialisation included).
+    :raises ValueError: the log-likelihood became NaN/inf (raise ``reg_covar``).
+    """
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    result = TrainResult()
+    hooks = Callbacks(callbacks, Trainer("em", gmm, result))
+    hooks.begin()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        gmm._m_step(x, gmm._init_resp(x, init, seed))
+    bar = progress_bar(range(max_iter), enabled=progress, desc=f"EM {gmm.kind}", unit="iter")
+    prev = -math.inf
+    with torch.no_grad():
+        for it in bar:
+            joint = gmm.joint_log_prob(x)  # E-step: K × n, from the enumerated model
+            ll = torch.logsumexp(joint, 0)  # n
+            mean_ll = float(ll.mean())
+            if not math.isfinite(mean_ll):
+                raise ValueError(f"EM diverged at iteration {it + 1} (log-likelihood {mean_ll}); "
+                                 "raise reg_covar")
+            record = {"epoch": it + 1, "log_likelihood": mean_ll, "seconds": time.perf_counter() - t0}
+            result.history.append(record)
+            result.steps, result.best_epoch, result.best_val = it + 1, it, -mean_ll
+            bar.set_postfix(loglik=f"{mean_ll:.3f}")
+            stop = hooks.epoch_end(record)
+            if mean_ll - prev < tol:
+                break
+            prev = mean_ll
+            gmm._m_step(x, torch.exp(joint - ll))  # M-step from the responsibilities K × n
+            if stop:
+                result.stopped_early = True
+                break
+    lls = [r["log_likelihood"] for r in result.history]
+    met_tol = len(lls) < max_iter or (len(lls) > 1 and lls[-1] - lls[-2] < tol)
+    result.converged = met_tol and not result.stopped_early
+    result.seconds = time.perf_counter() - t0
+    hooks.end()
+    return result

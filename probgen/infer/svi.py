@@ -1,0 +1,261 @@
+"""The one SVI trainer, readable top to bottom.
+
+It knows no particular model: it takes any object with ``model(x, y)`` and ``guide(x, y)``
+methods that is also a ``torch.nn.Module`` (a :class:`probgen.story.Story`), and gives it
+minibatches, a progress bar with the running loss, validation each epoch, early stopping,
+atomic checkpoints of the best model, resume, and a clean stop when the loss diverges
+(all but the minibatches and the SVI step come from :mod:`probgen.infer.callbacks`).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pyro
+import pyro.infer
+import pyro.optim
+import torch
+
+from ..check import ELBOS  # name -> (Pyro ELBO class name, is_jit)
+from ..data import batches
+from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, EarlyStopping, Trainer, TrainResult,
+                        progress_bar, rng_state, set_rng_state)
+
+__all__ = ["ELBOS", "make_elbo", "fit_svi"]
+
+def make_elbo(name: str, *, num_particles: int = 1, max_plate_nesting: int = 1) -> pyro.infer.ELBO:
+    """Build a Pyro ELBO by name.
+
+    :param name: one of :data:`ELBOS` (``trace``, ``meanfield``, ``jit``, ``jit-meanfield``,
+        ``enum``, ``jit-enum``).
+    :param num_particles: samples per data point for the gradient estimate.
+    :param max_plate_nesting: plates nested in the model (needed by enumeration).
+    """
+    if name not in ELBOS:
+        raise ValueError(f"unknown elbo {name!r}: use one of {', '.join(ELBOS)}")
+    cls_name, is_jit = ELBOS[name]
+    kwargs: dict[str, Any] = dict(num_particles=num_particles, max_plate_nesting=max_plate_nesting,
+                                  vectorize_particles=num_particles > 1)
+    if is_jit:
+        kwargs["ignore_jit_warnings"] = True
+    return getattr(pyro.infer, cls_name)(**kwargs)
+
+
+def _mean_loss(elbo, story, x, y, batch_size: int) -> float:
+    """Loss per example (negative ELBO) over a whole data set, no gradients."""
+    total = 0.0
+    with torch.no_grad():
+        for xb, yb in batches(x, batch_size, y=y):
+            args = (xb,) if yb is None else (xb, yb)
+            total += float(elbo.loss(story.model, story.guide, *args))
+    return total / len(x)
+
+
+def _check_options(x, y, val, val_y, epochs, batch_size, num_particles, lr, patience, clip_norm, unknown) -> None:
+    if unknown:  # a typo in an option must not surface as a TypeError deep inside
+        raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    if not _is_int(epochs) or epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs!r}")
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if not _is_int(num_particles) or num_particles < 1:
+        raise ValueError(f"num_particles must be >= 1, got {num_particles!r}")
+    if not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if patience is not None and (not _is_int(patience) or patience < 0):
+        raise ValueError(f"patience must be >= 0 (or None: never stop early), got {patience!r}")
+    if clip_norm is not None and (not isinstance(clip_norm, (int, float)) or not 0 < clip_norm < math.inf):
+        raise ValueError(f"clip_norm must be > 0, got {clip_norm!r}")
+    for name, labels, data in (("y", y, x), ("val_y", val_y, val)):
+        if labels is not None and data is not None and len(labels) != len(data):
+            raise ValueError(f"{name}: {len(labels)} labels for {len(data)} examples")
+
+
+def fit_svi(
+    story: torch.nn.Module,
+    x: torch.Tensor,
+    *,
+    y: torch.Tensor | None = None,
+    val: torch.Tensor | None = None,
+    val_y: torch.Tensor | None = None,
+    epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    elbo: str = "trace",
+    num_particles: int = 1,
+    patience: int | None = 10,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    clip_norm: float | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    distributed: Any = None,
+    callbacks: Sequence[Callback] = (),
+    **unknown: Any,
+) -> TrainResult:
+    """Train ``story.model`` / ``story.guide`` with ``pyro.infer.SVI``.
+
+    :param story: a :class:`probgen.story.Story` (an ``nn.Module`` with ``model``/``guide``).
+    :param x: training data ``[n, ...]``; ``y`` optional labels ``[n]``.
+    :param val: validation data for early stopping and best-model selection.
+    :param epochs: passes over the training data (``0`` leaves the model untouched).
+    :param batch_size: examples per SVI step.
+    :param lr: Adam learning rate.
+    :param elbo: name of the objective, see :data:`ELBOS`.
+    :param patience: stop after this many epochs without validation improvement
+        (``None``: never stop early).
+    :param checkpoint: file for the best model; the resumable state goes beside it as
+        ``<stem>.last.pt``. Both are written atomically.
+    :param resume: continue from ``<stem>.last.pt`` if it exists.
+    :param clip_norm: clip gradients to this global norm (``None``: no clipping).
+    :param on_epoch: called as ``on_epoch(epoch, record)`` after each epoch (annealing, logging).
+    :param distributed: a :class:`probgen.infer.distributed.Distributed` inside a ``torchrun`` job:
+        each rank computes the gradient of its shard of every batch, gradients are all-reduced,
+        and rank 0 alone shows progress and writes checkpoints (``None``: one process).
+    :param callbacks: :class:`probgen.infer.callbacks.Callback` objects (logging hooks).
+    :raises DivergenceError: the loss became NaN/inf; the best state so far is restored.
+    """
+    _check_options(x, y, val, val_y, epochs, batch_size, num_particles, lr, patience, clip_norm, unknown)
+    result = TrainResult()
+    ckpt = Checkpointer(story, checkpoint)
+
+    # -- the objective and the optimizer: Pyro's SVI over the story's param-store names
+    svi_elbo = make_elbo(elbo, num_particles=num_particles, max_plate_nesting=story.max_plate_nesting)
+    # validation uses the non-JIT twin: same objective, any batch shape
+    val_elbo = make_elbo(elbo.replace("jit-", "").replace("jit", "trace"),
+                         max_plate_nesting=story.max_plate_nesting)
+    optim_args = {"lr": lr}
+    # clip_norm: the global norm over all parameters (pyro's ClippedAdam would clamp each element)
+    optim = _GlobalNormAdam(optim_args, clip_norm) if clip_norm is not None else pyro.optim.Adam(optim_args)
+    svi = pyro.infer.SVI(story.model, story.guide, optim, loss=svi_elbo)
+    prefix = story.pyro_name + "$$$"
+
+    start_epoch, shuffle_state, stopper = 0, None, EarlyStopping(patience)
+    best_state = copy.deepcopy(story.state_dict())
+    saved = ckpt.resume() if resume else None
+    if saved is not None:
+        ex, optim_state = saved
+        try:  # a resume file from other settings (z_dim, hidden, ...) or without training state
+            best_state = ex["best_state_dict"]
+            start_epoch = ex["epoch"] + 1
+            stopper.load_state(ex)
+            result.history, result.steps = ex["history"], ex.get("steps", 0)
+            # the optimizer state is keyed by param-store names: re-attach this instance's prefix
+            story.register_params()
+            for state in optim_state.values():  # the --lr of this call wins over the saved one
+                for group in state.get("param_groups", []):
+                    group["lr"] = lr
+            optim.set_state({prefix + k: v for k, v in optim_state.items()})
+            set_rng_state(ex["rng"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as e:
+            raise ckpt.cannot_resume(e) from None
+        shuffle_state = ex.get("shuffle_rng")
+
+    shuffle_gen = torch.Generator()
+    if shuffle_state is not None:  # resume the batch order too: resumed == uninterrupted, bit for bit
+        shuffle_gen.set_state(shuffle_state)
+    else:
+        shuffle_gen.manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+    step_fn, mean_loss = svi.step, _mean_loss
+    if distributed is not None:  # same batches on every rank, each steps on its shard (infer.distributed)
+        step_fn, mean_loss = distributed.prepare(story, svi, shuffle_gen), distributed.mean_loss
+        if not distributed.is_main:  # rank 0 alone shows progress and writes checkpoints
+            progress = False
+            ckpt.disable()
+    drop_last = ELBOS[elbo][1] and len(x) > batch_size  # JIT traces one batch shape
+    n_batches = len(x) // batch_size if drop_last else math.ceil(len(x) / batch_size)
+    hooks = Callbacks(callbacks, Trainer("svi", story, result))
+    hooks.begin()
+    t0 = time.perf_counter()
+    bar = progress_bar(range(start_epoch, epochs), enabled=progress, desc=f"train {story.kind}")
+    for epoch in bar:
+        story.train()
+        total, seen = 0.0, 0
+        for step, (xb, yb) in enumerate(batches(x, batch_size, y=y, shuffle=True, generator=shuffle_gen)):
+            if drop_last and len(xb) < batch_size:
+                continue
+            # unlabelled stories get no y argument at all: Pyro's JIT cannot trace a None
+            try:
+                loss = step_fn(xb) if yb is None else step_fn(xb, yb)
+            except ValueError as e:  # NaN parameters fail distribution validation before the loss does
+                if not _diverged(story, e):
+                    raise
+                loss = math.nan
+            if not math.isfinite(loss):
+                story.load_state_dict(best_state)
+                raise DivergenceError(
+                    f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; training stopped "
+                    f"(best state from epoch {stopper.best_epoch + 1} kept"
+                    + (f", checkpoint {ckpt.best} untouched)" if ckpt.best else ")")
+                    + "; try a smaller --lr or gradient clipping")
+            total, seen, result.steps = total + loss, seen + len(xb), result.steps + 1
+            if progress and step % 10 == 0:
+                bar.set_postfix(loss=f"{total / seen:.3f}", step=f"{step + 1}/{n_batches}")
+        story.eval()
+        record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
+                  "seconds": time.perf_counter() - t0}
+        if val is not None and len(val):
+            record["val_loss"] = mean_loss(val_elbo, story, val, val_y, max(batch_size, 256))
+        score = record.get("val_loss", record["train_loss"])
+        if math.isfinite(score) and not all(bool(torch.isfinite(p).all()) for p in story.parameters()):
+            score = math.nan  # a finite loss computed before the last update can hide NaN parameters
+        if not math.isfinite(score):
+            story.load_state_dict(best_state)
+            raise DivergenceError(f"validation loss or parameters became {score} at epoch {epoch + 1}, "
+                                  f"step {n_batches}; best state kept; try a smaller --lr")
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+        stop = hooks.epoch_end(record)
+        result.history.append(record)
+        improved = stopper.update(epoch, score)
+        result.best_epoch, result.best_val = stopper.best_epoch, stopper.best_val
+        if improved:
+            best_state = copy.deepcopy(story.state_dict())
+            ckpt.save_best({"epoch": epoch + 1, "history": result.history})
+        if progress:
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}",
+                            val=f"{record.get('val_loss', float('nan')):.3f}")
+        if ckpt.last is not None:
+            state = optim.get_state()
+            ckpt.save_last({
+                "epoch": epoch, **stopper.state(), "history": result.history, "steps": result.steps,
+                "best_state_dict": best_state, "rng": rng_state(), "shuffle_rng": shuffle_gen.get_state(),
+            }, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        if stop or stopper.should_stop:
+            result.stopped_early = True
+            break
+    story.load_state_dict(best_state)
+    story.eval()
+    result.best_epoch, result.best_val = stopper.best_epoch, stopper.best_val  # also when no epoch ran
+    result.seconds = time.perf_counter() - t0
+    hooks.end()
+    return result
+
+
+class _GlobalNormAdam(pyro.optim.PyroOptim):
+    """Adam after scaling all gradients together so that their global L2 norm is <= ``max_norm``."""
+
+    def __init__(self, optim_args: dict, max_norm: float):
+        super().__init__(torch.optim.Adam, optim_args)
+        self.max_norm = float(max_norm)
+
+    def __call__(self, params, *args, **kwargs) -> None:
+        params = list(params)  # SVI passes every parameter of the step at once
+        torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], self.max_norm)
+        super().__call__(params, *args, **kwargs)
+
+
+def _diverged(story: torch.nn.Module, error: Exception) -> bool:
+    """Was this ValueError raised because parameters or values became NaN/inf?"""
+    if not all(bool(torch.isfinite(p).all()) for p in story.parameters()):
+        return True
+    first = str(error).split("Trace Shapes")[0].lower()
+    return "found invalid values" in first and ("nan" in first or "inf" in first)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)

@@ -1,0 +1,214 @@
+"""The ``compare`` recipe: train (or load) several families, score each on the same test set.
+
+One scoring policy: :func:`probgen.evaluate.score`. The "test log-likelihood" column is log p(x)
+in nats per example; for a CVAE that is the marginal log Σ_y p(y) p(x | y), and log p(x | y)
+appears only in its own column (``conditional_log_likelihood``). Every row names its estimator
+and K, and the share of test points with PSIS k̂ > 0.7 where the estimator has one.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import DataConfig, RunConfig, load_data, opt, out_dir, replace_given, runs_in, seed_everything
+from .models import MODELS, model_spec
+from .train import save_images, train_model
+
+__all__ = ["CompareConfig", "CompareResult", "compare", "score_model"]
+
+
+@dataclass
+class CompareConfig:
+    """``probgen compare``: which families, how they are scored, where the run goes."""
+
+    models: str = opt("gmm,vae", "comma-separated model names")
+    num_samples: int = opt(1000, "importance samples K for IWAE estimates")
+    from_dir: str | None = opt(None, "load DIR/<model>.pt instead of training", flag="--from")
+    epochs: int | None = opt(None, "override each model's default epochs")
+    no_diagnostics: bool = opt(False, "skip the ArviZ elpd comparison")
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = runs_in("runs/compare")
+
+
+@dataclass
+class CompareResult:
+    """The rows of the table, the JSON written, and where everything went."""
+
+    rows: list
+    json_path: Path
+    out: Path
+    result: dict  # what results.json holds
+    dataset: object
+    elpd_text: str | None = None
+
+    def table(self) -> str:
+        """The comparison table as printed by ``probgen compare``."""
+        header = (f"{'model':<12}{'#params':>10}  {'test log-lik (nats/image)':>26}  {'estimator':<26}{'K':>6}"
+                  f"{'fit s':>9}")
+        lines = [header, "-" * len(header)]
+        for r in self.rows:
+            k = "-" if r["num_samples"] is None else str(r["num_samples"])
+            ll = f"{r['test_log_likelihood']:.2f} ± {r['stderr']:.2f}"
+            lines.append(f"{r['name']:<12}{r['n_params'] or 0:>10}  {ll:>26}  {r['estimator']:<26}{k:>6}"
+                         f"{r['fit_seconds']:>9.1f}")
+        for r in self.rows:
+            if r.get("conditional_log_likelihood") is not None:
+                lines.append(f"  {r['name']}: column = {r['quantity']}; conditional log p(x | true y) "
+                             f"{r['conditional_log_likelihood']:.2f} (separate column, not comparable)")
+            if r.get("bandwidth") is not None:
+                lines.append(f"  {r['name']}: Parzen-window estimate (weak estimator), bandwidth {r['bandwidth']:.3g} "
+                             f"chosen on validation, {r['num_samples']} generator samples")
+            if r.get("khat_share") is not None:
+                lines.append(f"  {r['name']}: share of test points with k̂ > 0.7: {r['khat_share']:.3f}")
+            if r.get("warning"):
+                lines.append(f"  warning ({r['name']}): {r['warning']}")
+        return "\n".join(lines)
+
+
+def _names(models) -> list[str]:
+    names = [m.strip() for m in (models.split(",") if isinstance(models, str) else models) if m.strip()]
+    model_spec("gmm")  # imports every family module, so that MODELS is complete
+    unknown = [m for m in names if m not in MODELS]
+    if not names or unknown:
+        raise ValueError(f"--models: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(MODELS)}")
+    own = [m for m in names if MODELS[m].load is not None]
+    if own:  # e.g. the sentence VAE reads its own corpus, not the images every row is scored on
+        raise ValueError(f"--models: {own[0]} trains on its own data, not on --data; it cannot share this table")
+    return names
+
+
+def score_model(model, ds, *, num_samples: int, seed: int = 0) -> dict:
+    """One row's numbers: :func:`probgen.evaluate.score` on ``ds.test`` (labels, validation split and
+    dequantization passed on; the values are popped by :func:`compare` into ``pointwise.npz``)."""
+    import torch
+
+    from ..evaluate import score
+
+    model.eval()
+    y = ds.test_labels if getattr(model, "needs_labels", False) else None
+    with torch.no_grad():
+        s = score(model, ds.test.to(model.device), y=y, num_samples=num_samples, val=ds.val, seed=seed,
+                  dequantized=bool(ds.dequantized))
+    row = {"estimator": s.estimator, "num_samples": s.k, "khat_share": s.khat_share, "warning": s.warning,
+           "quantity": "log p(x)", "values": s.values.detach().cpu().double(), **s.extra}
+    if s.conditional is not None:
+        cond = s.conditional.detach().cpu().double()
+        row.update(quantity="log p(x) = log Σ_y p(y) p(x | y) (marginal over the label)",
+                   conditional_log_likelihood=float(cond.mean()),
+                   conditional_stderr=float(cond.std() / math.sqrt(len(cond))) if len(cond) > 1 else 0.0)
+    return row
+
+
+def _trainer_params(name: str, epochs: int | None):
+    spec = MODELS[name]
+    params = spec.config()
+    if epochs is not None and hasattr(params, "epochs"):
+        params = replace_given(params, epochs=epochs)
+    return replace_given(params, resume=False)
+
+
+def compare(cfg: CompareConfig) -> CompareResult:
+    """Train (or load from ``cfg.from_dir``) each model, score it, write the table, JSON, figures."""
+    from ..evaluate import PUBLISHED, summarize
+    from ..io import atomic_write, write_json
+    from ..models import load
+
+    names = _names(cfg.models)
+    if cfg.num_samples < 1:
+        raise ValueError(f"--num-samples must be >= 1, got {cfg.num_samples}")
+    run = cfg.run
+    say = (lambda *a, **k: None) if run.quiet else print
+    seed_everything(run.seed)
+    ds = load_data(cfg.data)
+    out = out_dir(run.out)
+    density = not ds.binarized
+    rows, pointwise = [], {}
+    for name in names:
+        ckpt = out / f"{name}.pt"
+        if cfg.from_dir:
+            src = Path(cfg.from_dir) / f"{name}.pt"
+            model = load(src, device=run.device)
+            if model.kind != name and model.kind in MODELS:  # e.g. a GMM saved as vae.pt
+                raise ValueError(f"--from {src}: holds a {model.kind!r} model, not {name!r}")
+            fit_seconds = float(getattr(model, "checkpoint_extra", {}).get("fit_seconds", float("nan")))
+            if src.resolve() != ckpt.resolve():
+                model.save(ckpt, extra=getattr(model, "checkpoint_extra", {}))
+        else:
+            seed_everything(run.seed)
+            say(f"training {name} ...", flush=True)
+            res = train_model(name, _trainer_params(name, cfg.epochs), cfg.data, run, ds, path=ckpt)
+            model, fit_seconds = res.model, res.seconds
+            extra = dict(getattr(model, "checkpoint_extra", {}) or {})
+            extra["fit_seconds"] = fit_seconds
+            from .models import save_model
+
+            save_model(model, ckpt, ds, extra=extra)
+        seed_everything(run.seed)
+        row = score_model(model, ds, num_samples=cfg.num_samples, seed=run.seed)
+        values = row.pop("values")
+        s = summarize(values)
+        pointwise[name] = values.numpy()
+        rows.append({"name": name, "test_log_likelihood": s.mean, "stderr": s.stderr, **row,
+                     "fit_seconds": fit_seconds,
+                     "n_params": int(model.n_params()) if hasattr(model, "n_params") else None, "n_test": s.n})
+        _sample_grid(model, out / f"samples_{name}.png")
+    result = {"data": {"name": ds.name, "n_test": len(ds.test), "shape": list(ds.shape),
+                       "binarized": ds.binarized, "dequantized": ds.dequantized,
+                       "unit": "nats per image", "quantity": "log density" if density else "log mass"},
+              "seed": run.seed, "models": rows}
+    if ds.name == "binarized-mnist":
+        result["published"] = PUBLISHED["binarized-mnist"]
+    import numpy as np
+
+    atomic_write(out / "pointwise.npz", lambda f: np.savez(f, **pointwise))
+    elpd_text = None
+    if len(pointwise) > 1 and not cfg.no_diagnostics:
+        result["elpd"], elpd_text = _elpd(pointwise, out)
+    write_json(out / "results.json", result)
+    _bar_figure(rows, out / "compare.png", density)
+    return CompareResult(rows, out / "results.json", out, result, ds, elpd_text)
+
+
+def _elpd(pointwise: dict, out: Path) -> tuple[dict | None, str | None]:
+    """ArviZ elpd comparison of the held-out pointwise log-likelihoods: (table, printable text)."""
+    try:
+        from .. import diagnostics
+    except ImportError:
+        return None, None
+    if not hasattr(diagnostics, "compare_pointwise"):
+        return None, None
+    table = dict(diagnostics.compare_pointwise(pointwise, figure=out / "elpd_compare.png"))
+    text = table.pop("text", "")
+    return table, text
+
+
+def _sample_grid(model, path: Path) -> None:
+    import torch
+
+    if not hasattr(model, "sample"):
+        return
+    kwargs = {}
+    if "mean" in inspect.signature(model.sample).parameters and model.kind not in ("gmm",):
+        kwargs["mean"] = True  # decoder means: the usual way to show VAE samples
+    try:
+        with torch.no_grad():
+            x = model.sample(64, **kwargs)
+    except (NotImplementedError, TypeError):
+        return
+    if not hasattr(x, "dim") or x.dim() == 2:
+        return
+    save_images(x.cpu(), path, nrow=8)
+
+
+def _bar_figure(rows, path: Path, density: bool) -> None:
+    from ..plots import new_figure, savefig
+
+    fig, ax = new_figure(figsize=(5, 3))
+    names = [r["name"] for r in rows]
+    ax.barh(names, [r["test_log_likelihood"] for r in rows],
+            xerr=[2 * r["stderr"] for r in rows], color="tab:blue")
+    ax.set_xlabel(("log density" if density else "log-likelihood") + " (nats/image, ±2 s.e.)")
+    ax.set_title("test log-likelihood, higher is better")
+    savefig(fig, path)

@@ -1,0 +1,147 @@
+"""The ``train`` and ``sample`` recipes: fit one registered family, draw from a checkpoint."""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import DataConfig, RunConfig, load_data, opt, out_dir, resolve_device, runs_in, seed_everything
+from .models import model_spec, remember_data
+
+__all__ = ["TrainConfig", "TrainResult", "train", "train_model", "SampleConfig", "SampleResult", "sample"]
+
+
+@dataclass
+class TrainConfig:
+    """Which family (a name in :data:`probgen.recipes.models.MODELS`), its options, the data, the run."""
+
+    model: str = "vae"
+    params: object | None = None  # the family's config dataclass (default: its defaults)
+    data: DataConfig | None = None  # default: DataConfig() with the family's data defaults
+    run: RunConfig = runs_in("runs/train")
+
+
+@dataclass
+class TrainResult:
+    """A trained model, where it was saved, how long it took, on which data."""
+
+    model: object
+    path: Path
+    seconds: float
+    dataset: object
+    notes: list = field(default_factory=list)  # summary lines a caller may print
+
+    def line(self, name: str) -> str:
+        n = self.model.n_params() if hasattr(self.model, "n_params") else "?"
+        return (f"trained {name} on {self.dataset.describe()} in {self.seconds:.1f} s ({n} parameters) "
+                f"-> {self.path}")
+
+
+def _data_config(spec, data: DataConfig | None) -> DataConfig:
+    if data is not None:
+        return data
+    return DataConfig(**(spec.data_defaults or {}))
+
+
+def train_model(name: str, params, data_cfg: DataConfig | None, run: RunConfig, ds=None, *,
+                path: Path | None = None) -> TrainResult:
+    """Build and fit family ``name`` (data loaded unless ``ds`` is given) and save it to ``path``
+    (default ``run.out/<name>.pt``)."""
+    spec = model_spec(name)
+    params = params if params is not None else spec.config()
+    if ds is None:
+        cfg = _data_config(spec, data_cfg)
+        ds = spec.load(params, cfg) if spec.load else load_data(cfg, need_labels=spec.labels)
+    path = Path(path) if path is not None else out_dir(run.out) / f"{name}.pt"
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    model = spec.build(params, ds)
+    remember_data(model, ds)
+    model = spec.fit(model, params, ds, path, run, notes)
+    return TrainResult(model, path, time.perf_counter() - t0, ds, notes)
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train one registered family on ``cfg.data`` and write ``cfg.run.out/<model>.pt``.
+
+    :raises ValueError: unknown model, bad options or data (one line).
+    """
+    spec = model_spec(cfg.model)
+    seed_everything(cfg.run.seed)
+    data_cfg = _data_config(spec, cfg.data)
+    params = cfg.params if cfg.params is not None else spec.config()
+    ds = spec.load(params, data_cfg) if spec.load else load_data(data_cfg, need_labels=spec.labels)
+    out = out_dir(cfg.run.out)
+    return train_model(cfg.model, params, data_cfg, cfg.run, ds, path=out / f"{cfg.model}.pt")
+
+
+# -- sample ---------------------------------------------------------------------------------------
+@dataclass
+class SampleConfig:
+    """``probgen sample``: draw from a checkpoint into a PNG grid."""
+
+    checkpoint: str = opt("", "a .pt file written by probgen")
+    n: int = opt(64, "number of samples", flag="-n")
+    out: str = opt("samples.png", "PNG file")
+    npy: str | None = opt(None, "also save the raw samples, [n, H, W] in [0, 1]")
+    label: int | None = opt(None, "class to generate (conditional models)")
+    mean: bool = opt(False, "decoder/component means instead of draws")
+    temperature: float | None = opt(None, "sampling temperature, where supported")
+    seed: int = opt(0, "random seed")
+    device: str = opt("cpu", "cpu or cuda")
+
+
+@dataclass
+class SampleResult:
+    samples: object  # Tensor [n, H, W] in [0, 1], or a list of strings (text models)
+    path: Path | None  # the PNG written (None for text)
+    model: object
+
+
+def load_for_sampling(checkpoint, *, n: int, out: str, seed: int, device: str):
+    """Checks ``n`` and the ``.png`` output, seeds, and loads the checkpoint on ``device``."""
+    from ..models import load
+
+    if n < 1:
+        raise ValueError(f"-n must be >= 1, got {n}")
+    if not str(out).lower().endswith(".png"):
+        raise ValueError(f"--out {out}: must be a .png file")
+    seed_everything(seed)
+    return load(checkpoint, device=str(resolve_device(device)))
+
+
+def save_images(images, path, *, npy=None, nrow: int | None = None, title: str | None = None) -> Path:
+    """Write a grid PNG of ``images [n, H, W]`` and optionally the raw array as ``.npy``."""
+    from ..io import atomic_write
+    from ..plots import image_grid
+
+    path = Path(path)
+    image_grid(images, path, nrow=nrow, title=title)
+    if npy is not None:
+        import numpy as np
+
+        arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+        atomic_write(npy, lambda f: np.save(f, arr))
+    return path
+
+
+def sample(cfg: SampleConfig) -> SampleResult:
+    """``model.sample(n, **options)`` for the options given (label, mean, temperature)."""
+    import torch
+
+    model = load_for_sampling(cfg.checkpoint, n=cfg.n, out=cfg.out, seed=cfg.seed, device=cfg.device)
+    params = inspect.signature(model.sample).parameters
+    kwargs = {}
+    for key in ("label", "mean", "temperature"):
+        value = getattr(cfg, key)
+        if value is None or value is False:
+            continue
+        if key not in params:
+            raise ValueError(f"--{key}: a {model.kind} checkpoint does not take it")
+        kwargs[key] = value
+    with torch.no_grad():
+        x = model.sample(cfg.n, **kwargs)
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):  # text models
+        return SampleResult(list(x), None, model)
+    return SampleResult(x.cpu(), save_images(x.cpu(), cfg.out, npy=cfg.npy), model)

@@ -1,0 +1,447 @@
+"""The sections of the tour (:mod:`probgen.report.tour`), one function per family: ``name(sec, t)``.
+
+Each trains its family through the train recipe, draws the pictures with the family's recipes
+and plots, and writes figures, tables and paragraphs into its section ``sec``; ``t`` is the
+:class:`~probgen.report.tour.Tour` (config, data, folders, numbers, ``step``). Every step that may
+fail runs inside ``t.step``, so a failure is written into the section and the tour goes on.
+"""
+from __future__ import annotations
+
+import math
+
+from ..recipes.config import seed_everything
+
+__all__ = ["pixel", "gmm", "vae", "cvae", "gan", "compare", "text", "ORDER"]
+
+#: comparison table order: exact first, then the bounds, then the weak estimators
+ORDER = ("gmm", "pixelcnn", "pixelrnn", "vae", "mixture-vae", "cvae", "autoencoder", "gan")
+
+
+def _fmt(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+# -- 1. pixels ----------------------------------------------------------------------------------
+def pixel(sec, t):
+    import torch
+
+    from ..recipes.pixel import CompleteConfig, complete
+
+    ds, d, p = t.ds, t.out / "pixel", t.profile
+    model = t.step(sec, "train pixelcnn", t.train, "pixelcnn", epochs=p["pixel_epochs"],
+                   channels=p["pixel_channels"], n_layers=p["pixel_layers"], batch_size=p["pixel_batch"])
+    if model is None:
+        return
+    with torch.no_grad():
+        ll = model.log_prob(ds.test)
+    bpd = float(-ll.mean() / (math.prod(ds.shape) * math.log(2)))
+    t.numbers["pixel"].update(test_log_likelihood=float(ll.mean()), bits_per_dim=bpd, n_params=model.n_params(),
+                              estimator="exact")
+    sec.paragraph(f"Exact test log-likelihood: {float(ll.mean()):.2f} nats per image "
+                  f"({bpd:.3f} bits per pixel) on {len(ds.test)} test digits, {model.n_params():,} parameters, "
+                  f"{p['pixel_epochs']} epochs.")
+    if t.step(sec, "samples", t.sample, "pixelcnn", d / "samples.png") is not None:
+        sec.figure(d / "samples.png", "64 samples, each drawn pixel by pixel in raster order. Look for "
+                   "strokes that connect: every pixel only sees the ones before it, so a sample that "
+                   "holds together shows the model has learnt long-range structure from local rules.")
+    labels = ds.test_labels.tolist()
+    index = [labels.index(c) for c in range(min(ds.n_classes, 6)) if c in labels][:6]
+    rows = ds.shape[0] // 2
+    cfg = CompleteConfig(checkpoint=str(t.checkpoint("pixelcnn")), index=index, rows=rows, n=6,
+                         out=str(d / "complete.png"), data=t.cfg.data, data_dir=t.cfg.data_dir, seed=t.seed,
+                         device=t.device, quiet=True)
+    if t.step(sec, "completions", complete, cfg) is not None:
+        sec.figure(d / "complete.png", f"Completions: each row is a test digit, then its top {rows} rows "
+                   "(the rest grey), then 6 completions drawn by the model. Look at the variety: where the "
+                   "top half is ambiguous (a 1 or a 7?) the completions should disagree.")
+
+
+# -- 2. GMM -------------------------------------------------------------------------------------
+def _component_draws(gmm, m: int):
+    """``m`` draws from every component: ``[K, m, D]``."""
+    import torch
+
+    with torch.no_grad():
+        if gmm.likelihood == "bernoulli":
+            probs = torch.sigmoid(gmm.x_logits)  # K × D
+            return torch.bernoulli(probs[:, None].expand(-1, m, -1))
+        loc, scale = gmm.means, gmm.log_scales.exp()  # K × D (diagonal covariance)
+        return (loc[:, None] + scale[:, None] * torch.randn(len(loc), m, loc.shape[-1])).clamp(0, 1)
+
+
+def gmm(sec, t):
+    import torch
+
+    from ..data import load
+    from ..models import GMM
+    from ..plots.tour import gmm_story
+
+    ds, d, shape, cfg = t.ds, t.out / "gmm", t.ds.shape, t.cfg
+
+    def gaussian():
+        grey = load(cfg.data, cfg.data_dir, binarize=False, seed=t.seed, dequantize=True)
+        g = GMM(10, likelihood="normal", covariance="diag", reg_covar=1e-3, x_dim=grey.x_dim, x_shape=shape)
+        g.fit(grey.train, seed=t.seed, progress=False)
+        ll = float(g.log_prob(grey.test).mean())
+        means = g.means.detach().clamp(0, 1).reshape(-1, *shape)
+        gmm_story(g.weights.detach(), means, _component_draws(g, 7).reshape(10, 7, *shape), d / "story_normal.png",
+                  title="a Gaussian mixture on grey-level digits")
+        t.numbers["gmm"]["gaussian_test_log_density"] = ll
+        sec.figure(d / "story_normal.png", "The two-step story with Gaussians, fitted by EM to grey-level digits: "
+                   "left the multinomial π (step 1), right each component's mean and 7 draws from its "
+                   "diagonal Gaussian (step 2). Look at the draws: a diagonal Gaussian treats pixels as "
+                   "independent given m, so they are speckled versions of the mean.")
+        sec.paragraph(f"Exact test log density of this Gaussian mixture on dequantized grey levels: {ll:.2f} nats "
+                      "per image (a density, not comparable with the probability masses of section 6).")
+
+    t.step(sec, "gaussian mixture", gaussian)
+    g = t.step(sec, "train mixture of Bernoullis", t.train, "gmm")
+    if g is None:
+        return
+    ll = float(g.log_prob(ds.test).mean())
+    t.numbers["gmm"].update(test_log_likelihood=ll, estimator="exact", n_components=g.n_components,
+                            n_params=g.n_params())
+    gmm_story(g.weights.detach(), torch.sigmoid(g.x_logits.detach()).reshape(-1, *shape),
+              _component_draws(g, 7).reshape(g.n_components, 7, *shape), d / "story_bernoulli.png",
+              title="a mixture of Bernoullis on binarized digits")
+    sec.figure(d / "story_bernoulli.png", "The same story on the black-and-white digits used in section 6: step "
+               "2 is now a product of Bernoullis (the mean column shows each pixel's probability of being on). "
+               "Look at how many components it takes to cover the ten digits and their styles: each "
+               "component is one template, and a new style needs a new component.")
+    sec.paragraph(f"Exact test log-likelihood of the mixture of Bernoullis ({g.n_components} components, EM): "
+                  f"{ll:.2f} nats per image.")
+    if t.step(sec, "samples", t.sample, "gmm", d / "samples.png") is not None:
+        sec.figure(d / "samples.png", "64 samples from the story run forwards (m, then x). Look for the noise: "
+                   "the pixels are independent given m, so samples look like noisy templates, not strokes.")
+
+
+# -- 3. VAE -------------------------------------------------------------------------------------
+def _picture(t, cls, name: str, png, **fields):
+    return cls(checkpoint=str(t.checkpoint(name)), out=str(png), data=t.data_config(), seed=t.seed,
+               device=t.device, **fields)
+
+
+def vae(sec, t):
+    import torch
+
+    from ..recipes.vae import InterpolateConfig, TraverseConfig, interpolate, traverse
+
+    ds, d, p = t.ds, t.out / "vae", t.profile
+    model = t.step(sec, "train vae", t.train, "vae", epochs=p["vae_epochs"], batch_size=p["batch"])
+    ae = t.step(sec, "train autoencoder", t.train, "autoencoder", epochs=p["ae_epochs"], batch_size=p["batch"])
+    if model is None:
+        return
+    t.numbers["vae"].update(z_dim=model.z_dim, n_params=model.n_params(), epochs=p["vae_epochs"])
+    if t.step(sec, "samples", t.sample, "vae", d / "samples.png", mean=True) is not None:
+        sec.figure(d / "samples.png", "64 samples: z ~ N(0, I), then the decoder's mean image. Look for "
+                   "variety (all ten digits) and for blur: mean images average over the pixel noise.")
+    # the two code dimensions the encoder uses most (smallest posterior spread)
+    _, scale = model.encode(ds.test)
+    active = torch.argsort(scale.mean(0))[:2].tolist()
+    t.numbers["vae"]["traversed_dims"] = active
+    cfg = _picture(t, TraverseConfig, "vae", d / "traverse.png", dims=tuple(active), base="image:0", steps=9)
+    if t.step(sec, "traversal", traverse, cfg) is not None:
+        sec.figure(d / "traverse.png", f"Fix 8, vary 2: the code of test image 0 with {model.z_dim - 2} dimensions "
+                   f"held fixed and dimensions {active[0]} (down) and {active[1]} (across) swept from -3 to 3. "
+                   "Look for smooth change: one direction may turn the digit into another class, the other "
+                   "change its slant or width.")
+    labels = ds.test_labels.tolist()
+    b = next((i for i, y in enumerate(labels) if y != labels[0]), 1)
+    cfg = _picture(t, InterpolateConfig, "vae", d / "interpolate.png", src=0, dst=b, steps=10, slerp=True)
+    if t.step(sec, "interpolation", interpolate, cfg) is not None:
+        sec.figure(d / "interpolate.png", f"From test image 0 to test image {b}: first row the straight line "
+                   "between their codes, second row the great circle. Every step should look like a "
+                   "digit: the code space has no holes between the data.")
+    if ae is not None:
+        t.step(sec, "auto-encoder vs VAE", _why_vae, sec, t, model, ae, d)
+
+
+def _why_vae(sec, t, vae, ae, d) -> None:
+    import torch
+
+    from ..metrics import judge_rows, train_classifier
+    from ..plots.vae import why_vae_figure
+
+    ds = t.ds
+    clf = train_classifier(ds, seed=t.seed)
+    torch.manual_seed(t.seed)
+    z = torch.randn(500, vae.z_dim)  # the same codes for both decoders
+    samples = {"VAE, z ~ N(0, I)": vae.sample(500, z=z, mean=True).cpu(),
+               "auto-encoder, z ~ N(0, I)": ae.sample(500, z=z, mean=True).cpu(),
+               "auto-encoder, z ~ fitted Gaussian": ae.sample(500, code_prior="fitted", mean=True).cpu()}
+    judged = judge_rows(clf, samples)
+    t.numbers["vae"]["why_vae"] = {r["name"]: {"mean_confidence": r["mean_confidence"], "coverage": r["coverage"]}
+                                   for r in judged}
+    rows = [[r["name"], f"{r['mean_confidence']:.3f}", f"{r['coverage'] * ds.n_classes:.0f}/{ds.n_classes}"]
+            for r in judged]
+    panels = [(f"{r['name']}\nconfidence {r['mean_confidence']:.2f}", samples[r["name"]][:36]) for r in judged]
+    why_vae_figure(panels, d / "why_vae.png", nrow=6, suptitle="the same random codes, the same layer sizes")
+    sec.heading("Why not a plain auto-encoder?")
+    sec.figure(d / "why_vae.png", "An auto-encoder with the same layers, trained to reconstruct only, decodes the "
+               "same random codes. Look at the middle panel: nothing tied the auto-encoder's codes to N(0, I), "
+               "so random codes land where it never put an image; the VAE's KL term is what makes its code "
+               "space a place to sample from.")
+    sec.table(["samples (500, decoder means)", "classifier confidence ↑", "classes found"], rows,
+              caption=f"judged by a digit classifier trained on the real training images "
+                      f"(test accuracy {clf.test_accuracy:.3f})")
+
+
+# -- 4. CVAE ------------------------------------------------------------------------------------
+def cvae(sec, t):
+    import torch
+
+    from ..plots import image_grid
+    from ..recipes.vae import StyleTransferConfig, style_transfer
+
+    d = t.out / "cvae"
+    model = t.step(sec, "train cvae", t.train, "cvae", epochs=t.profile["cvae_epochs"], batch_size=t.profile["batch"])
+    if model is None:
+        return
+    t.numbers["cvae"].update(z_dim=model.z_dim, n_params=model.n_params())
+    C = model.n_classes
+
+    def rows():
+        torch.manual_seed(t.seed)
+        z = torch.randn(10, model.z_dim).repeat(C, 1)  # the same 10 codes in every row
+        x = model.sample(10 * C, label=torch.arange(C).repeat_interleave(10), z=z, mean=True)
+        image_grid(x.cpu(), d / "classes.png", nrow=10)
+        sec.figure(d / "classes.png", "One row per class, the same 10 random codes in every column. Look down a "
+                   "column: the class changes with the row while the style (slant, thickness, size) stays, "
+                   "because the label carries the class and z only the style.")
+
+    t.step(sec, "one row per class", rows)
+    cfg = _picture(t, StyleTransferConfig, "cvae", d / "style_transfer.png", index=[0, 1, 2, 3, 4])
+    if t.step(sec, "style transfer", style_transfer, cfg) is not None:
+        sec.figure(d / "style_transfer.png", "Style transfer: each row starts with a test digit; its code "
+                   "q(z | x, y) is then decoded with every label 0–9. Look for the original's style carried "
+                   "over to all ten digits.")
+
+
+
+# -- 5. GAN -------------------------------------------------------------------------------------
+def gan(sec, t):
+    from ..recipes.config import RunConfig
+    from ..recipes.gan import GanToyConfig, JudgeConfig, WalkConfig, gan_toy, judge, walk
+
+    d, p, ds = t.out / "gan", t.profile, t.ds
+    toy = d / "toy"
+    res = t.step(sec, "1-D toy", gan_toy, GanToyConfig(steps=p["toy_steps"], snapshots=5,
+                                                       run=RunConfig(out=str(toy), seed=t.seed, quiet=True)))
+    if res is not None:
+        t.numbers["gan"]["toy"] = {k: res.summary.get(k) for k in ("final_wasserstein", "wasserstein_floor",
+                                                                   "mode_mass", "all_modes_covered", "steps")}
+        sec.figure(toy / "toy.png", "The lecture's 1-D picture at several training steps: the data density "
+                   "(shaded blue), the generator's histogram and density (green) and the discriminator D(x) "
+                   "(red dashed, right axis). Look at D: it is "
+                   "high where data outweighs samples, and the generator moves its mass uphill on D until D "
+                   "is flat at ½.")
+        if (toy / "toy.gif").exists():
+            sec.figure(toy / "toy.gif", "The same, animated.")
+        sec.paragraph(f"After {p['toy_steps']} steps the 1-D Wasserstein distance to the data is "
+                      f"{res.final_wasserstein:.3f} (two data samples differ by {res.wasserstein_floor:.3f}); "
+                      f"mass per mode {', '.join(f'{m:.2f}' for m in res.mode_mass)}.")
+    model = t.step(sec, "train gan", t.train, "gan", epochs=p["gan_epochs"], arch=p["gan_arch"], grid_every=0,
+                   no_monitor=True)
+    if model is None:
+        return
+    if (t.models / "gan_samples.png").exists():
+        sec.figure(t.models / "gan_samples.png", "64 GAN samples G(z) on the binarized digits. Look for sharp "
+                   "strokes (no blur: nothing averages pixels) and for missing classes (mode collapse).")
+    cfg = WalkConfig(checkpoint=str(t.checkpoint("gan")), n=5, steps=8, out=str(d / "walk.png"), seed=t.seed)
+    if t.step(sec, "code-space walk", walk, cfg) is not None:
+        sec.figure(d / "walk.png", "Walks between random codes, along straight lines and great circles. Look "
+                   "for smooth changes between digits; the middle of a straight line has a smaller norm than "
+                   "typical codes, which can show as fainter images.")
+    others = [str(t.checkpoint(n)) for n in ("vae", "autoencoder", "gmm", "pixelcnn") if t.checkpoint(n).exists()]
+    cfg = JudgeConfig(checkpoints=[str(t.checkpoint("gan")), *others], n=p["eval_n"], data=t.data_config(),
+                      run=RunConfig(out=str(d / "eval"), seed=t.seed, device=t.device, quiet=True))
+    ev = t.step(sec, "coverage and Fréchet distance", judge, cfg)
+    if ev is None:
+        return
+    t.numbers["gan"]["quality"] = ev.summary
+    rows = [["real test images", "–", "–", f"{ev.frechet_floor:.2f} (val vs test)"]]
+    rows += [[name, f"{r['classes_found']}/{ds.n_classes}", f"{r['mean_confidence']:.3f}",
+              f"{r['frechet_classifier_features']:.2f}"] for name, r in ev.models.items()]
+    sec.heading("Judged by a classifier")
+    sec.table(["model", "classes found", "mean confidence", "Fréchet distance ↓"], rows,
+              caption=f"{p['eval_n']} samples per model; a digit classifier trained on the real training "
+                      f"images (test accuracy {ev.classifier_test_accuracy:.3f}) labels them. The Fréchet "
+                      "distance is measured in that classifier's features: the FID recipe, but NOT Inception "
+                      "FID, comparable only within this table.")
+    sec.figure(d / "eval" / "class_histograms.png", "Which classes each model's samples are recognised as. "
+               "Look for coverage: a collapsed GAN piles its samples into a few classes; the likelihood "
+               "models are pushed to cover every training image and rarely miss a class.")
+
+
+# -- 6. comparison ------------------------------------------------------------------------------
+def score_rows(sec, t, names=ORDER) -> tuple[list[dict], dict, dict]:
+    """Every trained model of ``names`` scored on the test set by the one policy
+    (:func:`probgen.recipes.compare.score_model`): rows, pointwise values, the loaded models."""
+    import time
+
+    from ..evaluate import summarize
+    from ..recipes.compare import score_model
+
+    rows, pointwise, loaded = [], {}, {}
+    for name in names:
+        if not t.checkpoint(name).exists():
+            continue
+
+        def one(name=name):
+            model = loaded[name] = t.load(name)
+            seed_everything(t.seed)
+            t0 = time.perf_counter()
+            row = score_model(model, t.ds, num_samples=t.profile["iwae_k"])
+            values = row.pop("values")
+            res = summarize(values)
+            pointwise[name] = values.double().numpy()
+            rows.append({"name": name, "test_log_likelihood": res.mean, "stderr": res.stderr, **row,
+                         "n_params": int(model.n_params()), "n_test": res.n,
+                         "eval_seconds": round(time.perf_counter() - t0, 2)})
+
+        t.step(sec, f"score {name}", one)
+    return rows, pointwise, loaded
+
+
+def compare(sec, t):
+    from .. import diagnostics
+    from ..plots.tour import loglik_bars
+
+    d, p, ds = t.out / "compare", t.profile, t.ds
+    t.step(sec, "train mixture-vae", t.train, "mixture-vae", epochs=p["mvae_epochs"],
+           warmup_epochs=p["mvae_warmup"], batch_size=p["batch"])
+    if p["pixelrnn"]:
+        t.step(sec, "train pixelrnn", t.train, "pixelrnn", epochs=p["pixel_epochs"], batch_size=p["pixel_batch"])
+    rows, pointwise, loaded = score_rows(sec, t)
+    if not rows:
+        sec.error("no model was trained: nothing to compare")
+        return
+    elpd = None
+    if len(pointwise) > 1:
+        elpd = t.step(sec, "ArviZ elpd comparison", diagnostics.compare_pointwise, pointwise,
+                      figure=d / "elpd_compare.png")
+    khat = {}
+
+    def guide_k(name):
+        model = loaded[name]
+        y = ds.test_labels if getattr(model, "needs_labels", False) else None
+        seed_everything(t.seed)
+        khat[name] = diagnostics.guide_quality(model, ds.test, p["khat_k"], y=y)
+
+    for name in ("vae", "mixture-vae", "cvae"):
+        if name in loaded:
+            t.step(sec, f"guide k-hat {name}", guide_k, name)
+    t.numbers["compare"]["models"] = rows
+    if elpd:
+        t.numbers["compare"]["elpd"] = {k: v for k, v in elpd.items() if k != "text"}
+    t.numbers["compare"]["guide_khat"] = {n: q.summary() for n, q in khat.items()}
+    _table(sec, t, rows, elpd, khat)
+    t.step(sec, "bar chart", loglik_bars, rows, d / "loglik.png")
+    sec.figure(d / "loglik.png", "The table as bars (±2 s.e.). Look first at the estimator: compare exact with "
+               "exact; an IWAE bar could only grow with more samples K, and the Parzen bar says little.")
+    if elpd:
+        sec.figure(d / "elpd_compare.png", "ArviZ-style comparison: open circles are each model's elpd ± se, "
+                   "grey triangles the difference to the best ± dse. Differences are much surer than the "
+                   "elpds themselves, because hard test digits are hard for every model.")
+        sec.pre(elpd.get("text", ""))
+    if khat:
+        _khat_figure(sec, t, khat, d)
+
+
+def _table(sec, t, rows, elpd, khat) -> None:
+    header = ["model", "parameters", "test log-lik (nats/image)", "estimator", "K", "elpd diff ± dse",
+              "stacking weight", "k̂ > 0.7 (guide)"]
+    table, warnings = [], []
+    for r in rows:
+        m = (elpd or {}).get("models", {}).get(r["name"], {})
+        diff = "best" if m.get("rank") == 0 else (f"{m['elpd_diff']:.1f} ± {m['dse']:.1f}" if m else "–")
+        q = khat.get(r["name"])
+        kbad = f"{q.counts()['bad']}/{len(q.khat)}" if q is not None else (
+            f"{r['khat_share']:.0%}" if r.get("khat_share") is not None else "–")
+        table.append([r["name"], f"{r['n_params']:,}", f"{r['test_log_likelihood']:.2f} ± {r['stderr']:.2f}",
+                      r["estimator"], _fmt(r["num_samples"]), diff, _fmt(m.get("weight")) if m else "–", kbad])
+        if r.get("warning"):
+            warnings.append(f"{r['name']}: {r['warning']}")
+    sec.table(header, table, caption=f"{len(t.ds.test)} binarized test digits, the same for every row; ± is one "
+              "standard error over test images. elpd diff is the difference in summed log-likelihood to the "
+              "best model with its standard error from the pointwise differences (ArviZ-style comparison); "
+              "k̂ counts test points whose importance weights have a heavy tail (> 0.7: that point's IWAE "
+              "number is unreliable). The CVAE is scored as log Σ_y p(y) p(x | y), not given the label.")
+    if warnings:
+        sec.note("; ".join(warnings))
+
+
+def _khat_figure(sec, t, khat, d) -> None:
+    import numpy as np
+
+    from ..plots.diagnostics import plot_khat
+
+    first, *rest = khat
+    plot_khat(khat[first].khat, d / "khat.png", compare={n: khat[n].khat for n in rest},
+              title=f"Pareto k̂ of the guides' importance weights, K={t.profile['khat_k']} (guide = {first})")
+    lines = [f"{n}: k̂ median {np.median(np.where(np.isfinite(q.khat), q.khat, -1)):.2f}, "
+             f"{q.counts()['bad']} of {len(q.khat)} points > 0.7, ESS median {np.median(q.ess):.0f}/"
+             f"{q.num_samples}, IWAE − ELBO gap {q.gap.mean():.2f} nats" for n, q in khat.items()]
+    sec.figure(d / "khat.png", "Pareto k̂ per test point for each model with a guide. Points above the "
+               "dashed 0.7 line have importance weights too heavy-tailed for their IWAE number to be "
+               "trusted; many such points mean that model is under-rated in the table.")
+    sec.pre("\n".join(lines))
+
+
+# -- 7. text ------------------------------------------------------------------------------------
+def text(sec, t):
+    from ..data import load_text
+    from ..recipes.config import DataConfig, replace_given
+    from ..recipes.text import InterpolateTextConfig, PoemConfig, SentenceVAEConfig, interpolate_text, poem
+    from ..recipes.train import train_model
+
+    p, cfg = t.profile, t.cfg
+    try:
+        corpus = load_text(cfg.text, data_dir=cfg.data_dir, max_len=40)
+    except FileNotFoundError as e:
+        t.numbers["text"]["skipped"] = str(e)
+        sec.note(f"No text corpus here ({e}). To see this section, point the tour at one: put the corpora "
+                 "folder in PROBGEN_DATA_DIR or pass --data-dir DIR (with DIR/poetry/english/"
+                 "shakespeare_sonnets.txt for the default --text sonnets), or pass --text FILE.txt with one "
+                 "line or sentence per line.")
+        return
+    params = replace_given(SentenceVAEConfig(), text=cfg.text, epochs=p["text_epochs"], hidden=p["text_hidden"],
+                           embed_dim=p["text_embed"], z_dim=16, eval_samples=20, eval_max=200, val_max=200,
+                           max_lines=p["text_lines"] or None)
+    ckpt = t.checkpoint("sentence-vae")
+
+    def fit():
+        seed_everything(t.seed)
+        return train_model("sentence-vae", params, DataConfig(data_dir=cfg.data_dir, seed=t.seed), t.run_cfg,
+                           path=ckpt)
+
+    res = t.step(sec, "train sentence-vae", fit)
+    if res is None:
+        return
+    test = t.load("sentence-vae").checkpoint_extra.get("test", {})
+    t.numbers["text"].update(corpus=res.dataset.describe(), test=test, n_params=res.model.n_params())
+    sec.paragraph(f"Trained on {res.dataset.describe()} for {p['text_epochs']} epoch(s)"
+                  + (f" on {p['text_lines']} lines" if p["text_lines"] else "") + ". "
+                  + (f"Test: KL {test['kl']:.2f} nats per line (how much the code is used), "
+                     f"−ELBO {-test['elbo']:.2f} nats per line" if "kl" in test else "")
+                  + (f", perplexity {test['ppl']:.1f} ({test['estimator']})." if "ppl" in test else "."))
+    poems = t.step(sec, "poems", poem, PoemConfig(checkpoint=str(ckpt), n=3, lines=4, seed=t.seed))
+    if poems is not None:
+        sec.heading("Three poems of four lines")
+        sec.pre(poems.text().strip())
+        sec.paragraph("Each poem's four codes take a correlated random walk, so neighbouring lines should share "
+                      "words or a theme. Look for grammar within a line (the decoder) and for lines that differ "
+                      "from each other (the code): lines that all look alike mean the KL collapsed to zero.")
+    sentences = corpus.sentences("test")
+    if len(sentences) >= 2:
+        cfg_i = InterpolateTextConfig(checkpoint=str(ckpt), first=sentences[0], second=sentences[1], steps=5,
+                                      seed=t.seed)
+        lines = t.step(sec, "interpolation", interpolate_text, cfg_i)
+        if lines is not None:
+            sec.heading("From one test line to another")
+            note = f"note: not in the vocabulary (read as <unk>): {' '.join(lines.unknown[:10])}\n"
+            sec.pre(((note if lines.unknown else "") + lines.text()).strip())
+            sec.paragraph("The codes on the straight line between two test lines, decoded greedily. Look for "
+                          "the gradual change: a smooth code space gives grammatical lines all the way.")

@@ -1,0 +1,260 @@
+"""The tour: the whole lecture as one HTML page a person reads (``probgen tour``).
+
+Trains every family on the built-in digits (offline), draws each family's pictures with its
+recipes (:mod:`probgen.recipes`) into sub-folders of the output folder, scores all of them on
+the same test set with the one scoring policy (:func:`probgen.recipes.compare.score_model`), and
+writes ``OUT/report.html`` (one self-contained page: images embedded, inline CSS, no scripts)
+and ``OUT/report.json`` (the numbers).
+
+A section whose family fails says so on the page (the one-line error) and the tour goes on.
+Everything the recipes print goes to ``OUT/tour.log``. The sections are in
+:mod:`probgen.report.sections`; this module runs them.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..recipes.config import RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything
+
+__all__ = ["TourConfig", "TourResult", "tour", "SECTIONS", "PROFILES", "INTRO", "Tour"]
+
+#: section key -> heading on the page (the tests look for these)
+SECTIONS = {
+    "pixel": "1. Autoregressive pixel model",
+    "gmm": "2. Gaussian mixture: the two-step story",
+    "vae": "3. VAE: a GMM with a distributed representation",
+    "cvae": "4. Conditional VAE",
+    "gan": "5. GAN",
+    "compare": "6. Comparison on the same test set",
+    "text": "7. The VAE writes lines",
+}
+
+#: sizes of the runs: ``quick`` ≤ 1 minute, ``full`` ≤ 5 minutes on 2 CPU cores (see docs/tour.md)
+PROFILES = {
+    "quick": dict(vae_epochs=30, ae_epochs=30, cvae_epochs=30, mvae_warmup=3, mvae_epochs=10, batch=256,
+                  pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128, pixelrnn=False,
+                  gan_epochs=5, gan_arch="dcgan", toy_steps=300, eval_n=300,
+                  text_epochs=1, text_lines=300, text_hidden=64, text_embed=32,
+                  iwae_k=50, khat_k=100),
+    "full": dict(vae_epochs=150, ae_epochs=150, cvae_epochs=150, mvae_warmup=10, mvae_epochs=100, batch=128,
+                 pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64, pixelrnn=True,
+                 gan_epochs=40, gan_arch="dcgan", toy_steps=2000, eval_n=1000,
+                 text_epochs=6, text_lines=None, text_hidden=128, text_embed=64,
+                 iwae_k=1000, khat_k=1000),
+}
+
+INTRO = {
+    "pixel": "No latent variable at all: a Gated PixelCNN writes an image one pixel at a time, each pixel "
+             "given all the pixels above and to the left, p(x) = Π p(x_i | x_<i). Because every "
+             "conditional is a plain Bernoulli, the log-likelihood is exact.",
+    "gmm": "The simplest latent-variable story: first pick a component m from a multinomial, then draw "
+           "the image from that component's Gaussian (for black-and-white pixels, a product of "
+           "Bernoullis). m is a discrete Pyro site that is summed out exactly by enumeration, so this "
+           "log-likelihood is exact too.",
+    "vae": "Replace the discrete m by a continuous code z ~ N(0, I) and the table of component means by "
+           "a decoder network: every image is now described by 10 numbers at once (a distributed "
+           "representation). z can no longer be summed out, so an encoder q(z | x) is trained alongside "
+           "by SVI, and its log-likelihood is an importance-weighted (IWAE) lower bound.",
+    "cvae": "Give the VAE the label as well: p(x | z, y). The label says which digit; the code z is left "
+            "to describe only the style (slant, thickness), so one code can be redrawn as every class.",
+    "gan": "An implicit model: x = G(z), with no likelihood at all. A discriminator D learns to tell real "
+           "from generated images and G learns to fool it; only D ever sees data. Without a likelihood "
+           "the samples are judged from outside, by a digit classifier trained on real data.",
+    "compare": "Every family on the same 250 held-out binarized digits, in the same unit (nats per image, "
+               "log probability mass; higher is better). The estimator is named on each row: exact "
+               "numbers can be compared as they are, IWAE numbers are lower bounds (trustworthy when the "
+               "guide's k̂ is small), and the GAN's Parzen-window number is a weak estimator.",
+    "text": "The same VAE recipe with a GRU encoder and decoder over words (Bowman et al. 2016): a code z "
+            "per line, decoded word by word. KL annealing, word dropout and free bits keep the decoder "
+            "from ignoring z.",
+}
+
+
+@dataclass
+class TourConfig:
+    """``probgen tour``: every family on one data set, one page."""
+
+    data: str = opt("digits", "image data set (small images only)")
+    data_dir: str | None = opt(None, "folder with the shared data (default: $PROBGEN_DATA_DIR)")
+    text: str = opt("sonnets", "corpus of section 7: sonnets, tang, ptb (under the data folder) or a .txt file, "
+                               "one line per sentence")
+    quick: bool = opt(False, "small runs (about 1 minute): a smoke test of the page")
+    threads: int = opt(1, "torch CPU threads during the tour (nets this small run fastest on one)")
+    run: RunConfig = runs_in("runs/tour")
+
+
+@dataclass
+class TourResult:
+    page: Path  # report.html
+    json: Path  # report.json
+    summary: dict  # what report.json holds
+    failed: list  # titles of the sections that failed in part
+    lines: list  # what a caller may print
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+class Tour:
+    """What every section needs: the config, the data, the folders, the numbers; runs steps."""
+
+    def __init__(self, cfg: TourConfig, ds, out: Path):
+        self.cfg, self.ds, self.out = cfg, ds, out
+        self.seed, self.device = cfg.run.seed, cfg.run.device
+        self.profile = dict(PROFILES["quick" if cfg.quick else "full"])
+        self.models = out / "models"
+        self.models.mkdir(parents=True, exist_ok=True)
+        self.numbers: dict[str, dict] = {key: {} for key in SECTIONS}
+        self.log = out / "tour.log"
+        self.log.write_text("", encoding="utf-8")
+        self.timings: dict[str, dict] = {}
+        self.stdout = sys.stdout  # progress lines go here, past the steps' captured output
+        self.run_cfg = RunConfig(out=str(self.models), seed=self.seed, device=self.device, quiet=True)
+
+    def _write_log(self, text: str) -> None:
+        with self.log.open("a", encoding="utf-8") as f:
+            f.write(text)
+
+    def step(self, section, what: str, fn, *args, **kwargs):
+        """Run one step of a section; its output goes to the log, a failure into the section."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                result = fn(*args, **kwargs)
+            lines = getattr(result, "lines", None) or getattr(result, "notes", None)
+            if isinstance(lines, list) and all(isinstance(s, str) for s in lines):
+                buf.write("\n".join(lines) + "\n")
+            return result
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - one family failing must not end the tour
+            section.error(f"{what}: {_one_line(e)}")
+            buf.write(f"!! {section.key}/{what} failed\n{traceback.format_exc()}")
+            return None
+        finally:
+            self._write_log(f"== {section.key}: {what}\n{buf.getvalue()}\n")
+            t = self.timings[f"{section.key}/{what}"] = {"wall_s": round(time.perf_counter() - t0, 2),
+                                                         "cpu_s": round(time.process_time() - c0, 2)}
+            if not self.cfg.run.quiet:
+                print(f"  {section.key}: {what} ({t['wall_s']:.1f} s)", file=self.stdout, flush=True)
+
+    # -- helpers the sections share ---------------------------------------------------------------
+    def data_config(self, *, binarize: bool = True):
+        from ..recipes.config import DataConfig
+
+        return DataConfig(data=self.cfg.data, data_dir=self.cfg.data_dir, binarize=binarize, seed=self.seed)
+
+    def checkpoint(self, name: str) -> Path:
+        return self.models / f"{name}.pt"
+
+    def train(self, name: str, **params):
+        """Train family ``name`` (its defaults, ``params`` laid over them) on the tour's data, save it to
+        ``models/<name>.pt`` and return it loaded from there (the best epoch), in eval mode."""
+        from ..recipes.config import replace_given
+        from ..recipes.models import model_spec
+        from ..recipes.train import train_model
+
+        seed_everything(self.seed)
+        spec = model_spec(name)
+        res = train_model(name, replace_given(spec.config(), **params), None, self.run_cfg, self.ds,
+                          path=self.checkpoint(name))
+        print("\n".join([*res.notes, res.line(name)]))
+        return self.load(name)
+
+    def load(self, name: str):
+        from ..models import load
+
+        model = load(self.checkpoint(name))
+        model.eval()
+        return model
+
+    def sample(self, name: str, png: Path, *, mean: bool = False):
+        """64 samples of ``models/<name>.pt`` into ``png`` (the ``probgen sample`` recipe)."""
+        from ..recipes.train import SampleConfig, sample
+
+        return sample(SampleConfig(checkpoint=str(self.checkpoint(name)), n=64, out=str(png), mean=mean,
+                                   seed=self.seed))
+
+
+# -- the tour -----------------------------------------------------------------------------------
+def tour(cfg: TourConfig) -> TourResult:
+    """Run every section (a failing one is reported in its section) and write the page and the numbers.
+
+    :raises ValueError: bad options, or data that is missing, unlabelled or not images (one line).
+    """
+    import torch
+
+    if cfg.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {cfg.threads}")
+    resolve_device(cfg.run.device)
+    out = out_dir(cfg.run.out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _tour(cfg, out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _tour(cfg: TourConfig, out: Path) -> TourResult:
+    import torch
+
+    from ..data import load
+    from ..io import write_json
+    from . import sections as S
+    from .html import Report
+
+    seed = cfg.run.seed
+    seed_everything(seed)
+    t_start, c_start = time.perf_counter(), time.process_time()
+    ds = load(cfg.data, cfg.data_dir, binarize=True, seed=seed)  # one-line error if absent
+    if ds.train_labels is None:
+        raise ValueError(f"--data {cfg.data}: the tour needs labelled images (digits, mnist, ...)")
+    if len(ds.shape) != 2:
+        raise ValueError(f"--data {cfg.data}: the tour needs images [H, W], got examples of shape {ds.shape}")
+    t = Tour(cfg, ds, out)
+    rep = Report("probgen tour: deep generative models as probabilistic programs",
+                 subtitle=f"{ds.describe()}; seed {seed}; {'--quick' if cfg.quick else 'full'} run "
+                          f"on {cfg.run.device}",
+                 intro="One page, one data set, every family of the lecture. Each section trains a model "
+                       "on the same training images, shows what it generates, and says what to look for. "
+                       "Section 6 puts all of them in one table on the same test images."
+                       + (" This is a --quick run: the models are trained for a few epochs only, so "
+                          "expect rough pictures; the full run (no --quick) takes about 5 minutes."
+                          if cfg.quick else ""))
+    sections = {key: rep.section(key, title, INTRO[key]) for key, title in SECTIONS.items()}
+    for key in SECTIONS:
+        if not cfg.run.quiet:
+            print(f"{SECTIONS[key]} ...", flush=True)
+        (out / key).mkdir(exist_ok=True)
+        seed_everything(seed)
+        torch.manual_seed(seed)
+        t.step(sections[key], "section", getattr(S, key), sections[key], t)  # looked up now: tests stub them
+
+    wall, cpu = time.perf_counter() - t_start, time.process_time() - c_start
+    rep.footer = (f"Written by probgen tour{' --quick' if cfg.quick else ''} in {wall:.0f} s "
+                  f"({cpu:.0f} s of CPU time, {torch.get_num_threads()} threads). Checkpoints are in "
+                  f"{t.models.name}/, every family's own output in the section folders, what the recipes "
+                  f"printed in tour.log; the numbers are in report.json.")
+    page = rep.write(out / "report.html")
+    summary = {"data": {"name": ds.name, "shape": list(ds.shape), "binarized": True, "n_train": len(ds.train),
+                        "n_test": len(ds.test), "unit": "nats per image (log probability mass)"},
+               "seed": seed, "quick": bool(cfg.quick), "device": cfg.run.device, "profile": t.profile,
+               "seconds": {"wall": round(wall, 1), "cpu": round(cpu, 1), "threads": torch.get_num_threads()},
+               "sections": {key: {"title": SECTIONS[key], "ok": not sections[key].errors,
+                                  "errors": sections[key].errors, **t.numbers[key]} for key in SECTIONS},
+               "timings": t.timings}
+    write_json(out / "report.json", summary)
+    failed = [SECTIONS[k] for k in SECTIONS if sections[k].errors]
+    line = (f"wrote {page} and {out / 'report.json'} in {wall:.0f} s"
+            + (f"; failed in part: {'; '.join(failed)}" if failed else "; every section succeeded"))
+    return TourResult(Path(page), out / "report.json", summary, failed, [line])

@@ -1,0 +1,165 @@
+"""The adversarial trainer: the objectives on hand-computed cases, which network each step moves,
+k D steps per G step, fit_adversarial on a data tensor (resume, bit for bit) and on a sampler (the 1-D toy)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from probgen.infer import adversarial
+from probgen.infer.adversarial import (discriminator_loss, discriminator_step, fit_adversarial, generator_loss,
+                                       generator_step, gradient_penalty, make_optimizers, train_step)
+from probgen.models import GAN
+
+LOG3 = math.log(3.0)  # σ(log 3) = 0.75
+
+
+# -- the objectives ------------------------------------------------------------------------
+def test_discriminator_loss_undecided_is_two_log_two():
+    zeros = torch.zeros(5)
+    for loss in ("minimax", "non-saturating"):
+        assert float(discriminator_loss(zeros, zeros, loss)) == pytest.approx(2 * math.log(2))
+
+
+def test_discriminator_loss_hand_computed_with_one_sided_smoothing():
+    real, fake = torch.tensor([LOG3]), torch.tensor([-LOG3])  # D(x) = 0.75, D(G(z)) = 0.25
+    plain = -math.log(0.75) - math.log(0.75)
+    assert float(discriminator_loss(real, fake, "minimax")) == pytest.approx(plain, rel=1e-6)
+    # one-sided: the real target is 0.9, the fake target stays 0
+    smoothed = -(0.9 * math.log(0.75) + 0.1 * math.log(0.25)) - math.log(0.75)
+    assert float(discriminator_loss(real, fake, "non-saturating", smoothing=0.1)) == pytest.approx(smoothed, rel=1e-6)
+
+
+def test_generator_losses_hand_computed():
+    fake = torch.tensor([LOG3, -LOG3])  # D(G(z)) = 0.75 and 0.25
+    # minimax: G minimises E log(1 − D(G(z)))
+    assert float(generator_loss(fake, "minimax")) == pytest.approx((math.log(0.25) + math.log(0.75)) / 2, rel=1e-6)
+    # non-saturating: G minimises −E log D(G(z))
+    assert float(generator_loss(fake, "non-saturating")) == pytest.approx(-(math.log(0.75) + math.log(0.25)) / 2,
+                                                                          rel=1e-6)
+    assert float(generator_loss(torch.tensor([1.0, 3.0]), "wgan-gp")) == pytest.approx(-2.0)
+    assert float(discriminator_loss(torch.tensor([1.0, 3.0]), torch.tensor([-1.0]), "wgan-gp")) == pytest.approx(-3.0)
+
+
+def test_non_saturating_gradient_is_strong_where_minimax_saturates():
+    fake = torch.tensor([-8.0], requires_grad=True)  # D confidently rejects the sample
+    (g_mm,) = torch.autograd.grad(generator_loss(fake, "minimax"), fake)
+    (g_ns,) = torch.autograd.grad(generator_loss(fake, "non-saturating"), fake)
+    assert abs(float(g_mm)) < 1e-3 < 0.9 < abs(float(g_ns))
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    w = torch.tensor([3.0, 4.0])  # ‖∇D‖ = 5 everywhere
+
+    def critic(x):
+        return x @ w
+
+    real, fake = torch.randn(7, 2), torch.randn(7, 2)
+    assert float(gradient_penalty(critic, real, fake, weight=10.0)) == pytest.approx(10 * (5 - 1) ** 2)
+    unit = torch.tensor([0.6, 0.8])
+    assert float(gradient_penalty(lambda x: x @ unit, real, fake)) == pytest.approx(0.0, abs=1e-10)
+    half = torch.tensor([0.3, 0.4])  # ‖∇D‖ = 0.5: penalised two-sided, free one-sided
+    assert float(gradient_penalty(lambda x: x @ half, real, fake)) == pytest.approx(10 * 0.25)
+    assert float(gradient_penalty(lambda x: x @ half, real, fake, one_sided=True)) == pytest.approx(0.0)
+    assert float(gradient_penalty(critic, real, fake, one_sided=True)) == pytest.approx(160.0)
+
+
+def test_unknown_loss_is_refused():
+    with pytest.raises(ValueError, match="loss must be one of"):
+        generator_loss(torch.zeros(2), "hinge")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        GAN(loss="hinge")
+
+
+# -- one step moves one network ------------------------------------------------------------------
+def _snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(module, before):
+    return [not torch.equal(p, b) for p, b in zip(module.parameters(), before)]
+
+
+@pytest.mark.parametrize("arch,loss", [("mlp", "non-saturating"), ("mlp", "wgan-gp"), ("dcgan", "minimax")])
+def test_d_step_moves_only_d_and_g_step_moves_only_g(arch, loss):
+    torch.manual_seed(0)
+    gan = GAN(arch, x_shape=[8, 8], z_dim=4, hidden=[8, 16], loss=loss)
+    opt_d, opt_g = make_optimizers(gan, 1e-2)
+    real = torch.rand(16, 8, 8)
+    g0, d0 = _snapshot(gan.generator), _snapshot(gan.discriminator)
+    discriminator_step(gan, real, opt_d, smoothing=0.1, noise=0.1)
+    assert not any(_changed(gan.generator, g0))
+    assert any(_changed(gan.discriminator, d0))  # (a WGAN critic's output bias has no gradient)
+    g0, d0 = _snapshot(gan.generator), _snapshot(gan.discriminator)
+    generator_step(gan, 16, opt_g, noise=0.1)
+    assert not any(_changed(gan.discriminator, d0))
+    assert any(_changed(gan.generator, g0))
+    assert all(p.grad is None for p in gan.discriminator.parameters())  # no stale gradients for D
+
+
+def test_k_discriminator_steps_per_generator_step(monkeypatch):
+    gan = GAN("mlp", x_shape=[2], z_dim=2, hidden=[8], output="linear")
+    calls = []
+    d_step, g_step = adversarial.discriminator_step, adversarial.generator_step
+    monkeypatch.setattr(adversarial, "discriminator_step", lambda *a, **k: calls.append("D") or d_step(*a, **k))
+    monkeypatch.setattr(adversarial, "generator_step", lambda *a, **k: calls.append("G") or g_step(*a, **k))
+    opt_d, opt_g = make_optimizers(gan)
+    train_step(gan, [torch.randn(4, 2)] * 3, opt_d, opt_g)
+    assert calls == ["D", "D", "D", "G"]
+
+
+# -- the trainer on a sampler: the 1-D toy's loop ----------------------------------------------
+def _toy_sampler(n: int) -> torch.Tensor:
+    k = torch.randint(0, 2, (n,))
+    return ((k * 4 - 2) + 0.5 * torch.randn(n)).float().unsqueeze(1)  # n × 1: 0.5 N(-2) + 0.5 N(2)
+
+
+def test_fit_adversarial_on_a_sampler_runs_steps_with_on_step_and_lr_decay():
+    torch.manual_seed(0)
+    gan = GAN("mlp", x_shape=[1], z_dim=2, hidden=[8], output="linear", n_fixed=1)
+    drawn, seen = [], []
+
+    def sample(n):
+        drawn.append(n)
+        return _toy_sampler(n)
+
+    steps = 6
+    res = fit_adversarial(gan, sample, steps=steps, batch_size=32, lr=1e-3, d_steps=2, progress=False,
+                          lr_lambda=lambda i: min(1.0, 2.0 * (1 - i / steps)),
+                          on_step=lambda step, stats: seen.append((step, sorted(stats))) or {"W1": "0"})
+    assert res.steps == steps and [s for s, _ in seen] == list(range(1, steps + 1))
+    assert seen[0][1] == ["d_fake", "d_loss", "d_real", "g_loss"]
+    assert drawn == [32] * (2 * steps)  # k = 2 fresh real batches per generator step
+    assert [r["step"] for r in res.history] == list(range(1, steps + 1))
+    assert not gan.training  # left in eval mode, like GAN.fit
+
+
+def test_fit_adversarial_refuses_mixed_modes():
+    gan = GAN("mlp", x_shape=[1], z_dim=2, hidden=[8], output="linear")
+    with pytest.raises(ValueError, match="not both"):
+        fit_adversarial(gan, _toy_sampler, steps=2, epochs=2)
+    with pytest.raises(ValueError, match="steps= goes with a sampler"):
+        fit_adversarial(gan, _toy_sampler, epochs=2)
+    with pytest.raises(ValueError, match="need epochs="):
+        fit_adversarial(gan, _toy_sampler, steps=2, checkpoint="x.pt")
+
+
+# -- the trainer on a tensor: checkpoints and bit-identical resume -----------------------------------
+def test_gan_resume_is_bit_identical(tmp_path):
+    x = _toy_sampler(96)
+
+    def run(folder, epochs, resume=False):
+        gan = GAN("mlp", x_shape=[1], z_dim=2, hidden=[8], output="linear")
+        gan.fit(x, epochs=epochs, batch_size=32, progress=False, checkpoint=folder / "g.pt", resume=resume)
+        return gan
+
+    torch.manual_seed(1)
+    ref = run(tmp_path / "ref", 4)
+    torch.manual_seed(1)
+    run(tmp_path / "cut", 2)  # "killed" after two epochs ...
+    torch.manual_seed(99)  # ... and restarted in another process state
+    again = run(tmp_path / "cut", 4, resume=True)
+    assert [r["epoch"] for r in again.train_result.history] == [1, 2, 3, 4]
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]) or (v.isnan().all() and again.state_dict()[k].isnan().all()), k

@@ -1,0 +1,60 @@
+"""The ``compare`` recipe: one scoring policy (probgen.evaluate.score), the CVAE by its marginal."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from probgen.cli import main
+from probgen.recipes.compare import CompareConfig, _elpd, compare
+from probgen.recipes.config import DataConfig, RunConfig
+
+
+def test_compare_recipe_rows_name_estimator_and_k(tmp_path):
+    res = compare(CompareConfig(models="gmm,vae", num_samples=5, epochs=1, no_diagnostics=True,
+                                run=RunConfig(out=str(tmp_path), quiet=True)))
+    assert [r["name"] for r in res.rows] == ["gmm", "vae"]
+    gmm, vae = res.rows
+    assert gmm["estimator"] == "exact" and gmm["num_samples"] is None
+    assert vae["estimator"] == "IWAE" and vae["num_samples"] == 5 and 0 <= vae["khat_share"] <= 1
+    assert json.loads(res.json_path.read_text())["models"][1]["num_samples"] == 5
+    assert "IWAE" in res.table() and (tmp_path / "pointwise.npz").is_file()
+
+
+def test_cvae_row_is_the_marginal_and_the_conditional_has_its_own_column(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["compare", "--models", "cvae", "--epochs", "1", "--num-samples", "4", "--out", str(out),
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "marginal" in text and "log Σ_y p(y) p(x | y)" in text
+    row = json.loads((out / "results.json").read_text())["models"][0]
+    assert "marginal" in row["estimator"] and row["num_samples"] == 4
+    assert row["conditional_log_likelihood"] is not None
+    assert row["test_log_likelihood"] != pytest.approx(row["conditional_log_likelihood"], abs=1e-9)
+
+
+def test_unknown_model_is_one_line_value_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown nope"):
+        compare(CompareConfig(models="gmm,nope", data=DataConfig(), run=RunConfig(out=str(tmp_path))))
+
+
+def test_elpd_table_and_text(tmp_path):
+    """The contract `compare` relies on: diagnostics.compare_pointwise gives a table and a printable text."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(-20, 2, 50)
+    table, text = _elpd({"gmm": a - 1.0, "vae": a}, tmp_path)
+    assert table["best"] == "vae" and "text" not in table and text
+    assert table["differences"]["gmm"]["clear"]
+    assert (tmp_path / "elpd_compare.png").is_file()
+    json.dumps(table, allow_nan=False)
+
+
+def test_python_face_compare_and_sample(tmp_path):
+    import probgen
+
+    res = probgen.compare("gmm", out=tmp_path, num_samples=2, no_diagnostics=True)
+    assert res.rows[0]["estimator"] == "exact" and res.rows[0]["test_log_likelihood"] < 0
+    x = probgen.sample(tmp_path / "gmm.pt", 3)
+    assert x.shape == (3, 8, 8)
+    assert probgen.recipes.compare is compare and callable(probgen.score)

@@ -1,0 +1,62 @@
+"""The tour (probgen.report.tour) with its sections stubbed: a failing family is reported in its
+own section and the tour goes on; without a corpus, section 7 says how to point at one."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from probgen.report import sections
+from probgen.report.tour import SECTIONS, TourConfig, tour
+
+
+def _config(out, **kw):
+    from probgen.recipes.config import RunConfig
+
+    return TourConfig(quick=True, run=RunConfig(out=str(out), quiet=True), **kw)
+
+
+def test_one_failing_family_does_not_end_the_tour(tmp_path, monkeypatch):
+    """The pixel section's trainer fails (bad epochs), the others carry on."""
+    def failing(sec, t):
+        t.step(sec, "train pixelcnn", t.train, "pixelcnn", epochs=-1)
+        sec.paragraph("after the failure")
+
+    def fine(sec, t):
+        from probgen.plots import image_grid
+
+        image_grid([[[0.0, 1.0], [1.0, 0.0]]], t.out / sec.key / "x.png")
+        sec.figure(t.out / sec.key / "x.png", "a figure")
+
+    monkeypatch.setattr(sections, "pixel", failing)
+    for name in ("gmm", "vae", "cvae", "gan", "compare", "text"):
+        monkeypatch.setattr(sections, name, fine)
+    res = tour(_config(tmp_path))
+    assert res.failed == [SECTIONS["pixel"]] and "failed in part: 1. Autoregressive pixel model" in res.lines[0]
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    pixel = page.split('<section id="pixel">')[1].split("</section>")[0]
+    assert 'class="error"' in pixel and "train pixelcnn: ValueError: " in pixel and "epochs" in pixel
+    assert "after the failure" in pixel
+    assert page.count('class="error"') == 1 and page.count("<img ") == 6
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert not r["sections"]["pixel"]["ok"] and all(r["sections"][k]["ok"] for k in SECTIONS if k != "pixel")
+    assert r == res.summary
+    assert "Traceback" not in page and "failed" in (tmp_path / "tour.log").read_text()
+
+
+def test_without_a_corpus_section_7_says_how_to_point_at_one(tmp_path, monkeypatch):
+    for name in ("pixel", "gmm", "vae", "cvae", "gan", "compare"):
+        monkeypatch.setattr(sections, name, lambda sec, t: None)
+    tour(_config(tmp_path, text=str(tmp_path / "none.txt")))
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    text = page.split('<section id="text">')[1]
+    assert 'class="note"' in text and "PROBGEN_DATA_DIR" in text and "--text FILE.txt" in text
+    assert 'class="error"' not in page
+    assert "skipped" in json.loads((tmp_path / "report.json").read_text())["sections"]["text"]
+
+
+def test_bad_options_are_one_line_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="--threads"):
+        tour(_config(tmp_path, threads=0))
+    with pytest.raises((ValueError, FileNotFoundError)):
+        tour(_config(tmp_path, data=str(tmp_path / "nope.npz")))
