@@ -14,7 +14,7 @@ import sys
 
 from .common import EXIT_USAGE, CLIError, ArgumentParser
 
-__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+__all__ = ["main", "build_parser", "command_first", "COMMAND_MODULES"]
 
 COMMAND_MODULES = ("spine", "vae_family", "pixel", "gan", "text", "diagnose", "story", "tour", "scale")
 
@@ -37,12 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_first(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``[OPTIONS] COMMAND [ARGS]`` → ``COMMAND [OPTIONS] [ARGS]``: options may come before the command
+    too (``probgen --seed 1 compare``); a value of an option is never taken for the command."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    takes_value = {flag for p in sub.choices.values() for flag, action in p._option_string_actions.items()
+                   if action.nargs != 0}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        i += 2 if argv[i] in takes_value else 1
+    if 0 < i < len(argv) and argv[i] in sub.choices:
+        return [argv[i], *argv[:i], *argv[i + 1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``probgen`` console script."""
     from .spine import model_first
 
     parser = build_parser()
-    args = parser.parse_args(model_first(list(sys.argv[1:] if argv is None else argv)))
+    argv = command_first(parser, list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(model_first(argv))
     try:
         code = args.func(args)
     except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,

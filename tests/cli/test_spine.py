@@ -81,6 +81,7 @@ def test_console_script_exit_code(tmp_path):
     ["train", "--out", "{out}", "vae", "--epochs", "1"],
     ["train", "--epochs", "1", "--data", "digits", "vae", "--out", "{out}"],
     ["train", "--out", "{out}", "--z-dim", "3", "--epochs", "1", "vae"],  # a model's own flag before its name
+    ["--out", "{out}", "--seed", "0", "train", "--epochs", "1", "vae"],  # options before the command too
 ])
 def test_options_anywhere(argv, tmp_path, capsys):
     """Shared flags go before or after the model name (issue 15)."""
@@ -91,3 +92,11 @@ def test_options_anywhere(argv, tmp_path, capsys):
     from probgen.models import load
 
     assert load(out / "vae.pt").z_dim == 2
+
+
+def test_options_before_any_command(tmp_path, capsys):
+    """`probgen --seed 0 --out DIR compare ...` is `probgen compare --seed 0 --out DIR ...`."""
+    out = tmp_path / "cmp"
+    assert main(["--seed", "0", "--out", str(out), "compare", "--models", "gmm", "--quiet", "--num-samples", "5",
+                 "--no-diagnostics"]) == 0
+    assert (out / "results.json").is_file()
