@@ -7,13 +7,39 @@ from __future__ import annotations
 
 from ._version import __version__
 
-__all__ = ["__version__", "Story", "load_data", "log_likelihood", "fit", "load", "score", "sample", "compare",
-           "recipes"]
+__all__ = ["__version__", "Story", "as_story", "load_data", "log_likelihood", "fit", "load", "score", "sample",
+           "compare", "recipes"]
 
 
 #: lazy names: ``import probgen`` must not pull in torch/pyro for ``probgen --help``
-_LAZY = {"Story": (".story", "Story"), "load_data": (".data", "load"), "load": (".models", "load"),
+_LAZY = {"Story": (".story", "Story"), "as_story": (".adapt", "as_story"), "load_data": (".data", "load"),
          "score": (".evaluate", "score"), "recipes": (".recipes", None)}
+
+
+def load(path, *, story=None, device: str = "cpu"):
+    """Load any probgen checkpoint (runs no code from the file).
+
+    :param story: for a checkpoint of your own program (a plain Pyro model/guide pair trained with
+        ``probgen.fit`` or ``probgen train --story``): its class (rebuilt from the recorded
+        constructor arguments), an instance, or the ``(model, guide)`` pair.
+    :param device: where to put the model.
+    """
+    from .adapt import PyroProgram
+    from .io import load_checkpoint
+
+    payload = load_checkpoint(path)
+    if (payload.get("extra") or {}).get("program") is not None or story is not None:
+        try:
+            if (payload.get("extra") or {}).get("program") is not None:
+                return PyroProgram.from_checkpoint(payload, device=device, story=story)
+            if not hasattr(story, "from_checkpoint"):
+                raise ValueError(f"holds the built-in model {payload['kind']!r}: load it without story=")
+            return story.from_checkpoint(payload, device=device)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+    from .models import load as load_model
+
+    return load_model(path, device=device)
 
 
 def __getattr__(name: str):
@@ -31,33 +57,56 @@ def log_likelihood(story, x, *, y=None, num_samples: int = 1000):
     importance-weighted estimate with ``num_samples`` codes per example (the story's own
     ``log_prob``, which also sums enumerated model sites exactly in each weight).
 
-    :param story: a trained :class:`probgen.Story` (or anything with a model/guide pair).
+    :param story: a trained :class:`probgen.Story`, or any Pyro program :func:`probgen.as_story`
+        accepts (an object with ``model``/``guide``, a ``(model, guide)`` pair): observed and
+        latent sites are found by tracing, enumerated discrete sites are summed exactly.
     :param x: data ``[n, ...]``; ``y``: labels for conditional stories.
     :param num_samples: K importance samples per example.
     """
-    from .story import Story
+    return _story_of(story).log_prob(x, y, num_samples=num_samples)
 
-    if isinstance(story, Story):
-        return story.log_prob(x, y, num_samples=num_samples)
-    from .evaluate import log_likelihood as _iwae
 
-    return _iwae(story, x, y=y, num_samples=num_samples)
+def _story_of(program):
+    """The Story of a user's program: one wrapper per object, so its parameters keep their
+    param-store names across ``fit``, ``log_likelihood`` and ``sample`` calls."""
+    from .adapt import as_story
+
+    if hasattr(program, "pyro_name"):
+        return program
+    if isinstance(program, (tuple, list)):  # a (model, guide) pair: remembered by its functions
+        key = tuple(program)
+        if key not in _PAIR_STORIES:
+            _PAIR_STORIES[key] = as_story(key)
+        return _PAIR_STORIES[key]
+    cached = getattr(program, "__dict__", {}).get("_probgen_story")
+    if cached is not None:
+        return cached
+    wrapper = as_story(program)
+    object.__setattr__(program, "_probgen_story", wrapper)
+    return wrapper
+
+
+_PAIR_STORIES: dict = {}
 
 
 def fit(story, data, **train_options):
     """Train any story on data (a tensor or a :class:`probgen.data.Dataset`).
 
-    :param story: a :class:`probgen.Story` instance.
+    :param story: a :class:`probgen.Story` instance, or any Pyro program :func:`probgen.as_story`
+        accepts (an ``nn.Module``/``PyroModule``/object with ``model`` and ``guide``, a
+        ``(model, guide)`` pair): then the returned story wraps it (save, score, sample it).
     :param data: training tensor ``[n, ...]`` or a Dataset (its ``val`` split is used
-        for early stopping, its labels are passed as ``y``).
+        for early stopping, its labels are passed as ``y`` to a story whose model takes them).
     :param train_options: see :meth:`probgen.story.Story.fit`.
     :return: the trained story.
     """
     from .data import Dataset
 
+    story = _story_of(story)
     if isinstance(data, Dataset):
         train_options.setdefault("val", data.val)
-        if data.train_labels is not None:
+        # labels go to a story that takes them (a wrapped program whose model has no y does not)
+        if data.train_labels is not None and getattr(story, "takes_y", True):
             train_options.setdefault("y", data.train_labels)
             train_options.setdefault("val_y", data.val_labels)
         data = data.train
@@ -69,10 +118,10 @@ def sample(model, n: int = 64, **options):
     model takes them): a tensor ``[n, *x_shape]`` in [0, 1], or a list of strings for text models."""
     import torch
 
-    if not hasattr(model, "sample"):
-        from .models import load
-
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         model = load(model)
+    elif not hasattr(model, "pyro_name"):
+        model = _story_of(model)
     with torch.no_grad():
         return model.sample(n, **options)
 

@@ -19,8 +19,8 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import site_is_subsample
 
-__all__ = ["ELBOS", "StoryCheck", "check_story", "resolve_elbo", "sample_sites", "is_enumerated", "latent_sites",
-           "first_line"]
+__all__ = ["ELBOS", "check_elbo", "StoryCheck", "check_story", "resolve_elbo", "sample_sites", "is_enumerated", "latent_sites",
+           "first_line", "user_frame", "at_user_frame"]
 
 #: objective name -> (Pyro ELBO class name, is_jit)
 ELBOS = {
@@ -45,7 +45,7 @@ class StoryCheck:
     summed_in_model: list[str] = field(default_factory=list)  # enumerated sites the guide does not sample
 
 
-def check_story(story, x, y=None, *, elbo: str | None = None, batch: int = 4) -> StoryCheck:
+def check_story(story, x, y=None, *, elbo: str | None = None, batch: int = 4, strict: bool = False) -> StoryCheck:
     """Run guide and model once on ``batch`` examples; find the objective; catch mistakes.
 
     Raises one ``ValueError`` line naming the site for: an exception inside
@@ -58,10 +58,12 @@ def check_story(story, x, y=None, *, elbo: str | None = None, batch: int = 4) ->
     :param story: a :class:`probgen.story.Story` (``model``, ``guide``, ``elbo``, ``max_plate_nesting``).
     :param x: data (already through ``story.prepare``); ``y``: labels or ``None``.
     :param elbo: objective requested by the caller (``None``/``"auto"``: detect).
+    :param strict: also require an observed site, refuse a discrete site the guide samples without
+        enumeration, and a NaN log-prob (a user's program: :mod:`probgen.adapt`).
     :return: a :class:`StoryCheck`; ``elbo`` is ``"enum"`` (or ``"jit-enum"``) when a
         site is marked for enumeration, else the requested or declared objective.
     """
-    name = type(story).__name__
+    name = getattr(story, "story_name", None) or type(story).__name__
     x = x[:batch]
     y = None if y is None else y[:batch]
     rng = pyro.util.get_rng_state()
@@ -70,9 +72,13 @@ def check_story(story, x, y=None, *, elbo: str | None = None, batch: int = 4) ->
     try:
         with torch.no_grad():
             guide_tr = _trace_for_check(f"{name}.guide", story.guide, x, y)
+            if strict:  # shapes of the guide's values against the model's own, before the model uses them
+                _check_shapes_against_prior(name, story, guide_tr, x, y)
             model_tr = _trace_for_check(f"{name}.model", poutine.replay(story.model, trace=guide_tr), x, y)
             found = _check_sites(name, model_tr, guide_tr, x)
             nesting = _check_log_probs(name, model_tr, guide_tr, story.max_plate_nesting)
+            if strict:
+                _check_strict(name, model_tr, guide_tr, found)
             if nesting > story.max_plate_nesting:
                 story.max_plate_nesting = nesting  # instance attribute: enumeration and IWAE need it
             found.elbo = resolve_elbo(story, elbo, found.enumerated)
@@ -90,6 +96,13 @@ def check_story(story, x, y=None, *, elbo: str | None = None, batch: int = 4) ->
     return found
 
 
+def check_elbo(elbo: str, name: str = "") -> str:
+    """``elbo`` if it names an objective of :data:`ELBOS` (or ``auto``); a one-line ``ValueError`` otherwise."""
+    if elbo != "auto" and elbo not in ELBOS:
+        raise ValueError(f"{name + ': ' if name else ''}unknown elbo {elbo!r}: use one of auto, {', '.join(ELBOS)}")
+    return elbo
+
+
 def resolve_elbo(story, requested: str | None, enumerated: list[str]) -> str:
     """The objective ``fit`` uses: the requested one, else the story's declared ``elbo``; switched
     to ``"enum"`` (``"jit-enum"``) when sites are enumerated.
@@ -99,7 +112,7 @@ def resolve_elbo(story, requested: str | None, enumerated: list[str]) -> str:
     :param enumerated: names of the sites marked for enumeration.
     :raises ValueError: an unknown name, or a requested objective that cannot sum the enumerated sites.
     """
-    name = story.__name__ if isinstance(story, type) else type(story).__name__
+    name = story.__name__ if isinstance(story, type) else (getattr(story, "story_name", None) or type(story).__name__)
     requested = None if requested in (None, "auto") else requested
     chosen = requested or ("trace" if story.elbo == "auto" else story.elbo)
     if enumerated and "enum" not in chosen:
@@ -107,8 +120,7 @@ def resolve_elbo(story, requested: str | None, enumerated: list[str]) -> str:
             raise ValueError(f"{name}: elbo={requested!r} cannot sum out the enumerated site "
                              f"{enumerated[0]!r}; use elbo='enum' or leave elbo unset")
         chosen = "jit-enum" if chosen.startswith("jit") else "enum"
-    if chosen not in ELBOS:
-        raise ValueError(f"{name}: unknown elbo {chosen!r}: use one of auto, {', '.join(ELBOS)}")
+    check_elbo(chosen, name)
     return chosen
 
 
@@ -117,8 +129,12 @@ def _trace_for_check(where: str, fn, x, y):
     tracer = poutine.trace(fn)
     try:
         tracer(x, y)
-    except (ValueError, RuntimeError, IndexError, TypeError, KeyError) as e:
+    except SystemExit as e:  # a story must never end the process
+        raise ValueError(f"{where}: called sys.exit({e.code}){_at(e)}: a story must not exit") from None
+    except Exception as e:  # noqa: BLE001 - any error of the user's code becomes one line
         msg = first_line(e)
+        if isinstance(e, ValueError) and msg.startswith(where):  # already one line naming this function
+            raise ValueError(msg) from e
         m = re.match(r"Shape mismatch inside plate\('(.*)'\) at site (\S+) dim (-?\d+), (\d+) vs (\d+)", msg)
         if m:  # Pyro's wording, with the site quoted and the usual fix
             plate, site, dim, size, got = m.groups()
@@ -127,8 +143,73 @@ def _trace_for_check(where: str, fn, x, y):
         elif "site" not in msg:
             done = list(sample_sites(tracer.msngr.trace))
             msg += f" (error after site {done[-1]!r})" if done else " (error before the first sample site)"
-        raise ValueError(f"{where}: {msg}") from e
+        if not isinstance(e, (ValueError, RuntimeError, IndexError, TypeError)):
+            msg = f"{type(e).__name__}: {msg}"
+        raise ValueError(f"{where}: {msg}{_at(e)}") from e
     return tracer.msngr.get_trace()
+
+
+def user_frame(e: BaseException) -> str | None:
+    """``file.py:line`` of the innermost frame of the traceback that is the user's code (not
+    torch, Pyro, probgen or the standard library), or ``None``."""
+    import os
+    import sysconfig
+
+    skip = tuple(os.path.dirname(p) + os.sep for p in (torch.__file__, pyro.__file__, __file__)) + (
+        sysconfig.get_paths()["stdlib"] + os.sep,)
+    found, tb = None, e.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        if not path.startswith(skip) and not path.startswith("<"):
+            found = f"{path}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
+def at_user_frame(e: BaseException) -> str:
+    """`` (at file.py:line)`` of :func:`user_frame`, or an empty string."""
+    return _at(e)
+
+
+def _at(e: BaseException) -> str:
+    where = user_frame(e)
+    return f" (at {where})" if where else ""
+
+
+def _check_strict(name: str, model_tr, guide_tr, found: StoryCheck) -> None:
+    """What a user's program must have beyond a Story's checks: data, guidable discrete sites, finite log-probs."""
+    msites, gsites = sample_sites(model_tr), sample_sites(guide_tr)
+    if not [n for n in found.observed if type(msites[n]["fn"]).__name__ != "Unit"]:
+        raise ValueError(f"{name}.model has no observed site: give the likelihood the data, "
+                         "pyro.sample('obs', ..., obs=x)")
+    for n in found.latent:
+        fn = gsites[n]["fn"]
+        if not is_enumerated(gsites[n]) and not getattr(fn, "has_rsample", True):
+            how = ("mark it infer={'enumerate': 'parallel'} in the model and leave it out of the guide"
+                   if getattr(fn, "has_enumerate_support", False) else
+                   f"{type(fn).__name__} cannot be enumerated: make it continuous or bound its support")
+            raise ValueError(f"{name}.guide: site {n!r} is discrete and sampled without enumeration "
+                             f"(its gradient would be a high-variance score function): {how}")
+    for which, tr in (("model", model_tr), ("guide", guide_tr)):
+        for n, s in sample_sites(tr).items():
+            lp = s.get("log_prob")
+            if isinstance(lp, torch.Tensor) and torch.isnan(lp).any():
+                raise ValueError(f"{name}.{which}: site {n!r} has log-prob NaN: check its parameters and "
+                                 "that its value lies in its support")
+
+
+def _check_shapes_against_prior(name: str, story, guide_tr, x, y) -> None:
+    try:
+        prior_tr = poutine.trace(poutine.block(story.model, hide_fn=lambda m: m["type"] == "sample" and is_enumerated(m))).get_trace(x, y)
+    except Exception:  # noqa: BLE001 - the replayed run below reports it
+        return
+    prior = sample_sites(prior_tr)
+    for n, s in sample_sites(guide_tr).items():
+        if n in prior and not prior[n]["is_observed"] and isinstance(s["value"], torch.Tensor):
+            got, want = tuple(s["value"].shape), tuple(prior[n]["value"].shape)
+            if got != want:
+                raise ValueError(f"{name}.guide: site {n!r}: the guide's value has shape {got}, the model's "
+                                 f"has {want}; make them agree")
 
 
 def first_line(e: BaseException) -> str:

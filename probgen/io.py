@@ -35,9 +35,14 @@ __all__ = [
     "run_files",
     "last_path",
     "atomic_write",
+    "check_output",
+    "check_outputs",
     "write_json",
     "save_checkpoint",
     "load_checkpoint",
+    "check_model_size",
+    "check_finite",
+    "MAX_CONFIG_INT",
 ]
 
 CHECKPOINT_FORMAT = 2
@@ -75,9 +80,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     :param mode: ``"wb"`` or ``"w"``.
     :return: the destination path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _named(e, path.parent) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, mode) as f:
@@ -86,13 +94,59 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX: the old file stays until this instant
         _fsync_dir(path.parent)  # make the rename itself survive a power cut, not only a kill
-    except BaseException:
+    except BaseException as e:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
+            os.unlink(tmp)  # never leave a partial file behind (disk full, read-only, killed)
+        except OSError:
             pass
+        if isinstance(e, OSError):
+            raise _named(e, path) from None
         raise
     return path
+
+
+def _named(e: OSError, path: Path) -> OSError:
+    """The same error, naming ``path`` when the system did not (a failed ``write`` names no file)."""
+    if e.filename is None and e.errno is not None:
+        err = type(e)(e.errno, e.strerror or os.strerror(e.errno), str(path))
+        return err
+    return e
+
+
+def check_output(path: str | os.PathLike, *, inputs=()) -> Path:
+    """Refuse an output path that is not ours to replace.
+
+    :param path: a file the command is about to write.
+    :param inputs: files the command reads; the output must not be one of them.
+    :raises ValueError: ``path`` is a symbolic link, exists and is not a regular file (folder, FIFO,
+        device, socket), or is one of ``inputs``.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise ValueError(f"{path}: is a symbolic link; refusing to write through it (remove it or choose "
+                         "another output path)")
+    if path.exists() and not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file (FIFO, device or socket)"
+        raise ValueError(f"{path}: exists and is {what}; refusing to replace it (choose another output path)")
+    for src in inputs:
+        if src is not None and _same_file(path, Path(src)):
+            raise ValueError(f"{path}: is also an input of this command ({src}); writing it would destroy "
+                             "the input (choose another output path)")
+    return path
+
+
+def check_outputs(outputs, inputs) -> None:
+    """:func:`check_output` for every output path (``None`` entries skipped) against every input."""
+    for out in outputs:
+        if out is not None and str(out):
+            check_output(out, inputs=inputs)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b) and not a.is_dir()
+    except OSError:
+        return False
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -176,6 +230,8 @@ def _plain(obj: Any) -> Any:
         return obj
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        return _plain(obj.item())  # numpy scalars (np.int64(64)) become the plain value they hold
     raise ValueError(f"checkpoint config value of type {type(obj).__name__} is not a plain value")
 
 
@@ -188,11 +244,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     :raises ValueError: the file is not a probgen checkpoint, is truncated, or would
         need arbitrary code to unpickle (refused by ``weights_only=True``).
     """
+    from .data.safe import regular_file
+
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder, not a checkpoint file")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    regular_file(path, "checkpoint")  # a FIFO would block, a device never end
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
@@ -220,7 +277,69 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("optimizer", "trainer", "data"):
         if not isinstance(payload.get(key), (dict, type(None))):
             raise ValueError(f"{path}: damaged probgen checkpoint: {key!r} is not a dict")
+    _check_plain_sizes(payload["config"], path)
+    try:
+        check_model_size(payload["config"], payload["state_dict"])
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     return _upgrade(payload) if fmt == 1 else payload
+
+
+#: the largest integer a checkpoint config may hold (a width, a dimension, a count): 2**24 already
+#: means a 16M-wide layer; anything larger is a damaged or hostile file, refused before building
+MAX_CONFIG_INT = 2**24
+_MAX_CONFIG_DEPTH = 16
+
+
+def _check_plain_sizes(config: Any, path, name: str = "config", depth: int = 0) -> None:
+    if depth > _MAX_CONFIG_DEPTH:
+        raise ValueError(f"{path}: damaged probgen checkpoint: config nested deeper than {_MAX_CONFIG_DEPTH}")
+    items = (((f"{k}" if depth == 0 else f"{name}.{k}"), v) for k, v in config.items()) \
+        if isinstance(config, dict) else ((f"{name}[{i}]", v) for i, v in enumerate(config))
+    for key, value in items:
+        if isinstance(value, (dict, list)):
+            _check_plain_sizes(value, path, key, depth + 1)
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_CONFIG_INT \
+                and "seed" not in key:
+            raise ValueError(f"{path}: checkpoint config {key}={value} exceeds the bound {MAX_CONFIG_INT}; "
+                             "refusing to build the model (damaged or hostile file)")
+
+
+def check_finite(module) -> None:
+    """Refuse a model whose parameters hold NaN or infinity (buffers may use NaN for "not set yet").
+
+    :raises ValueError: naming the first such parameter.
+    """
+    for name, p in module.named_parameters():
+        if p.is_floating_point() and not torch.isfinite(p).all():
+            raise ValueError(f"checkpoint holds NaN or infinite weights ({name}); refusing to load it "
+                             "(retrain, or use an earlier checkpoint)")
+
+
+def check_model_size(config: dict, state_dict: dict, *, slack: int = 4) -> None:
+    """Refuse a config that would build a model far larger than the weights stored beside it, without
+    building anything: a network's parameters are at most (sum of its sizes) x (largest size), so that
+    product over the config's integers must stay within ``slack`` x the stored tensors (plus 2**24).
+
+    :raises ValueError: the model the config describes is too large for the file.
+    """
+    sizes = [v for v in _ints(config) if v > 0]
+    stored = sum(v.numel() for v in state_dict.values() if isinstance(v, torch.Tensor))
+    wanted = sum(sizes) * max(sizes, default=0)
+    if wanted > slack * stored + 2**24:
+        raise ValueError(f"checkpoint config describes a model of up to {wanted} parameters but the file "
+                         f"stores {stored}; refusing to build it (damaged or hostile file)")
+
+
+def _ints(obj: Any, key: str = ""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _ints(v, str(k))
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _ints(v, key)
+    elif isinstance(obj, int) and not isinstance(obj, bool) and "seed" not in key:
+        yield obj
 
 
 def _upgrade(payload: dict) -> dict:

@@ -9,8 +9,10 @@ numbers people compute with it.
   classifier's penultimate features of real and generated images. It is the FID
   recipe in a small digit classifier's feature space, **not** Inception FID, so its
   values are comparable only within probgen and the same data set.
-- :func:`nearest_distance`: distance of each sample to its nearest training image
-  (small values everywhere suggest memorisation).
+- :func:`nearest_distance` / :func:`nearest_neighbours`: distance of each sample to its nearest
+  training image (small values everywhere suggest memorisation).
+- :func:`sharpness`: mean |difference| of neighbouring pixels (blur lowers it, pixel noise raises
+  it: compare with real images); :func:`grey_share`: pixels neither near black nor near white.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from torch import nn
 from .data import Dataset, batches
 
 __all__ = ["DigitClassifier", "train_classifier", "sample_quality", "frechet_distance", "nearest_distance",
-           "classes_found", "judge_rows"]
+           "nearest_neighbours", "sharpness", "grey_share", "classes_found", "judge_rows"]
 
 _CACHE: dict = {}
 
@@ -137,12 +139,35 @@ def frechet_distance(clf: DigitClassifier, real: torch.Tensor, fake: torch.Tenso
 
 
 @torch.no_grad()
-def nearest_distance(samples: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance from each sample to its nearest training image, ``[n]``."""
+def nearest_neighbours(samples: torch.Tensor, train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean distance from each sample to its nearest training image and that image's index, ``[n]`` each."""
     a = samples.detach().cpu().reshape(len(samples), -1).float()
     b = train.detach().cpu().reshape(len(train), -1).float()
-    out = [torch.cdist(a[i:i + 512], b).min(-1).values for i in range(0, len(a), 512)]
-    return torch.cat(out)
+    out = [torch.cdist(a[i:i + 512], b).min(-1) for i in range(0, len(a), 512)]
+    return torch.cat([o.values for o in out]), torch.cat([o.indices for o in out])
+
+
+def nearest_distance(samples: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance from each sample to its nearest training image, ``[n]``."""
+    return nearest_neighbours(samples, train)[0]
+
+
+@torch.no_grad()
+def sharpness(images: torch.Tensor) -> float:
+    """Mean absolute difference between neighbouring pixels (across and down) of ``images [n, H, W]``:
+    high for crisp strokes, low for blurred ones (a grey smear scores near 0)."""
+    x = images.detach().cpu().float()
+    if x.dim() != 3:
+        raise ValueError(f"sharpness: expected images [n, H, W], got shape {tuple(x.shape)}")
+    return float(((x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, 1:] - x[:, :-1]).abs().mean()) / 2)
+
+
+@torch.no_grad()
+def grey_share(images: torch.Tensor, *, margin: float = 0.1) -> float:
+    """Share of pixels neither near black nor near white (in ``(margin, 1 - margin)``): on black-and-white
+    data, how much of an image is blur."""
+    x = images.detach().cpu().float()
+    return float(((x > margin) & (x < 1 - margin)).float().mean())
 
 
 def classes_found(q: dict) -> int:

@@ -107,8 +107,10 @@ class Story(nn.Module):
 
     def register_params(self) -> None:
         """Register this module's parameters with Pyro (``pyro.module``); call it in
-        ``model`` and ``guide``."""
-        pyro.module(self.pyro_name, self)
+        ``model`` and ``guide``. Skipped while a trainer that registered them once runs its
+        steps (``infer.svi`` sets ``_params_registered``: per-step registration cost ~1 ms)."""
+        if not self.__dict__.get("_params_registered"):
+            pyro.module(self.pyro_name, self)
 
     def n_params(self) -> int:
         """Number of trainable numbers."""
@@ -267,9 +269,12 @@ class Story(nn.Module):
                              "load_story_checkpoint(path, allow_code=True) or the class's own load()")
         if target is None:
             raise ValueError(f"checkpoint holds an unknown model kind {payload['kind']!r}")
+        from .io import check_finite  # the documented exception: io holds the checkpoint checks
+
         try:
             model = target(**payload["config"])
             model.load_state_dict(payload["state_dict"])
+            check_finite(model)
         except (TypeError, RuntimeError) as e:
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
             detail = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0])
@@ -278,6 +283,12 @@ class Story(nn.Module):
         model.checkpoint_data = payload.get("data")  # the data spec it was trained on (None: not recorded)
         model.checkpoint_optimizer = payload.get("optimizer")  # resume files only (else None)
         model.checkpoint_trainer = payload.get("trainer")
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"device {device!r}: not a device (use cpu or cuda)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine")
         return model.to(device).eval()
 
     @classmethod

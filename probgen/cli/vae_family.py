@@ -1,5 +1,5 @@
 """The VAE family's pictures on the command line: ``traverse``, ``latent-map``, ``interpolate``,
-``style-transfer`` and ``why-vae`` (the recipes are in :mod:`probgen.recipes.vae`; ``probgen train
+``style-transfer``, ``why-vae`` and ``problems`` (the recipes are in :mod:`probgen.recipes.vae`; ``probgen train
 cvae|autoencoder`` comes from the registry, :mod:`probgen.recipes.models`).
 
 Every picture command reads a checkpoint, writes one PNG (``--out``) and, with ``--npy``, the raw
@@ -46,6 +46,22 @@ def register(sub) -> None:
                         title="data (default: the data the checkpoint was trained on)")
         p.set_defaults(func=_picture_command, config=config, recipe=recipe)
 
+    from ..recipes.problems import ProblemsConfig
+
+    q = sub.add_parser("problems", help="the VAE's problems: blur (sharpness) and imitation (nearest training images)",
+                       description="Blur: the checkpoint's decoder means, its noisy draws and the draws of each "
+                                   "--compare checkpoint (pixelcnn, gan) side by side with a sharpness number "
+                                   "(mean |difference| of neighbouring pixels). Imitate or create: each generated "
+                                   "image beside its nearest training image with the distance, and the "
+                                   "nearest-training-image distances of generated vs held-out real images. "
+                                   "Writes OUT/blur.png, nearest.png, distances.png and problems.json.")
+    q.add_argument("checkpoint", help="a vae checkpoint (any model with decoder means)")
+    add_config_args(q, ProblemsConfig, skip=("checkpoint",))
+    add_run_args(q, out=ProblemsConfig().run.out)
+    add_config_args(q, DataConfig, suppress=True, skip=("seed",), show_defaults=False,
+                    title="data (default: the data the checkpoint was trained on)")
+    q.set_defaults(func=cmd_problems)
+
     w = sub.add_parser("why-vae", help="AE vs VAE: decode the same N(0, I) codes with both, judge the samples",
                        description="Train an AutoEncoder and a VAE with identical encoder/decoder sizes on the "
                                    "same data and seed, decode the same N(0, I) codes with both, and judge the "
@@ -58,13 +74,25 @@ def register(sub) -> None:
     w.set_defaults(func=cmd_why_vae)
 
 
-def _picture_command(args) -> int:
-    from ..recipes import vae
+def _data_given(args):
+    """The ``--data ...`` flags as a DataConfig, or None (then the checkpoint's own data)."""
     from ..recipes.config import DataConfig
 
     given = {f for f in ("data", "data_dir", "binarize", "continuous", "download") if f in vars(args)}
-    data = config_from(DataConfig, args, data=getattr(args, "data", None)) if given else None
-    cfg = config_from(getattr(vae, args.config), args, data=data)
+    return config_from(DataConfig, args, data=getattr(args, "data", None)) if given else None
+
+
+def cmd_problems(args) -> int:
+    from ..recipes.problems import ProblemsConfig, problems
+
+    print("\n".join(problems(config_from(ProblemsConfig, args, data=_data_given(args))).lines))
+    return 0
+
+
+def _picture_command(args) -> int:
+    from ..recipes import vae
+
+    cfg = config_from(getattr(vae, args.config), args, data=_data_given(args))
     print("\n".join(getattr(vae, args.recipe)(cfg).lines))
     return 0
 

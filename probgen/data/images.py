@@ -17,6 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .safe import memory_budget, npz_names, read_bytes, read_npy, read_npz, read_png_grey, regular_file
+
 __all__ = [
     "DATASETS",
     "Dataset",
@@ -218,20 +220,25 @@ def _require(path: Path, key: str) -> Path:
     return path
 
 
-def _np_load(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001 - any decoding failure is a bad file
-        raise ValueError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from None
+def _np_load(path: Path, keys=None) -> dict:
+    """The arrays of an ``.npz`` (only ``keys``), headers and sizes checked first (:mod:`.safe`)."""
+    return read_npz(path, keys)
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    raw = read_bytes(path)
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as f:
+                raw = f.read(memory_budget() + 1)  # never more than the budget, however it expands
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{path}: cannot read as gzip ({e})") from None
+    if len(raw) < 4 or raw[3] > 4:
+        raise ValueError(f"{path}: not an IDX file (MNIST raw format)")
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if len(raw) != 4 + 4 * ndim + int(np.prod(dims)):
+        raise ValueError(f"{path}: IDX header says {dims} but the file holds {len(raw) - 4 - 4 * ndim} bytes")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -253,14 +260,18 @@ def _find_raw_mnist(root: Path) -> dict | None:
 def _load_mnist(root: Path, seed: int, download: bool) -> Dataset:
     npz = root / "mnist" / "mnist.npz"
     if npz.is_file():
-        arrays = _np_load(npz)
+        arrays = _np_load(npz, ("x_train", "y_train", "x_test", "y_test"))
     else:
         arrays = _find_raw_mnist(root)
         if arrays is None and download:
             import torchvision
 
-            torchvision.datasets.MNIST(str(root), train=True, download=True)
-            torchvision.datasets.MNIST(str(root), train=False, download=True)
+            try:
+                torchvision.datasets.MNIST(str(root), train=True, download=True)
+                torchvision.datasets.MNIST(str(root), train=False, download=True)
+            except Exception as e:  # noqa: BLE001 - no network, a proxy, a full disk: one line
+                raise ValueError(f"--download: could not download MNIST into {root} ({type(e).__name__}); "
+                                 f"put the files there yourself (expected layout: {_LAYOUT['mnist']})") from None
             arrays = _find_raw_mnist(root)
         if arrays is None:
             _require(npz, "mnist")
@@ -278,7 +289,7 @@ def _load_mnist(root: Path, seed: int, download: bool) -> Dataset:
 
 def _load_binarized_mnist(root: Path, seed: int, download: bool) -> Dataset:
     path = _require(root / "binarized_mnist" / "binarized_mnist.npz", "binarized-mnist")
-    arrays = _np_load(path)
+    arrays = _np_load(path, ("train", "valid", "test"))
     splits = []
     for key in ("train", "valid", "test"):
         if key not in arrays:
@@ -288,7 +299,7 @@ def _load_binarized_mnist(root: Path, seed: int, download: bool) -> Dataset:
     labels = [None, None, None]
     lab_path = root / "binarized_mnist" / "binarized_mnist_derived_labels.npz"
     if lab_path.is_file():
-        lab = _np_load(lab_path)
+        lab = _np_load(lab_path, ("y_train", "y_valid", "y_test"))
         labels = [torch.as_tensor(lab[k].astype(np.int64)) for k in ("y_train", "y_valid", "y_test")]
     # the test split is sorted by class: any subset of it must be drawn at random
     return Dataset("binarized-mnist", *splits, *labels, binarized=True,
@@ -298,7 +309,7 @@ def _load_binarized_mnist(root: Path, seed: int, download: bool) -> Dataset:
 
 def _load_frey(root: Path, seed: int, download: bool) -> Dataset:
     path = _require(root / "frey_face" / "frey_face.npz", "frey-face")
-    x = _np_load(path).get("x")
+    x = _np_load(path, ("x",)).get("x")
     if x is None:
         raise ValueError(f"{path}: missing array 'x'")
     x = x.astype(np.float32) / 255.0
@@ -381,16 +392,15 @@ def _load_user(path: Path, seed: int) -> Dataset:
     if path.is_dir():
         x, y = _load_png_folder(path)
     elif path.suffix == ".npz":
-        arrays = _np_load(path)
+        arrays = _np_load(path, ("x", "y"))
         if "x" not in arrays:
-            raise ValueError(f"{path}: an .npz must hold an array named 'x' (found: {', '.join(arrays) or 'none'})")
+            found = ", ".join(npz_names(path)) or "none"
+            raise ValueError(f"{path}: an .npz must hold an array named 'x' (found: {found})")
         x, y = arrays["x"], arrays.get("y")
     elif path.suffix == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"{path}: cannot read as .npy ({type(e).__name__}: {e})") from None
+        x = read_npy(path)
     else:
+        regular_file(path)
         raise ValueError(f"{path}: unsupported data file; use .npz (array x, optional y), .npy or a folder of PNGs")
     x = check_images(x, str(path))
     if y is not None:
@@ -409,20 +419,18 @@ def _load_user(path: Path, seed: int) -> Dataset:
 
 
 def _load_png_folder(path: Path):
-    from PIL import Image
-
     files = sorted(p for p in path.rglob("*.png"))
     if not files:
         raise ValueError(f"{path}: folder holds no .png files")
     classes = sorted({p.parent.relative_to(path).as_posix() for p in files})
     labelled = classes != ["."]
-    images = []
+    images, budget = [], memory_budget()
     for p in files:
-        try:
-            with Image.open(p) as im:
-                images.append(np.asarray(im.convert("L")))
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"{p}: cannot read image ({type(e).__name__})") from None
+        images.append(read_png_grey(p))
+        budget -= images[-1].size * 4  # as float32
+        if budget < 0:
+            raise ValueError(f"{path}: the images need more than {memory_budget() / 2**30:.2f} GiB as float32 "
+                             "(a quarter of this machine's memory)")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise ValueError(f"{path}: images have different sizes {sorted(shapes)}; all must be H×W alike")

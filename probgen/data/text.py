@@ -8,7 +8,8 @@ One sentence (or verse line) per example. ``load_text`` reads:
 - a folder of such files, or a folder with ``*.train.txt``/``*.valid.txt``/``*.test.txt``
   (the splits are then taken as given);
 - the named corpora under ``$PROBGEN_DATA_DIR``: ``ptb`` (Mikolov's Penn Treebank, word
-  level), ``tang`` (Tang poems, character level) and ``sonnets`` (Shakespeare, word level).
+  level), ``tang`` (Tang poems, character level) and ``sonnets`` (Shakespeare, word level;
+  shipped inside the package too, so it loads with no data folder).
 
 Each split is a ``long`` tensor ``[n, T]``: the tokens of a sentence, then ``<eos>``,
 then ``<pad>`` (id 0) up to the longest sentence of the split. The decoder's ``<bos>``
@@ -28,7 +29,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["PAD", "UNK", "BOS", "EOS", "SPECIALS", "TEXT_CORPORA", "Vocab", "TextData", "load_text",
+from .safe import read_bytes
+
+__all__ = ["PAD", "UNK", "BOS", "EOS", "SPECIALS", "TEXT_CORPORA", "SHIPPED_CORPORA", "Vocab", "TextData", "load_text",
            "tokenize", "detokenize", "read_lines", "pad_sequences"]
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -41,6 +44,9 @@ TEXT_CORPORA = {
     "tang": ("poetry/tang", "char"),
     "sonnets": ("poetry/english/shakespeare_sonnets.txt", "word"),
 }
+#: named corpora shipped inside the package (public domain; see data/corpora/README.md), used
+#: when the data folder does not hold them
+SHIPPED_CORPORA = {"sonnets": Path(__file__).resolve().parent / "corpora" / "sonnets.txt"}
 
 # punctuation split off words at word level (apostrophes stay: "beauty's", "n't")
 _PUNCT = re.compile(r"""([.,;:!?"()\[\]{}])""")
@@ -225,7 +231,7 @@ class TextData:
 
 def _read_text_file(path: Path) -> list[str]:
     try:
-        raw = path.read_bytes().decode("utf-8-sig")  # also drops a byte-order mark
+        raw = read_bytes(path, "text file").decode("utf-8-sig")  # regular files only; drops a BOM
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
     # splitlines handles \n, \r\n and \r; blank lines separate stanzas and are dropped
@@ -247,11 +253,13 @@ def _collect_paragraphs(obj, out: list[str]) -> None:
 
 def _read_json_file(path: Path) -> list[str]:
     try:
-        obj = json.loads(path.read_text(encoding="utf-8-sig"))
+        obj = json.loads(read_bytes(path, "JSON file").decode("utf-8-sig"))
+        lines: list[str] = []
+        _collect_paragraphs(obj, lines)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a chinese-poetry JSON file ({type(e).__name__}: {e})") from None
-    lines: list[str] = []
-    _collect_paragraphs(obj, lines)
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to be chinese-poetry data") from None
     if not lines:
         raise ValueError(f"{path}: no \"paragraphs\" entries found (expected chinese-poetry JSON: "
                          "[{\"title\", \"author\", \"paragraphs\": [...]}])")
@@ -267,7 +275,7 @@ def read_lines(path: str | os.PathLike) -> list[str]:
         if not files:
             raise ValueError(f"{path}: folder holds no .txt or .json files")
         return [ln for f in files for ln in read_lines(f)]
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no such text file: {path}")
     return _read_json_file(path) if path.suffix.lower() == ".json" else _read_text_file(path)
 
@@ -292,6 +300,9 @@ def _resolve(path_or_name: str | os.PathLike, data_dir) -> tuple[Path, str, str 
         rel, level = TEXT_CORPORA[key.lower()]
         env = os.environ.get("PROBGEN_DATA_DIR")
         root = Path(data_dir) if data_dir is not None else (Path(env) if env else None)
+        shipped = SHIPPED_CORPORA.get(key.lower())
+        if shipped is not None and (root is None or not (root / rel).exists()):
+            return shipped, key.lower(), level  # the same text, inside the package: works offline
         if root is None:
             raise FileNotFoundError(f"text corpus {key!r} needs a data folder: pass --data-dir DIR or set "
                                     f"PROBGEN_DATA_DIR (expected DIR/{rel})")

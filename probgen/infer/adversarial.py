@@ -8,6 +8,14 @@ discriminator's logit (critic value for WGAN):
 - ``"non-saturating"``: same D; G maximises log σ(l_fake) (same fixed point, strong early gradients).
 - ``"wgan-gp"``: D is a critic maximising E[l_real] − E[l_fake] − λ E[(‖∇_x̂ D(x̂)‖ − 1)²]
   (Gulrajani et al. 2017), with ``n_critic`` critic steps per generator step.
+- ``"hinge"``: D minimises E[max(0, 1 − l_real)] + E[max(0, 1 + l_fake)]; G minimises −E[l_fake]
+  (Lim & Ye 2017; Miyato et al. 2018, with a spectrally normalised D).
+
+Three stabilisers, each an option: two time-scale learning rates (``lr_d`` for D, ``lr`` for G;
+Heusel et al. 2017), an exponential moving average of G's weights (a GAN built with ``ema=``
+keeps ``generator_ema``, updated after every G step by :func:`update_ema` and used for
+sampling; Yazıcı et al. 2019), and spectral normalisation of D's layers (a network option:
+``GAN(spectral_norm=True)``).
 
 :func:`fit_adversarial` takes the real data as a tensor (``epochs=``: passes over shuffled
 minibatches, with checkpoints, resume and a per-epoch monitor) or as a sampler ``n -> batch``
@@ -29,9 +37,11 @@ from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, Trai
                         progress_bar, rng_state, set_rng_state)
 
 __all__ = ["LOSSES", "check_loss", "discriminator_loss", "generator_loss", "gradient_penalty", "make_optimizers",
-           "discriminator_step", "generator_step", "train_step", "fit_adversarial"]
+           "discriminator_step", "generator_step", "train_step", "update_ema", "fit_adversarial"]
 
-LOSSES = ("minimax", "non-saturating", "wgan-gp")
+LOSSES = ("minimax", "non-saturating", "wgan-gp", "hinge")
+#: objectives whose D output is a score, not a logit (shown raw, not through σ)
+_SCORES = ("wgan-gp", "hinge")
 
 
 def check_loss(loss: str) -> str:
@@ -51,11 +61,14 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, loss: str, *, smo
     :param fake: ``D(G(z))`` on generated data, ``[m]``.
     :param loss: one of :data:`LOSSES`.
     :param smoothing: one-sided label smoothing: real targets become ``1 − smoothing`` (fake
-        targets stay 0, Salimans et al. 2016). Ignored by WGAN-GP.
+        targets stay 0, Salimans et al. 2016); hinge: the real margin becomes ``1 − smoothing``.
+        Ignored by WGAN-GP.
     :return: scalar. With all logits 0 (D undecided) the cross-entropy losses equal 2 log 2.
     """
     if loss == "wgan-gp":
         return fake.mean() - real.mean()  # the gradient penalty is added by the caller
+    if loss == "hinge":
+        return F.relu(1.0 - smoothing - real).mean() + F.relu(1.0 + fake).mean()
     check_loss(loss)
     target = torch.full_like(real, 1.0 - smoothing)
     return (F.binary_cross_entropy_with_logits(real, target)
@@ -66,13 +79,13 @@ def generator_loss(fake: torch.Tensor, loss: str) -> torch.Tensor:
     """Loss the generator minimises, from the discriminator's logits ``D(G(z))`` ``[m]``.
 
     minimax: E log(1 − σ(l)) = −E softplus(l); non-saturating: −E log σ(l) = E softplus(−l);
-    wgan-gp: −E l.
+    wgan-gp and hinge: −E l.
     """
     if loss == "minimax":
         return -F.softplus(fake).mean()
     if loss == "non-saturating":
         return F.softplus(-fake).mean()
-    if loss == "wgan-gp":
+    if loss in _SCORES:
         return -fake.mean()
     check_loss(loss)
 
@@ -102,22 +115,25 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
 # ---------------------------------------------------------------------------------------------
 # One round of the game. `gan` offers generator, discriminator, z_dim, loss, device.
 # ---------------------------------------------------------------------------------------------
-def make_optimizers(gan: Any, lr: float = 2e-4, *, beta1: float = 0.5,
-                    beta2: float | None = None) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam for D and for G, each over its own network only (β1 = 0.5 as in DCGAN; β2 0.9 for WGAN-GP)."""
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+def make_optimizers(gan: Any, lr: float = 2e-4, *, beta1: float = 0.5, beta2: float | None = None,
+                    lr_d: float | None = None) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for D and for G, each over its own network only (β1 = 0.5 as in DCGAN; β2 0.9 for
+    WGAN-GP). ``lr`` is G's learning rate; ``lr_d`` D's (two time scales; ``None``: ``lr``)."""
+    lr_d = lr if lr_d is None else lr_d
+    for name, v in (("lr", lr), ("lr_d", lr_d)):
+        if not v > 0:
+            raise ValueError(f"{name} must be > 0, got {v}")
     if not 0 <= beta1 < 1:
         raise ValueError(f"beta1 must be in [0, 1), got {beta1}")
     beta2 = beta2 if beta2 is not None else (0.9 if gan.loss == "wgan-gp" else 0.999)
-    opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=(beta1, beta2))
+    opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, betas=(beta1, beta2))
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=(beta1, beta2))
     return opt_d, opt_g
 
 
 @torch.no_grad()
 def _d_stat(gan: Any, logits: torch.Tensor) -> float:
-    return float(logits.detach().mean() if gan.loss == "wgan-gp" else torch.sigmoid(logits).mean())
+    return float(logits.detach().mean() if gan.loss in _SCORES else torch.sigmoid(logits).mean())
 
 
 def discriminator_step(gan: Any, real: torch.Tensor, opt_d: torch.optim.Optimizer, *, smoothing: float = 0.0,
@@ -156,7 +172,22 @@ def generator_step(gan: Any, m: int, opt_g: torch.optim.Optimizer, *, noise: flo
     g_loss.backward()
     opt_g.step()
     gan.discriminator.zero_grad(set_to_none=True)  # D's .grad from this pass is not D's business
+    update_ema(gan)
     return {"g_loss": float(g_loss.detach())}
+
+
+@torch.no_grad()
+def update_ema(gan: Any) -> None:
+    """``G_ema ← d · G_ema + (1 − d) · G`` with ``d = gan.ema``, when the GAN keeps a
+    ``generator_ema`` (built with ``ema > 0``); batch-norm statistics are copied as they are."""
+    shadow = getattr(gan, "generator_ema", None)
+    if shadow is None:
+        return
+    decay = float(gan.ema)
+    for s, p in zip(shadow.parameters(), gan.generator.parameters()):
+        s.lerp_(p, 1.0 - decay)
+    for s, b in zip(shadow.buffers(), gan.generator.buffers()):
+        s.copy_(b)
 
 
 def train_step(gan: Any, real_batches: Sequence[torch.Tensor], opt_d: torch.optim.Optimizer,
@@ -197,6 +228,7 @@ def fit_adversarial(
     gp_weight: float = 10.0,
     gp_one_sided: bool = False,
     beta1: float = 0.5,
+    lr_d: float | None = None,
     lr_lambda: Callable[[int], float] | None = None,
     progress: bool = True,
     desc: str | None = None,
@@ -209,6 +241,7 @@ def fit_adversarial(
     on_step: Callable[[int, dict], dict | None] | None = None,
     callbacks: Sequence[Callback] = (),
     log: Callable[[str], None] | None = None,
+    log_dir: str | None = None,
 ) -> TrainResult:
     """Play the GAN game on real data.
 
@@ -223,6 +256,9 @@ def fit_adversarial(
     :param smoothing: one-sided label smoothing (e.g. 0.1); not used by WGAN-GP.
     :param instance_noise: std of Gaussian noise added to D's inputs, annealed linearly to 0.
     :param gp_one_sided: WGAN-GP: penalise only gradient norms above 1 (see :func:`gradient_penalty`).
+    :param lr: the generator's Adam learning rate (and D's unless ``lr_d`` is given).
+    :param lr_d: the discriminator's learning rate (two time-scale update rule, Heusel et al.
+        2017: e.g. ``lr=1e-4, lr_d=4e-4``); ``None``: ``lr``.
     :param beta1: Adam β1 (0.5, as in DCGAN).
     :param lr_lambda: learning-rate factor per generator step, ``LambdaLR`` on both optimizers
         (``None``: constant).
@@ -238,6 +274,7 @@ def fit_adversarial(
     :param callbacks: :class:`probgen.infer.callbacks.Callback` objects; ``on_epoch_end`` gets each
         epoch's record (with ``steps``: each step's record).
     :param log: where warnings go (default: :func:`probgen.infer.callbacks.log`).
+    :param log_dir: write TensorBoard logs here (:mod:`probgen.infer.tensorboard`).
     :return: history (one record per epoch or step), ``steps``, ``warnings``, ``seconds``.
     :raises DivergenceError: a loss or D's output became NaN/inf.
     """
@@ -259,7 +296,7 @@ def fit_adversarial(
     if instance_noise < 0:
         raise ValueError(f"instance_noise must be >= 0, got {instance_noise}")
     k = n_critic if gan.loss == "wgan-gp" else d_steps
-    opt_d, opt_g = make_optimizers(gan, lr, beta1=beta1)
+    opt_d, opt_g = make_optimizers(gan, lr, beta1=beta1, lr_d=lr_d)
     scheds = [] if lr_lambda is None else [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda) for o in (opt_d, opt_g)]
     game = dict(smoothing=smoothing, gp_weight=gp_weight, gp_one_sided=gp_one_sided, batch_size=batch_size)
 
@@ -272,7 +309,7 @@ def fit_adversarial(
         return stats
 
     result = TrainResult()
-    hooks = Callbacks(callbacks, Trainer("adversarial", gan, result))
+    hooks = Callbacks(callbacks, Trainer("adversarial", gan, result), log_dir=log_dir)
     hooks.begin()
     if streamed:
         _play_steps(gan, data, steps, k, batch_size, instance_noise, play, result, hooks, on_step,

@@ -1,15 +1,16 @@
-"""Multi-process SVI on PyTorch's own engine: ``torch.distributed`` launched by ``torchrun``.
+"""Multi-process SVI on PyTorch's own engine: ``DistributedDataParallel`` launched by ``torchrun``.
 
-One process per CPU socket share or per GPU (``gloo`` on CPU, ``NCCL`` on GPU). Every
-process ("rank") builds the same model from the same seed, holds the whole training
-tensor (moved to its device once) and walks the same shuffled order of *global*
-batches; each rank computes the ELBO gradient of its strided shard ``batch[rank::W]``
-of every global batch (what ``DistributedSampler`` gives, without padding: no example
-counts twice). The shard gradients are summed with one ``all_reduce`` per step, so
-every rank applies the gradient of the whole global batch -- Pyro's losses are sums
-over the ``data`` plate, so the sum (not the mean) is the gradient of the same
-objective a single process with ``batch_size`` optimises -- and the ranks stay
-bit-identical. Rank 0 alone shows the progress bar and writes checkpoints.
+One process per CPU share or per GPU (``gloo`` on CPU, ``NCCL`` on GPU). Every process
+("rank") builds the same model, receives rank 0's parameters and batch order, and walks the
+same shuffled order of *global* batches; each rank computes the ELBO of its strided shard
+``batch[rank::W]`` of every global batch (what ``DistributedSampler`` gives, without padding:
+no example counts twice). The loss module -- Pyro's ELBO as a module with the story inside,
+:class:`probgen.infer.svi.Objective` -- is wrapped in
+``torch.nn.parallel.DistributedDataParallel``, which all-reduces the gradients during
+``backward``. DDP averages over ranks while Pyro's losses are sums over the ``data`` plate, so
+each rank scales its loss by ``W``: every rank then applies the gradient of the whole global
+batch, exactly what one process with ``batch_size`` computes, and the ranks stay identical.
+Rank 0 alone shows the progress bar and writes checkpoints and logs.
 
 Launch::
 
@@ -22,20 +23,16 @@ Use from Python (inside a ``torchrun`` job)::
     model = VAE(64).to(dist.device)
     model.fit(x, distributed=dist, checkpoint="vae.pt")   # rank 0 writes vae.pt
 
-The hook in :func:`probgen.infer.svi.fit_svi` is small: ``distributed.prepare`` replaces
-``svi.step`` with :meth:`Distributed.step`, ``distributed.mean_loss`` replaces the
-validation loss, and non-zero ranks get no progress bar and no checkpoint paths.
+The hook in :func:`probgen.infer.svi.fit_svi` is small: ``distributed.prepare(step, generator)``
+wraps the step's loss module in DDP and shards its batches, ``distributed.mean_loss`` replaces
+the validation loss, and non-zero ranks get no progress bar and no checkpoint paths.
 """
 from __future__ import annotations
 
 import atexit
 import os
 from datetime import timedelta
-from typing import Callable
-
 import pyro
-import pyro.infer
-import pyro.poutine as poutine
 import torch
 import torch.distributed as tdist
 
@@ -60,7 +57,7 @@ def shard(x: torch.Tensor | None, rank: int, world_size: int) -> torch.Tensor | 
 
 
 class Distributed:
-    """This process's place in a ``torch.distributed`` job, and the SVI step that keeps
+    """This process's place in a ``torch.distributed`` job, and the DDP set-up that keeps
     all ranks in lockstep.
 
     Build it with :meth:`from_env` (reads ``torchrun``'s ``RANK``, ``WORLD_SIZE``,
@@ -77,8 +74,6 @@ class Distributed:
             raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
         self.device = torch.device(device)
-        self._svi: pyro.infer.SVI | None = None
-        self._params: dict[str, torch.Tensor] | None = None  # param-store name -> unconstrained tensor
 
     # -- set-up ---------------------------------------------------------------------------
     @classmethod
@@ -146,88 +141,36 @@ class Distributed:
         tdist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
         return box[0]
 
-    def prepare(self, story: torch.nn.Module, svi: pyro.infer.SVI, generator: torch.Generator) -> Callable:
+    def prepare(self, step, generator: torch.Generator) -> None:
         """Called by :func:`probgen.infer.svi.fit_svi` before the first epoch: give every rank
-        rank 0's parameters, buffers and batch order, give each rank its own noise
-        stream, and return the step function that replaces ``svi.step``.
+        rank 0's parameters, buffers and batch order, give each rank its own noise stream,
+        and make ``step`` (a :class:`probgen.infer.svi.SVIStep`) train through DDP on this
+        rank's shard of each global batch.
 
-        :param story: the model being trained (already on :attr:`device`).
-        :param svi: the ``pyro.infer.SVI`` object whose ELBO and optimizer are used.
+        :param step: the SVI step whose loss module is wrapped.
         :param generator: the CPU generator that shuffles the global batches (set in place).
         """
+        from torch.nn.parallel import DistributedDataParallel
+
+        story = step.story
         if story.device != self.device:
             raise ValueError(f"the model is on {story.device}, but this rank trains on {self.device}: "
                              f"move it with model.to(dist.device) first")
-        self._svi, self._params = svi, None
         self.broadcast_(story.state_dict().values())  # identical start, whatever each rank drew
         generator.set_state(self.broadcast_object(generator.get_state()))
         # the latent noise must differ between ranks (else shard i and j share their z draws)
         base = self.broadcast_object(int(torch.randint(0, 2**31 - 1, (1,))))
         pyro.set_rng_seed(base + self.rank)
-        return self.step
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        step.module = _Sharded(DistributedDataParallel(step.objective, device_ids=ids), self.rank, self.world_size)
+        step.grad_scale = float(self.world_size)  # DDP averages; the global batch's gradient is the sum
+        step.loss_value = self.global_loss
 
-    # -- the training step ----------------------------------------------------------------
-    def step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
-        """One SVI step on a global batch: this rank's shard → ELBO gradients → all-reduce
-        (sum) → the Pyro optimizer, as ``SVI.step`` does on one process.
-
-        :param x: the global batch ``[B, ...]`` (every rank passes the same one).
-        :param y: its labels ``[B]`` or ``None``.
-        :return: the loss of the whole global batch (the same float on every rank).
-        """
-        if self._svi is None:
-            raise RuntimeError("Distributed.step before prepare()")
-        svi = self._svi
-        xs, ys = shard(x, self.rank, self.world_size), shard(y, self.rank, self.world_size)
-        if self._params is None:
-            self._params = self._discover(xs, ys)
-        loss = 0.0
-        if len(xs):  # the last global batch can leave a rank nothing: it adds zeros
-            with poutine.trace(param_only=True) as capture:
-                loss = svi.loss_and_grads(svi.model, svi.guide, xs, ys)
-            extra = set(capture.trace.nodes) - set(self._params)
-            if extra:
-                raise RuntimeError(f"parameters {sorted(extra)[:3]} appeared after the first step; "
-                                   "distributed training needs every parameter created in the first step")
-        params = list(self._params.values())
-        # one flat buffer: [grads..., has_grad flags..., loss] -> a single collective per step
-        sizes = [p.numel() for p in params]
-        n_grad = sum(sizes)
-        dtype = params[0].dtype if len({p.dtype for p in params}) == 1 else torch.float64
-        flat = torch.zeros(n_grad + len(params) + 1, dtype=dtype, device=self.device)
-        offset = 0
-        for i, (p, n) in enumerate(zip(params, sizes)):
-            if p.grad is not None:
-                flat[offset:offset + n].copy_(p.grad.reshape(-1))
-                flat[n_grad + i].fill_(1.0)
-            offset += n
-        flat[-1].fill_(float(loss))  # fills, not host-to-device copies
-        tdist.all_reduce(flat, op=tdist.ReduceOp.SUM)
-        *touched, total = flat[n_grad:].tolist()  # the one device-to-host sync per step (SVI.step has it too)
-        offset = 0
-        for p, n, hit in zip(params, sizes, touched):
-            # a parameter no rank touched keeps grad None, so Adam skips it as on one process
-            p.grad = flat[offset:offset + n].view_as(p).to(p.dtype) if hit > 0 else None
-            offset += n
-        svi.optim(params)
-        pyro.infer.util.zero_grads(params)
-        return total
-
-    def _discover(self, xs, ys) -> dict[str, torch.Tensor]:
-        """Run the model and guide once without gradients to create every parameter, then
-        copy rank 0's values to all ranks (covers ``pyro.param`` sites created lazily)."""
-        svi = self._svi
-        with poutine.trace(param_only=True) as capture, torch.no_grad():
-            if len(xs):
-                svi.loss(svi.model, svi.guide, xs, ys)
-        names = self.broadcast_object(sorted(capture.trace.nodes))
-        mine = {name: site["value"].unconstrained() for name, site in capture.trace.nodes.items()}
-        if not len(xs) or set(mine) != set(names):
-            store = pyro.get_param_store()
-            mine = {name: store[name].unconstrained() for name in names}
-        params = {name: mine[name] for name in names}  # the same order on every rank
-        self.broadcast_(params.values())
-        return params
+    def global_loss(self, loss: torch.Tensor) -> float:
+        """The loss of the whole global batch (the sum of the shards' losses; the same float on every rank)."""
+        t = loss.detach().reshape(1).to(torch.float64)
+        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+        return float(t)
 
     # -- validation -----------------------------------------------------------------------
     def mean_loss(self, elbo, story, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> float:
@@ -245,6 +188,18 @@ class Distributed:
 
     def __repr__(self) -> str:
         return f"Distributed(rank={self.rank}, world_size={self.world_size}, device={self.device})"
+
+
+class _Sharded(torch.nn.Module):
+    """Gives the DDP-wrapped loss module this rank's shard of each global batch."""
+
+    def __init__(self, ddp: torch.nn.Module, rank: int, world_size: int):
+        super().__init__()
+        self.ddp, self.rank, self.world_size = ddp, rank, world_size
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        xs, ys = shard(x, self.rank, self.world_size), shard(y, self.rank, self.world_size)
+        return self.ddp(xs) if ys is None else self.ddp(xs, ys)
 
 
 def _shutdown() -> None:

@@ -7,10 +7,12 @@ history; EM never lowers it, so the history is non-decreasing (up to rounding).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Sequence
 
+import pyro
 import torch
 
 from .callbacks import Callback, Callbacks, Trainer, TrainResult, progress_bar
@@ -19,7 +21,8 @@ __all__ = ["fit_em"]
 
 
 def fit_em(gmm: Any, x: torch.Tensor, *, max_iter: int = 100, tol: float = 1e-3, seed: int = 0,
-           init: str = "kmeans", progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
+           init: str = "kmeans", progress: bool = True, callbacks: Sequence[Callback] = (),
+           log_dir: str | None = None) -> TrainResult:
     """Fit a mixture by expectation-maximisation.
 
     :param gmm: a built mixture offering ``joint_log_prob(x) -> [K × n]`` (log p(x_i, m = k)),
@@ -33,6 +36,7 @@ def fit_em(gmm: Any, x: torch.Tensor, *, max_iter: int = 100, tol: float = 1e-3,
     :param progress: show the progress bar.
     :param callbacks: :class:`probgen.infer.callbacks.Callback` objects; each iteration's record is
         ``{"epoch", "log_likelihood", "seconds"}``.
+    :param log_dir: write TensorBoard logs here (:mod:`probgen.infer.tensorboard`).
     :return: history (one record per iteration), ``converged``, ``best_val`` = the final mean
         negative log-likelihood per example, ``seconds`` (initialisation included).
     :raises ValueError: the log-likelihood became NaN/inf (raise ``reg_covar``).
@@ -42,36 +46,54 @@ def fit_em(gmm: Any, x: torch.Tensor, *, max_iter: int = 100, tol: float = 1e-3,
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol!r}")
     result = TrainResult()
-    hooks = Callbacks(callbacks, Trainer("em", gmm, result))
+    hooks = Callbacks(callbacks, Trainer("em", gmm, result), log_dir=log_dir,
+                      hparams={"max_iter": max_iter, "tol": tol, "seed": seed, "init": init, "n_train": len(x)})
     hooks.begin()
     t0 = time.perf_counter()
     with torch.no_grad():
         gmm._m_step(x, gmm._init_resp(x, init, seed))
     bar = progress_bar(range(max_iter), enabled=progress, desc=f"EM {gmm.kind}", unit="iter")
     prev = -math.inf
-    with torch.no_grad():
-        for it in bar:
-            joint = gmm.joint_log_prob(x)  # E-step: K × n, from the enumerated model
-            ll = torch.logsumexp(joint, 0)  # n
-            mean_ll = float(ll.mean())
-            if not math.isfinite(mean_ll):
-                raise ValueError(f"EM diverged at iteration {it + 1} (log-likelihood {mean_ll}); "
-                                 "raise reg_covar")
-            record = {"epoch": it + 1, "log_likelihood": mean_ll, "seconds": time.perf_counter() - t0}
-            result.history.append(record)
-            result.steps, result.best_epoch, result.best_val = it + 1, it, -mean_ll
-            bar.set_postfix(loglik=f"{mean_ll:.3f}")
-            stop = hooks.epoch_end(record)
-            if mean_ll - prev < tol:
-                break
-            prev = mean_ll
-            gmm._m_step(x, torch.exp(joint - ll))  # M-step from the responsibilities K × n
-            if stop:
-                result.stopped_early = True
-                break
+    quiet = contextlib.ExitStack()
+    try:
+        with torch.no_grad():
+            for it in bar:
+                if it == 1:  # the first E-step registered the parameters and validated the story:
+                    gmm.__dict__["_params_registered"] = True  # Story.register_params is a no-op from now on
+                    quiet.enter_context(pyro.validation_enabled(False))  # and Pyro's per-site checks are off
+                joint = gmm.joint_log_prob(x)  # E-step: K × n, from the enumerated model
+                ll, resp = _normalise(joint)  # n, K × n
+                mean_ll = float(ll.mean())
+                if not math.isfinite(mean_ll):
+                    raise ValueError(f"EM diverged at iteration {it + 1} (log-likelihood {mean_ll}); "
+                                     "raise reg_covar")
+                record = {"epoch": it + 1, "log_likelihood": mean_ll, "seconds": time.perf_counter() - t0}
+                result.history.append(record)
+                result.steps, result.best_epoch, result.best_val = it + 1, it, -mean_ll
+                bar.set_postfix(loglik=f"{mean_ll:.3f}")
+                stop = hooks.epoch_end(record)
+                if mean_ll - prev < tol:
+                    break
+                prev = mean_ll
+                gmm._m_step(x, resp)  # M-step from the responsibilities K × n
+                if stop:
+                    result.stopped_early = True
+                    break
+    finally:
+        gmm.__dict__.pop("_params_registered", None)
+        quiet.close()
     lls = [r["log_likelihood"] for r in result.history]
     met_tol = len(lls) < max_iter or (len(lls) > 1 and lls[-1] - lls[-2] < tol)
     result.converged = met_tol and not result.stopped_early
     result.seconds = time.perf_counter() - t0
     hooks.end()
     return result
+
+
+def _normalise(joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(x_i) = logsumexp_k joint and the responsibilities p(m = k | x_i) from one ``exp``
+    (``logsumexp`` then ``exp(joint - ll)`` would exponentiate the K × n table twice)."""
+    top = joint.max(0).values  # n
+    resp = (joint - top).exp_()  # K × n
+    total = resp.sum(0)  # n
+    return top + total.log(), resp.div_(total)

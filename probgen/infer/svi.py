@@ -17,15 +17,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pyro
 import pyro.infer
-import pyro.optim
+import pyro.poutine as poutine
 import torch
+from pyro.infer.elbo import ELBOModule
+from pyro.infer.util import torch_item
 
 from ..check import ELBOS  # name -> (Pyro ELBO class name, is_jit)
 from ..data import batches
 from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, EarlyStopping, Trainer, TrainResult,
                         progress_bar, rng_state, set_rng_state)
 
-__all__ = ["ELBOS", "make_elbo", "fit_svi"]
+__all__ = ["ELBOS", "make_elbo", "fit_svi", "Objective", "SVIStep"]
 
 def make_elbo(name: str, *, num_particles: int = 1, max_plate_nesting: int = 1) -> pyro.infer.ELBO:
     """Build a Pyro ELBO by name.
@@ -43,6 +45,126 @@ def make_elbo(name: str, *, num_particles: int = 1, max_plate_nesting: int = 1) 
     if is_jit:
         kwargs["ignore_jit_warnings"] = True
     return getattr(pyro.infer, cls_name)(**kwargs)
+
+
+class Objective(ELBOModule):
+    """Pyro's ELBO as a module (``elbo(model, guide)``): ``forward(x[, y])`` is the ELBO's
+    ``differentiable_loss`` (value = the loss, gradient = the ELBO's gradient estimate), and the
+    story is a submodule, so ``parameters()``, a plain optimizer and ``DistributedDataParallel``
+    see exactly the story's parameters.
+
+    An empty batch (a rank's shard of the last global batch) gives a zero loss connected to every
+    parameter, so that all ranks take part in the gradient all-reduce.
+    """
+
+    def __init__(self, story: torch.nn.Module, elbo: pyro.infer.ELBO):
+        super().__init__(story.model, story.guide, elbo)
+        self.story = story  # a submodule: its parameters are this module's
+
+    def forward(self, x: torch.Tensor, *rest: Any) -> torch.Tensor:
+        if len(x) == 0:
+            return sum((p.sum() * 0.0 for p in self.parameters() if p.requires_grad), x.new_zeros(()))
+        return self.elbo.differentiable_loss(self.model, self.guide, x, *rest)
+
+
+class SVIStep:
+    """One SVI step as plain PyTorch: :class:`Objective` forward, ``backward``, one
+    ``torch.optim.Adam`` over the story's parameters (same loss and gradients as ``SVI.step``).
+
+    Why not ``pyro.infer.SVI``: its per-step tracing of every parameter and the per-step
+    ``pyro.module`` registration cost more than the maths of a small network. Here the story's
+    modules are registered with Pyro once (the first step, traced to find ``pyro.param`` sites
+    outside the modules); later steps skip ``register_params`` and Pyro's argument/support
+    validation (the loss is the same; a NaN still stops training, as a non-finite loss), and a
+    parameter made lazily later is picked up from the param store.
+
+    :param story: the model (``nn.Module`` with ``model``/``guide``).
+    :param elbo: a Pyro ELBO (:func:`make_elbo`).
+    :param lr: Adam learning rate.
+    :param clip_norm: clip the global gradient norm to this value (``None``: no clipping).
+    """
+
+    def __init__(self, story: torch.nn.Module, elbo: pyro.infer.ELBO, *, lr: float, clip_norm: float | None = None):
+        self.story, self.clip_norm = story, clip_norm
+        self.objective = Objective(story, elbo)
+        self.module: torch.nn.Module = self.objective  # what runs forward (DDP wraps it: infer.distributed)
+        self.grad_scale = 1.0  # DDP averages gradients over ranks; Pyro's losses are sums
+        # one group of the module parameters (possibly empty: a story of pyro.param sites only)
+        self.optim = torch.optim.Adam([{"params": [p for p in story.parameters() if p.requires_grad]}], lr=lr)
+        self._known = {id(p) for g in self.optim.param_groups for p in g["params"]}
+        self._store_names: set[str] | None = None  # param-store names seen so far (None: first step to come)
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """Every tensor the optimizer updates, in a fixed order."""
+        return [p for g in self.optim.param_groups for p in g["params"]]
+
+    def backward(self, *args: Any) -> torch.Tensor:
+        """Forward and backward of one batch; leaves the gradients in ``.grad``; returns the loss."""
+        self.optim.zero_grad(set_to_none=True)
+        store = pyro.get_param_store()
+        if self._store_names is None:
+            with poutine.trace(param_only=True) as capture:
+                loss = self.module(*args)
+            self._adopt(site["value"].unconstrained() for site in capture.trace.nodes.values())
+            self._store_names = set(store.keys())
+        else:
+            self.story.__dict__["_params_registered"] = True  # Story.register_params: no-op meanwhile
+            try:  # the first step (and check_story before it) validated the story: no per-site checks
+                with pyro.validation_enabled(False):
+                    loss = self.module(*args)
+            finally:
+                self.story.__dict__.pop("_params_registered", None)
+            if len(store) != len(self._store_names):  # a pyro.param made lazily in this step
+                new = set(store.keys()) - self._store_names
+                self._adopt(store[name].unconstrained() for name in sorted(new))
+                self._store_names |= new
+        (loss * self.grad_scale if self.grad_scale != 1.0 else loss).backward()
+        return loss
+
+    def __call__(self, *args: Any) -> float:
+        """One step on a batch: ``step(x)`` or ``step(x, y)``; returns the loss as a float."""
+        loss = self.backward(*args)
+        if self.clip_norm is not None:  # the global norm over all parameters together
+            torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], self.clip_norm)
+        self.optim.step()
+        return self.loss_value(loss)
+
+    def loss_value(self, loss: torch.Tensor) -> float:
+        """The step's loss as a float (``infer.distributed`` sums it over ranks). One host sync per
+        step, as ``SVI.step`` has (Pyro's ``differentiable_loss`` syncs anyway)."""
+        return torch_item(loss.detach())
+
+    def _adopt(self, tensors) -> None:
+        extra = [t for t in tensors if t.requires_grad and id(t) not in self._known]
+        if extra and self.module is not self.objective:  # DDP syncs module parameters only
+            raise ValueError(f"{type(self.story).__name__}: distributed training needs every parameter to be a "
+                             "module parameter (nn.Parameter), but the story makes pyro.param sites of its own")
+        if extra:  # pyro.param sites that are not module parameters (user stories)
+            self.optim.add_param_group({"params": extra})
+            self._known |= {id(t) for t in extra}
+
+    # -- resume --------------------------------------------------------------------------
+    def state(self) -> dict:
+        """The optimizer state of the story's parameters (what the resume file keeps)."""
+        state = self.optim.state_dict()
+        return {"state": {i: s for i, s in state["state"].items() if i < len(state["param_groups"][0]["params"])},
+                "param_groups": state["param_groups"][:1]}
+
+    def load_state(self, saved: dict, lr: float) -> None:
+        """Restore :meth:`state` (or the per-parameter Pyro optimizer state of older resume
+        files); the learning rate of this run wins over the saved one."""
+        if "param_groups" not in saved:  # older files: {parameter name: torch Adam state of that tensor}
+            names = [n for n, p in self.story.named_parameters() if p.requires_grad]
+            template = self.optim.state_dict()
+            saved = {"state": {i: saved[n]["state"][0] for i, n in enumerate(names)
+                               if n in saved and saved[n].get("state")},
+                     "param_groups": template["param_groups"][:1]}
+            if set(saved["state"]) and len(names) != len(template["param_groups"][0]["params"]):
+                raise ValueError("parameters do not match")
+        self.optim.load_state_dict({"state": saved["state"], "param_groups": saved["param_groups"]})
+        for group in self.optim.param_groups:
+            group["lr"] = lr
 
 
 def _mean_loss(elbo, story, x, y, batch_size: int) -> float:
@@ -95,6 +217,7 @@ def fit_svi(
     on_epoch: Callable[[int, dict], None] | None = None,
     distributed: Any = None,
     callbacks: Sequence[Callback] = (),
+    log_dir: str | Path | None = None,
     **unknown: Any,
 ) -> TrainResult:
     """Train ``story.model`` / ``story.guide`` with ``pyro.infer.SVI``.
@@ -117,22 +240,19 @@ def fit_svi(
         each rank computes the gradient of its shard of every batch, gradients are all-reduced,
         and rank 0 alone shows progress and writes checkpoints (``None``: one process).
     :param callbacks: :class:`probgen.infer.callbacks.Callback` objects (logging hooks).
+    :param log_dir: write TensorBoard logs here (:mod:`probgen.infer.tensorboard`; rank 0 only).
     :raises DivergenceError: the loss became NaN/inf; the best state so far is restored.
     """
     _check_options(x, y, val, val_y, epochs, batch_size, num_particles, lr, patience, clip_norm, unknown)
     result = TrainResult()
     ckpt = Checkpointer(story, checkpoint)
 
-    # -- the objective and the optimizer: Pyro's SVI over the story's param-store names
+    # -- the objective (Pyro's ELBO as a module) and one torch optimizer over its parameters
     svi_elbo = make_elbo(elbo, num_particles=num_particles, max_plate_nesting=story.max_plate_nesting)
     # validation uses the non-JIT twin: same objective, any batch shape
     val_elbo = make_elbo(elbo.replace("jit-", "").replace("jit", "trace"),
                          max_plate_nesting=story.max_plate_nesting)
-    optim_args = {"lr": lr}
-    # clip_norm: the global norm over all parameters (pyro's ClippedAdam would clamp each element)
-    optim = _GlobalNormAdam(optim_args, clip_norm) if clip_norm is not None else pyro.optim.Adam(optim_args)
-    svi = pyro.infer.SVI(story.model, story.guide, optim, loss=svi_elbo)
-    prefix = story.pyro_name + "$$$"
+    step_fn = SVIStep(story, svi_elbo, lr=lr, clip_norm=clip_norm)
 
     start_epoch, shuffle_state, stopper = 0, None, EarlyStopping(patience)
     best_state = copy.deepcopy(story.state_dict())
@@ -144,12 +264,7 @@ def fit_svi(
             start_epoch = ex["epoch"] + 1
             stopper.load_state(ex)
             result.history, result.steps = ex["history"], ex.get("steps", 0)
-            # the optimizer state is keyed by param-store names: re-attach this instance's prefix
-            story.register_params()
-            for state in optim_state.values():  # the --lr of this call wins over the saved one
-                for group in state.get("param_groups", []):
-                    group["lr"] = lr
-            optim.set_state({prefix + k: v for k, v in optim_state.items()})
+            step_fn.load_state(optim_state, lr)  # the --lr of this call wins over the saved one
             set_rng_state(ex["rng"])
         except (KeyError, TypeError, RuntimeError, ValueError) as e:
             raise ckpt.cannot_resume(e) from None
@@ -160,15 +275,20 @@ def fit_svi(
         shuffle_gen.set_state(shuffle_state)
     else:
         shuffle_gen.manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
-    step_fn, mean_loss = svi.step, _mean_loss
+    mean_loss = _mean_loss
     if distributed is not None:  # same batches on every rank, each steps on its shard (infer.distributed)
-        step_fn, mean_loss = distributed.prepare(story, svi, shuffle_gen), distributed.mean_loss
+        distributed.prepare(step_fn, shuffle_gen)
+        mean_loss = distributed.mean_loss
         if not distributed.is_main:  # rank 0 alone shows progress and writes checkpoints
             progress = False
             ckpt.disable()
     drop_last = ELBOS[elbo][1] and len(x) > batch_size  # JIT traces one batch shape
     n_batches = len(x) // batch_size if drop_last else math.ceil(len(x) / batch_size)
-    hooks = Callbacks(callbacks, Trainer("svi", story, result))
+    hparams = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "elbo": elbo, "num_particles": num_particles,
+               "patience": patience, "clip_norm": clip_norm, "n_train": len(x)}
+    if distributed is not None and not distributed.is_main:
+        log_dir = None
+    hooks = Callbacks(callbacks, Trainer("svi", story, result), log_dir=log_dir, hparams=hparams)
     hooks.begin()
     t0 = time.perf_counter()
     bar = progress_bar(range(start_epoch, epochs), enabled=progress, desc=f"train {story.kind}")
@@ -220,11 +340,10 @@ def fit_svi(
             bar.set_postfix(loss=f"{record['train_loss']:.3f}",
                             val=f"{record.get('val_loss', float('nan')):.3f}")
         if ckpt.last is not None:
-            state = optim.get_state()
             ckpt.save_last({
                 "epoch": epoch, **stopper.state(), "history": result.history, "steps": result.steps,
                 "best_state_dict": best_state, "rng": rng_state(), "shuffle_rng": shuffle_gen.get_state(),
-            }, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            }, step_fn.state())
         if stop or stopper.should_stop:
             result.stopped_early = True
             break
@@ -234,19 +353,6 @@ def fit_svi(
     result.seconds = time.perf_counter() - t0
     hooks.end()
     return result
-
-
-class _GlobalNormAdam(pyro.optim.PyroOptim):
-    """Adam after scaling all gradients together so that their global L2 norm is <= ``max_norm``."""
-
-    def __init__(self, optim_args: dict, max_norm: float):
-        super().__init__(torch.optim.Adam, optim_args)
-        self.max_norm = float(max_norm)
-
-    def __call__(self, params, *args, **kwargs) -> None:
-        params = list(params)  # SVI passes every parameter of the step at once
-        torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], self.max_norm)
-        super().__call__(params, *args, **kwargs)
 
 
 def _diverged(story: torch.nn.Module, error: Exception) -> bool:

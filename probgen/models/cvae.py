@@ -18,6 +18,7 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 
+from ..check import check_elbo
 from ..data import check_data
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import check_positive_int, encoder_decoder
@@ -55,7 +56,7 @@ class CVAE(Story):
         self.n_classes = check_positive_int("n_classes", n_classes)
         if self.n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-        self.elbo = elbo
+        self.elbo = check_elbo(elbo, type(self).__name__)
         # the networks see [input, one-hot(y)]
         self.encoder, self.decoder = encoder_decoder(x_dim, z_dim, hidden, likelihood=likelihood,
                                                      activation=activation, condition_dim=n_classes)
@@ -107,6 +108,9 @@ class CVAE(Story):
             y = torch.full((n,), y, dtype=torch.long)
         y = torch.as_tensor(y, device=self.device)
         if y.is_floating_point():
+            if y.dim() < 2:
+                raise ValueError(f"labels must be whole class numbers 0..{self.n_classes - 1} (or soft labels "
+                                 f"[n, {self.n_classes}]), got floats of shape {tuple(y.shape)}")
             if y.dim() != 2 or y.shape[-1] != self.n_classes:
                 raise ValueError(f"soft labels must have shape [n, {self.n_classes}], got {tuple(y.shape)}")
             return y.float()
@@ -122,7 +126,11 @@ class CVAE(Story):
         x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
         if y is None:
             raise ValueError("a CVAE needs labels y (one per example)")
-        y = torch.as_tensor(y).long().reshape(-1)
+        y = torch.as_tensor(y)
+        if y.is_floating_point() and not bool((y == y.round()).all()):  # .long() would read 2.5 as class 2
+            bad = float(y[y != y.round()].reshape(-1)[0])
+            raise ValueError(f"y: labels must be whole class numbers 0..{self.n_classes - 1}, got {bad:g}")
+        y = y.long().reshape(-1)
         if len(y) != len(x):
             raise ValueError(f"got {len(x)} examples and {len(y)} labels")
         self.one_hot(y, len(y))  # range check

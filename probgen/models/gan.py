@@ -18,6 +18,13 @@ Three objectives (``loss=``), with ``l = D(x)`` the discriminator's logit (criti
   gradients early on). The practical default.
 - ``"wgan-gp"``: D is a critic; it maximises E[l_real] − E[l_fake] − λ E[(‖∇_x̂ D(x̂)‖ − 1)²]
   (Gulrajani et al. 2017), with ``n_critic`` critic steps per generator step.
+- ``"hinge"``: D minimises E[max(0, 1 − l_real)] + E[max(0, 1 + l_fake)], G maximises E[l_fake]
+  (the SN-GAN objective, with ``spectral_norm=True``).
+
+Two network options stabilise the game: ``spectral_norm`` (D's layers divided by their largest
+singular value) and ``ema`` (sampling from an exponential moving average of G's weights, which
+averages out the generator's orbit around the equilibrium). Both are off by default in the
+Python API; ``probgen train gan`` turns them on (see ``docs/gan.md`` for the measurements).
 
 GANs have no likelihood. :meth:`GAN.log_prob` is a **Parzen-window estimate** (a kernel density
 on generator samples, bandwidth chosen on validation data, as in Goodfellow et al. 2014). It is a
@@ -27,6 +34,7 @@ samples with a classifier (``probgen gan-eval``: class coverage, confidence, Fr�
 """
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Callable, Sequence
@@ -71,6 +79,10 @@ class GAN(Story):
     :param loss: ``"minimax"``, ``"non-saturating"`` or ``"wgan-gp"``.
     :param output: ``"sigmoid"`` (images in [0, 1]) or ``"linear"`` (real-valued data).
     :param dropout: dropout in the discriminator (a regulariser for small data sets).
+    :param spectral_norm: spectrally normalise every layer of the discriminator (Miyato et al. 2018).
+    :param ema: decay ``d`` of an exponential moving average of the generator's weights (e.g.
+        0.999); when > 0, :meth:`decode` and :meth:`sample` use the average (``generator_ema``).
+        0: off.
     :param n_fixed: number of fixed codes whose images are shown after every epoch.
     """
 
@@ -79,7 +91,7 @@ class GAN(Story):
 
     def __init__(self, arch: str = "mlp", *, x_shape: Sequence[int] = (8, 8), z_dim: int = 16,
                  hidden: Sequence[int] = (128, 256), loss: str = "non-saturating", output: str = "sigmoid",
-                 dropout: float = 0.0, n_fixed: int = 64):
+                 dropout: float = 0.0, spectral_norm: bool = False, ema: float = 0.0, n_fixed: int = 64):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
@@ -88,6 +100,8 @@ class GAN(Story):
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0 <= ema < 1:
+            raise ValueError(f"ema must be in [0, 1) (0: off), got {ema}")
         if isinstance(x_shape, int):
             x_shape = (x_shape,)
         self.x_shape = tuple(check_positive_int("x_shape entry", int(s)) for s in x_shape)
@@ -98,13 +112,16 @@ class GAN(Story):
         hidden = check_hidden(hidden)
         if arch == "dcgan" and not hidden:
             raise ValueError("arch='dcgan' needs at least one channel width in hidden")
-        self.arch, self.loss, self.output = arch, loss, output
+        self.arch, self.loss, self.output, self.ema = arch, loss, output, float(ema)
+        sn = bool(spectral_norm)
         if arch == "mlp":
             self.generator = MLPGenerator(z_dim, self.x_shape, hidden, output=output)
-            self.discriminator = MLPDiscriminator(self.x_shape, hidden, dropout=dropout)
+            self.discriminator = MLPDiscriminator(self.x_shape, hidden, dropout=dropout, spectral_norm=sn)
         else:
             self.generator = ConvGenerator(z_dim, self.x_shape, hidden, output=output)
-            self.discriminator = ConvDiscriminator(self.x_shape, hidden, dropout=dropout)
+            self.discriminator = ConvDiscriminator(self.x_shape, hidden, dropout=dropout, spectral_norm=sn)
+        # the averaged generator: updated by infer.adversarial.update_ema, never by an optimizer
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if self.ema > 0 else None
         # fixed codes for the per-epoch sample grid (saved, so a resumed run shows the same codes)
         self.register_buffer("fixed_z", torch.randn(check_positive_int("n_fixed", n_fixed), z_dim,
                                                     generator=torch.Generator().manual_seed(1234)))
@@ -136,13 +153,15 @@ class GAN(Story):
     # -- sampling and the code space ----------------------------------------------------
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z) for codes ``[n × z_dim]`` → ``[n, *x_shape]`` (eval mode: batch norm uses running stats)."""
-        was = self.generator.training
-        self.generator.eval()
+        """G(z) for codes ``[n × z_dim]`` → ``[n, *x_shape]`` (eval mode: batch norm uses running
+        stats; the averaged generator when the GAN keeps one)."""
+        g = self.generator if self.generator_ema is None else self.generator_ema
+        was = g.training
+        g.eval()
         try:
-            return self.generator(torch.as_tensor(z, dtype=torch.float32, device=self.device))
+            return g(torch.as_tensor(z, dtype=torch.float32, device=self.device))
         finally:
-            self.generator.train(was)
+            g.train(was)
 
     @torch.no_grad()
     def sample(self, n: int, *, temperature: float | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -163,7 +182,7 @@ class GAN(Story):
 
     # -- training: the game lives in probgen.infer.adversarial ------------------------------
     def fit(self, x, *, y=None, val=None, val_y=None, epochs: int = 100, batch_size: int = 64,
-            lr: float = 2e-4, d_steps: int = 1, n_critic: int = 5, smoothing: float = 0.0,
+            lr: float = 2e-4, lr_d: float | None = None, d_steps: int = 1, n_critic: int = 5, smoothing: float = 0.0,
             instance_noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False, beta1: float = 0.5,
             progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False,
             monitor: Callable[[torch.Tensor], dict] | None = None, monitor_n: int = 500,
@@ -179,7 +198,7 @@ class GAN(Story):
             raise ValueError(f"GAN.fit: unknown option(s) {', '.join(sorted(unused))}")
         x, _ = self.prepare(x)
         self.train_result: TrainResult = fit_adversarial(
-            self, x.to(self.device), epochs=epochs, batch_size=batch_size, lr=lr, d_steps=d_steps,
+            self, x.to(self.device), epochs=epochs, batch_size=batch_size, lr=lr, lr_d=lr_d, d_steps=d_steps,
             n_critic=n_critic, smoothing=smoothing, instance_noise=instance_noise, gp_weight=gp_weight,
             gp_one_sided=gp_one_sided, beta1=beta1, progress=progress, checkpoint=checkpoint, resume=resume,
             monitor=monitor, monitor_n=monitor_n, collapse_drop=collapse_drop, on_epoch=on_epoch, log=log,

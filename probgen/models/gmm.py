@@ -121,10 +121,38 @@ class GMM(Story):
             logits = self.x_logits  # K × D
             return x @ logits.T - torch.nn.functional.softplus(logits).sum(-1)
         if self.covariance == "diag":
+            # one GEMM: [x², x] @ [-½ prec, μ prec]ᵀ + const; [x², x] is computed once per data tensor
             prec = torch.exp(-2 * self.log_scales)  # K × D
-            quad = (x * x) @ prec.T - 2 * x @ (self.means * prec).T + (self.means**2 * prec).sum(-1)
-            return -0.5 * quad - self.log_scales.sum(-1) - 0.5 * x.shape[-1] * math.log(2 * math.pi)
-        return dist.MultivariateNormal(self.means, scale_tril=self.scale_tril).log_prob(x[..., None, :])
+            weights = torch.cat([-0.5 * prec, self.means * prec], 1)  # K × 2D
+            const = (-0.5 * (self.means**2 * prec).sum(-1) - self.log_scales.sum(-1)
+                     - 0.5 * x.shape[-1] * math.log(2 * math.pi))  # K
+            # computed as K × n (a wide GEMM output is faster than a skinny one), returned as its n × K view
+            return torch.addmm(const[:, None], weights, self._squares(x).T).T
+        # full: ||L_k^{-1} (x - μ_k)||² through the precision Cholesky P_k = L_k^{-T} (upper
+        # triangular), one batched matrix product, as scikit-learn does
+        raw = self.tril_raw  # K × D × D, log-diagonal
+        L = self.scale_tril
+        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+        P = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False).transpose(-1, -2)  # K × D × D
+        K, D = P.shape[:2]
+        # one GEMM for all components: x @ [P_1 ... P_K] - [μ_1 P_1 ... μ_K P_K] -> n × K × D
+        mP = (self.means[:, None, :] @ P).reshape(1, K * D)
+        y = torch.addmm(-mP, x, P.transpose(0, 1).reshape(D, K * D)).reshape(len(x), K, D)
+        log_det = torch.diagonal(raw, dim1=-2, dim2=-1).sum(-1)  # K: log |L_k|
+        quad = torch.einsum("nkd,nkd->nk", y, y)  # n × K (a fused reduction: y.pow(2).sum(-1) is 15× slower)
+        return -0.5 * quad - log_det - 0.5 * x.shape[-1] * math.log(2 * math.pi)
+
+    def _squares(self, x: torch.Tensor) -> torch.Tensor:
+        """``[x², x]``, ``[n × 2D]``, cached for the data tensor EM visits every iteration (the
+        cache keeps ``x`` alive, so its key -- storage, shape, strides, in-place version -- is unique)."""
+        key = (x.data_ptr(), x.shape, x.stride(), x._version, x.dtype, x.device)
+        cached = self.__dict__.get("_squares_cache")
+        if cached is not None and cached[1] == key:
+            return cached[2]
+        feats = torch.cat([x * x, x], 1)
+        if not x.requires_grad:
+            self.__dict__["_squares_cache"] = (x, key, feats)
+        return feats
 
     # -- the story ---------------------------------------------------------------
     def _story(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
@@ -210,7 +238,7 @@ class GMM(Story):
     # -- fitting --------------------------------------------------------------------
     def fit(self, x, *, method: str = "em", max_iter: int = 100, tol: float = 1e-3,
             seed: int = 0, progress: bool = True, val=None, init: str = "kmeans", callbacks=(),
-            **svi_options) -> "GMM":
+            log_dir=None, **svi_options) -> "GMM":
         """Fit by EM (default) or by SVI with ``TraceEnum_ELBO``.
 
         :param x: data ``[n, ...]``.
@@ -220,6 +248,7 @@ class GMM(Story):
         :param seed: seed of the k-means initialisation.
         :param init: ``"kmeans"`` (as scikit-learn) or ``"random"`` (random responsibilities).
         :param callbacks: :class:`probgen.infer.callbacks.Callback` objects (EM or SVI).
+        :param log_dir: write TensorBoard logs here (EM or SVI).
         :param svi_options: passed to :meth:`probgen.story.Story.fit` when ``method="svi"``.
         """
         x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
@@ -236,11 +265,11 @@ class GMM(Story):
             t0 = time.perf_counter()
             with torch.no_grad():
                 self._m_step(x, self._init_resp(x, init, seed))
-            super().fit(x, val=val, progress=progress, callbacks=callbacks, **svi_options)
+            super().fit(x, val=val, progress=progress, callbacks=callbacks, log_dir=log_dir, **svi_options)
             self.fit_seconds = time.perf_counter() - t0
             return self
         self.train_result = fit_em(self, x, max_iter=max_iter, tol=tol, seed=seed, init=init, progress=progress,
-                                   callbacks=callbacks)
+                                   callbacks=callbacks, log_dir=log_dir)
         self.em_history = [r["log_likelihood"] for r in self.train_result.history]
         self.converged, self.fit_seconds = self.train_result.converged, self.train_result.seconds
         return self
@@ -271,14 +300,19 @@ class GMM(Story):
             p = p.clamp(1e-7, 1 - 1e-7)
             self.x_logits.data = torch.log(p) - torch.log1p(-p)
             return
-        means = (resp @ x) / nk[:, None]  # K × D
-        self.means.data = means
-        if self.covariance == "diag":
-            var = (resp @ (x * x)) / nk[:, None] - means**2 + self.reg_covar
+        if self.covariance == "diag":  # both moments in one GEMM over the cached [x², x]
+            second, means = ((resp @ self._squares(x)) / nk[:, None]).chunk(2, dim=1)  # K × D each
+            self.means.data = means.contiguous()
+            var = second - means**2 + self.reg_covar
             self.log_scales.data = 0.5 * torch.log(var.clamp_min(self.reg_covar or 1e-12))
         else:
-            diff = x[None] - means[:, None]  # K × n × D
-            cov = torch.einsum("kn,kni,knj->kij", resp, diff, diff) / nk[:, None, None]
+            means = (resp @ x) / nk[:, None]  # K × D
+            self.means.data = means
+            # one component at a time (as scikit-learn): a K × n × D buffer would not fit for large K
+            cov = torch.empty(len(means), x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)  # K × D × D
+            for k in range(len(means)):
+                diff = x - means[k]  # n × D
+                cov[k] = (resp[k, :, None] * diff).T @ diff / nk[k]
             cov = cov + self.reg_covar * torch.eye(x.shape[1], device=x.device)
             L = torch.linalg.cholesky(cov)
             self.tril_raw.data = torch.tril(L, -1) + torch.diag_embed(torch.log(torch.diagonal(L, dim1=-2, dim2=-1)))
@@ -313,5 +347,8 @@ class _Component(dist.TorchDistribution):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         table = self.gmm.component_table(x)  # n × K
         m = self.m
+        K = table.shape[-1]
+        if m.shape == (K, 1) and x.dim() == 2 and bool((m[:, 0] == torch.arange(K, device=m.device)).all()):
+            return table.T  # m enumerated (K × 1 = every component): the table itself, no gather
         shape = torch.broadcast_shapes(m.shape, table.shape[:-1])
         return torch.gather(table.expand(*shape, table.shape[-1]), -1, m.expand(shape).unsqueeze(-1)).squeeze(-1)

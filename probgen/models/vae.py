@@ -18,6 +18,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from ..check import check_elbo
 from ..data import check_data
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import check_positive_int, encoder_decoder
@@ -48,7 +49,7 @@ class VAE(Story):
         super().__init__()
         self.x_dim, self.z_dim, hidden, self.likelihood, self.x_shape = check_pixel_args(
             x_dim, z_dim=z_dim, hidden=hidden, likelihood=likelihood, x_shape=x_shape)
-        self.elbo = elbo
+        self.elbo = check_elbo(elbo, type(self).__name__)
         self.encoder, self.decoder = encoder_decoder(x_dim, z_dim, hidden, likelihood=likelihood,
                                                      activation=activation)
 

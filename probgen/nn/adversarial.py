@@ -2,7 +2,10 @@
 ``D: x → logit [n]`` (critic values for WGAN), as plain ``torch.nn.Module`` s.
 
 The story and its objectives are :class:`probgen.models.gan.GAN`; these networks know nothing
-about Pyro. The discriminators have no batch norm, so the WGAN gradient penalty stays valid.
+about Pyro. The discriminators have no batch norm, so the WGAN gradient penalty stays valid;
+``spectral_norm=True`` divides each of their weight matrices by its largest singular value
+(one power iteration per forward pass, Miyato et al. 2018), which bounds D's Lipschitz constant
+and keeps it from overpowering the generator.
 """
 from __future__ import annotations
 
@@ -12,10 +15,16 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator", "OUTPUTS", "conv_base"]
+__all__ = ["MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator", "OUTPUTS", "conv_base",
+           "maybe_spectral_norm"]
 
 #: generator output layers: images in [0, 1] or real values
 OUTPUTS = ("sigmoid", "linear")
+
+
+def maybe_spectral_norm(layer: nn.Module, on: bool) -> nn.Module:
+    """``layer`` with its weight spectrally normalised when ``on`` (else unchanged)."""
+    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
 
 
 class MLPGenerator(nn.Module):
@@ -40,15 +49,16 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """``x → hidden (LeakyReLU 0.2) → one logit``; no batch norm, so the gradient penalty is valid."""
 
-    def __init__(self, x_shape: Sequence[int], hidden: Sequence[int], *, dropout: float = 0.0):
+    def __init__(self, x_shape: Sequence[int], hidden: Sequence[int], *, dropout: float = 0.0,
+                 spectral_norm: bool = False):
         super().__init__()
         dims = [math.prod(x_shape), *reversed(tuple(hidden))]
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+            layers += [maybe_spectral_norm(nn.Linear(a, b), spectral_norm), nn.LeakyReLU(0.2)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(dims[-1], 1))
+        layers.append(maybe_spectral_norm(nn.Linear(dims[-1], 1), spectral_norm))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,16 +97,18 @@ class ConvGenerator(nn.Module):
 class ConvDiscriminator(nn.Module):
     """DCGAN discriminator: (Conv 4/2/1, LeakyReLU 0.2)* → linear → logit. No batch norm (WGAN-GP safe)."""
 
-    def __init__(self, x_shape: Sequence[int], channels: Sequence[int], *, dropout: float = 0.0):
+    def __init__(self, x_shape: Sequence[int], channels: Sequence[int], *, dropout: float = 0.0,
+                 spectral_norm: bool = False):
         super().__init__()
         h, w = conv_base(tuple(x_shape), len(channels))
         chans = [1, *channels]
         layers: list[nn.Module] = []
         for a, b in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2)]
+            layers += [maybe_spectral_norm(nn.Conv2d(a, b, 4, 2, 1), spectral_norm), nn.LeakyReLU(0.2)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(chans[-1] * h * w, 1))
+        self.net = nn.Sequential(*layers, nn.Flatten(),
+                                 maybe_spectral_norm(nn.Linear(chans[-1] * h * w, 1), spectral_norm))
         self.x_shape = tuple(x_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

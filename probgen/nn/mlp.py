@@ -5,6 +5,7 @@ probabilistic wrapper (a :class:`probgen.story.Story`) decides what they mean.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import torch
@@ -20,9 +21,9 @@ ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu":
 
 def check_positive_int(name: str, value) -> int:
     """Validate a hyperparameter that must be a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)  # numpy integers too, as a plain int (a checkpoint config holds plain values)
 
 
 def check_hidden(hidden) -> tuple[int, ...]:

@@ -9,7 +9,22 @@ import numpy as np
 
 from ..io import atomic_write
 
-__all__ = ["mosaic", "image_grid", "new_figure", "savefig", "line_plot"]
+__all__ = ["mosaic", "image_grid", "new_figure", "savefig", "line_plot", "MIN_PIXELS", "pixel_scale", "mosaic_inches"]
+
+#: the smallest side, in screen pixels, of one image in any figure (8×8 digits: ×7, MNIST: ×2)
+MIN_PIXELS = 56
+
+
+def pixel_scale(h: int, w: int, min_pixels: int = MIN_PIXELS) -> int:
+    """The integer nearest-neighbour factor that makes an ``h × w`` image at least ``min_pixels`` a side."""
+    return max(1, math.ceil(min_pixels / max(1, min(int(h), int(w)))))
+
+
+def mosaic_inches(grid_shape, image_shape, *, dpi: int = 110, min_pixels: int = MIN_PIXELS) -> tuple[float, float]:
+    """Width and height (inches) at which a :func:`mosaic` of ``grid_shape`` shows each image of
+    ``image_shape`` (``[H, W]``) at ``min_pixels`` or more on a side, drawn at ``dpi``."""
+    k = pixel_scale(image_shape[-2], image_shape[-1], min_pixels)
+    return grid_shape[1] * k / dpi, grid_shape[0] * k / dpi
 
 
 def mosaic(images, *, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
@@ -41,14 +56,16 @@ def image_grid(images, path: str | Path, *, nrow: int | None = None, scale: int 
     :param images: ``[n, H, W]`` tensor or array, values in [0, 1].
     :param path: destination ``.png``.
     :param nrow: images per row (default: a square grid).
-    :param scale: pixel upscaling factor (default: small images are enlarged to ~32 px).
+    :param scale: pixel upscaling factor (default: each image at least :data:`MIN_PIXELS` a side).
     :param title: ignored in the pixel-exact grid (kept for a uniform signature).
     """
     from PIL import Image
 
     grid = mosaic(images, nrow=nrow)
-    h = np.asarray(images.shape if hasattr(images, "shape") else np.shape(images))[-2]
-    scale = scale or max(1, 32 // int(h))
+    shape = tuple(images.shape if hasattr(images, "shape") else np.shape(images))
+    if len(shape) == 2:  # vectors shown as square images (see mosaic)
+        shape = (math.isqrt(shape[1]),) * 2
+    scale = scale or pixel_scale(shape[-2], shape[-1])
     img = Image.fromarray((grid * 255).round().astype(np.uint8), mode="L")
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import mosaic, new_figure, savefig
+from .core import mosaic, mosaic_inches, new_figure, savefig
 
 __all__ = ["gmm_story", "loglik_bars"]
 
@@ -29,7 +29,8 @@ def gmm_story(weights, means, draws, path: str | Path, *, title: str = "") -> Pa
     order = np.argsort(-w)  # most probable component on top
     rows = np.concatenate([mu[order][:, None], x[order]], axis=1)  # K × (1 + m) × H × W
     grid = mosaic(rows.reshape(-1, *rows.shape[2:]), nrow=1 + m)
-    fig, (ax_w, ax_x) = new_figure(1, 2, figsize=(7.5, 0.42 * K + 1.0),
+    gw, gh = mosaic_inches(grid.shape, mu.shape[-2:])  # each image >= MIN_PIXELS a side
+    fig, (ax_w, ax_x) = new_figure(1, 2, figsize=(gw * 1.9 + 0.6, gh * 1.3 + 1.0),
                                    gridspec_kw={"width_ratios": [1, 2.6]})
     ys = np.arange(K)
     ax_w.barh(ys, w[order], color="tab:blue")

@@ -11,9 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import image_grid, mosaic, new_figure, savefig
+from .core import image_grid, mosaic, mosaic_inches, new_figure, savefig
 
-__all__ = ["traversal_grid", "latent_map", "latent_scatter", "interpolation_strip", "why_vae_figure"]
+__all__ = ["traversal_grid", "latent_map", "latent_scatter", "interpolation_strip", "panel_figure",
+           "nearest_pairs", "distance_histogram"]
 
 
 def _as_array(images) -> np.ndarray:
@@ -71,19 +72,79 @@ def interpolation_strip(rows, path: str | Path) -> Path:
     return traversal_grid(rows, path)
 
 
-def why_vae_figure(panels: Sequence[tuple[str, object]], path: str | Path, *, nrow: int = 8,
-                   suptitle: str = "") -> Path:
-    """Side-by-side sample grids with a title each (e.g. AE vs VAE on the same codes).
+def panel_figure(rows: Sequence[Sequence[tuple]], path: str | Path, *, suptitle: str = "", dpi: int = 110) -> Path:
+    """A table of titled image mosaics, sized so that every image is at least ``MIN_PIXELS`` a side.
 
-    :param panels: ``(title, images [n, H, W])`` pairs, drawn left to right.
-    :param nrow: images per row inside each panel.
+    :param rows: figure rows, each a list of ``(title, images [n, H, W], images per row)``; a row may be
+        shorter than the others (its last cells stay empty).
     """
-    fig, axes = new_figure(1, len(panels), figsize=(3.2 * len(panels), 3.6))
-    axes = np.atleast_1d(axes)
-    for ax, (title, images) in zip(axes, panels):
-        ax.imshow(mosaic(images, nrow=nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+    mosaics = [[(title, mosaic(images, nrow=nrow), _as_array(images).shape[-2:]) for title, images, nrow in row]
+               for row in rows]
+    ncol = max(len(r) for r in mosaics)
+    sizes = [[mosaic_inches(m.shape, hw, dpi=dpi) for _, m, hw in r] for r in mosaics]
+    # matplotlib's default margins take about a quarter of each side: room so images keep their size
+    widths = [max((r[c][0] for r in sizes if c < len(r)), default=0.1) for c in range(ncol)]
+    heights = [max(h for _, h in r) for r in sizes]
+    width = sum(w * 1.3 + 0.4 for w in widths)
+    top, gap = (0.95 if suptitle else 0.5), 0.6  # inches: the title(s) above the first row, between rows
+    height = sum(heights) + gap * (len(heights) - 1) + top + 0.15
+    fig, axes = new_figure(len(rows), ncol, figsize=(max(width, 3.0), height), squeeze=False,
+                           gridspec_kw={"width_ratios": widths, "height_ratios": heights})
+    # margins in inches, not shares of a tall figure (shares left wide gaps under the title and between rows)
+    fig.subplots_adjust(top=1 - top / height, bottom=0.15 / height, hspace=gap / (sum(heights) / len(heights)))
+    for r, row in enumerate(mosaics):
+        for c in range(ncol):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(row):
+                title, m, _ = row[c]
+                ax.imshow(m, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set_title(title, fontsize=8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
+    return savefig(fig, path, dpi=dpi)
+
+
+def nearest_pairs(generated, nearest, distances, path: str | Path, *, dpi: int = 110) -> Path:
+    """Each generated image (top) above its nearest training image (bottom), the distance between them.
+
+    :param generated: ``[k, H, W]``; ``nearest``: ``[k, H, W]``; ``distances``: ``[k]``.
+    """
+    g, t = _as_array(generated), _as_array(nearest)
+    k = len(g)
+    w_in, h_in = mosaic_inches(g.shape[-2:], g.shape[-2:], dpi=dpi)
+    cell_w, cell_h = max(w_in, 0.55) * 1.25, h_in * 1.25 + 0.3  # room for the distance above each pair
+    fig, axes = new_figure(2, k, figsize=(k * cell_w + 0.9, 2 * cell_h + 0.5), squeeze=False)
+    fig.subplots_adjust(left=0.9 / (k * cell_w + 0.9), right=0.99, bottom=0.02, top=1 - 0.5 / (2 * cell_h + 0.5),
+                        wspace=0.1, hspace=0.15)
+    for c in range(k):
+        for r, (img, title) in enumerate(((g[c], f"{float(distances[c]):.2f}"), (t[c], ""))):
+            ax = axes[r][c]
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if title:
+                ax.set_title(title, fontsize=7)
+    axes[0][0].set_ylabel("generated", fontsize=8)
+    axes[1][0].set_ylabel("nearest\ntraining", fontsize=8)
+    fig.suptitle("generated (top) and its nearest training image (below); distance above", fontsize=9)
+    return savefig(fig, path, dpi=dpi)
+
+
+def distance_histogram(series: dict, path: str | Path, *, title: str = "") -> Path:
+    """Overlaid histograms of nearest-training-image distances, one per named set (generated, held-out real).
+
+    :param series: ``{name: distances [n]}``.
+    """
+    fig, ax = new_figure(figsize=(6, 3.4))
+    arrays = {name: _as_array(d).ravel() for name, d in series.items()}
+    lo = min(float(a.min()) for a in arrays.values())
+    hi = max(float(a.max()) for a in arrays.values())
+    bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
+    for name, a in arrays.items():
+        ax.hist(a, bins=bins, alpha=0.5, density=True, label=f"{name} (median {np.median(a):.2f})")
+    ax.set_xlabel("distance to the nearest training image (pixel space)")
+    ax.set_ylabel("density")
+    ax.set_title(title or "imitate or create? generated vs held-out real images", fontsize=9)
+    ax.legend(fontsize=7)
     return savefig(fig, path)

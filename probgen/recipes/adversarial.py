@@ -42,7 +42,7 @@ def _build_gan(cfg: GANConfig, ds):
         arch = "dcgan" if len(ds.shape) == 2 and ds.shape[0] % 4 == 0 and ds.shape[1] % 4 == 0 else "mlp"
     hidden = parse_int_list(cfg.hidden if cfg.hidden else HIDDEN_DEFAULTS[arch], "--hidden")
     return GAN(arch, x_shape=list(ds.shape), z_dim=cfg.z_dim, hidden=list(hidden), loss=cfg.loss,
-               dropout=cfg.dropout)
+               dropout=cfg.dropout, spectral_norm=cfg.spectral_norm, ema=cfg.ema)
 
 
 def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):

@@ -28,6 +28,10 @@ class CompareConfig:
     from_dir: str | None = opt(None, "load DIR/<model>.pt instead of training", flag="--from")
     epochs: int | None = opt(None, "override each model's default epochs")
     no_diagnostics: bool = opt(False, "skip the ArviZ elpd comparison")
+    story: str = opt("", "also train and score your own story FILE.py:NAME (any Pyro model/guide pair; "
+                         "runs that file's code) as one more row")
+    story_args: list = opt(None, "its constructor arguments: KEY=VALUE ... or one JSON object", nargs="*",
+                           metavar="KEY=VALUE", default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = runs_in("runs/compare")
 
@@ -110,7 +114,21 @@ def _trainer_params(name: str, epochs: int | None):
 
 
 def compare(cfg: CompareConfig) -> CompareResult:
-    """Train (or load from ``cfg.from_dir``) each model, score it, write the table, JSON, figures."""
+    """Train (or load from ``cfg.from_dir``) each model, score it, write the table, JSON, figures.
+
+    Runs inside :func:`probgen.runs.run_folder`: a second compare on the same ``--out`` refuses while this
+    one writes, a finished compare is replaced only with ``run.force``, and a compare killed half-way
+    leaves no manifest (``compare.manifest.json`` is written last).
+    """
+    from ..runs import run_folder
+    from .guard import check_sizes
+
+    check_sizes(cfg)
+    with run_folder(out_dir(cfg.run.out), name="compare", command="compare", force=cfg.run.force):
+        return _compare(cfg)
+
+
+def _compare(cfg: CompareConfig) -> CompareResult:
     from ..evaluate import PUBLISHED, summarize
     from ..io import atomic_write, write_json
     from ..models import load
@@ -154,6 +172,25 @@ def compare(cfg: CompareConfig) -> CompareResult:
                      "fit_seconds": fit_seconds,
                      "n_params": int(model.n_params()) if hasattr(model, "n_params") else None, "n_test": s.n})
         _sample_grid(model, out / f"samples_{name}.png")
+    if cfg.story:  # the user's own program: trained as `probgen train --story` would, scored the same way
+        import dataclasses
+
+        from .story import StoryConfig, user_story
+
+        seed_everything(run.seed)
+        say(f"training {cfg.story} ...", flush=True)
+        story_cfg = StoryConfig(story=cfg.story, story_args=cfg.story_args, data=cfg.data, num_samples=0,
+                                run=dataclasses.replace(run, out=str(out)),
+                                **({"epochs": cfg.epochs} if cfg.epochs is not None else {}))
+        res = user_story(story_cfg)
+        seed_everything(run.seed)
+        row = score_model(res.model, ds, num_samples=cfg.num_samples, seed=run.seed)
+        values = row.pop("values")
+        s = summarize(values)
+        pointwise[res.model.kind] = values.numpy()
+        rows.append({"name": res.model.kind, "test_log_likelihood": s.mean, "stderr": s.stderr, **row,
+                     "fit_seconds": res.seconds, "n_params": int(res.model.n_params()), "n_test": s.n,
+                     "story": cfg.story})
     result = {"data": {"name": ds.name, "n_test": len(ds.test), "shape": list(ds.shape),
                        "binarized": ds.binarized, "dequantized": ds.dequantized,
                        "unit": "nats per image", "quantity": "log density" if density else "log mass"},

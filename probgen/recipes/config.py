@@ -66,6 +66,7 @@ class RunConfig:
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu or cuda")
     quiet: bool = opt(False, "no progress bars")
+    force: bool = opt(False, "replace a finished run (or files) in --out instead of refusing")
 
 
 @dataclass
@@ -78,8 +79,16 @@ class FitConfig:
     patience: int = opt(10, "early stopping: epochs without validation improvement")
     resume: bool = opt(False, "continue from OUT/<model>.last.pt if present")
     clip_norm: float | None = opt(None, "clip the global gradient norm (all parameters together) to this value")
+    train_size: int | None = opt(None, "train on the first N training examples only (validation and test "
+                                       "unchanged): a quick model on a laptop", metavar="N")
+    minutes: float | None = opt(None, "stop at the end of the first epoch that finishes after M minutes (the "
+                                      "best epoch is kept)", metavar="M")
     distributed: bool = opt(False, "multi-process SVI: launch with torchrun --nproc_per_node=N -m probgen train "
                             "...; --batch-size is the global batch, split across ranks (see docs/scale.md)")
+    log_dir: str | None = opt(None, "write TensorBoard logs (scalars per epoch, hyperparameters) to this folder; "
+                              "needs pip install 'probgen[tb]'", metavar="DIR")
+    threads: int | None = opt(None, "torch threads for training (default: half the cores, at most 4; 1 on a "
+                                    "2-core machine)", metavar="N")
 
 
 def seed_everything(seed: int) -> None:

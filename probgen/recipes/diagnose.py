@@ -31,6 +31,7 @@ class DiagnoseConfig:
     chains: int = opt(4, "NUTS chains")
     nuts_samples: int = opt(500, "NUTS draws per chain")
     nuts_warmup: int = opt(300, "NUTS warm-up steps per chain")
+    story: str = opt("", "the checkpoint holds your own story: its FILE.py:NAME (runs that file's code)")
     data: DataConfig | None = None  # default: the data the checkpoint was trained on
     run: RunConfig = runs_in("runs/diagnose")
 
@@ -51,6 +52,16 @@ def _check(cfg: DiagnoseConfig) -> None:
         raise ValueError(f"--draws must be >= 1, got {cfg.draws}")
     if cfg.chains < 1 or cfg.nuts_samples < 2 or cfg.nuts_warmup < 0:
         raise ValueError("--chains >= 1, --nuts-samples >= 2 and --nuts-warmup >= 0 are required")
+    from .guard import check_sizes
+
+    check_sizes(cfg)  # upper bounds: the importance weights held in memory, NUTS draws
+
+
+def _holds_user_story(path: Path) -> bool:
+    from ..io import load_checkpoint
+
+    extra = load_checkpoint(path).get("extra") or {}
+    return "program" in extra or "story_source" in extra
 
 
 def _fmt(v, spec: str = ".2f") -> str:
@@ -66,19 +77,39 @@ def diagnose(cfg: DiagnoseConfig) -> DiagnoseResult:
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
     seed_everything(cfg.run.seed)
-    model = load(path, device=str(resolve_device(cfg.run.device)))
+    if cfg.story or _holds_user_story(path):  # a user's program: its code only when named
+        from .story import load_story_checkpoint
+
+        model = load_story_checkpoint(path, allow_code=bool(cfg.story), story=cfg.story or None,
+                                      device=str(resolve_device(cfg.run.device)))
+    else:
+        model = load(path, device=str(resolve_device(cfg.run.device)))
+    from .guard import check_kind
+
+    check_kind("diagnose", model.kind, path)  # pixel, gan, autoencoder: nothing latent to diagnose
+    if getattr(model, "latent", True) is False:
+        raise ValueError(f"{path}: diagnose cannot use a plain language model (no latent code: its "
+                         "log-likelihood is exact, there is no guide to diagnose)")
     model.eval()
     ds = load_checkpoint_data(path, cfg.data, seed=cfg.run.seed)
     x = ds.test if cfg.points is None else ds.test[:cfg.points]
+    y = None
+    if getattr(model, "needs_labels", False):  # the CVAE: diagnosed conditional on the test labels
+        if ds.test_labels is None:
+            raise ValueError(f"{ds.name}: a {model.kind} is diagnosed conditional on labels, and the data has none")
+        y = ds.test_labels[:len(x)]
     out = out_dir(cfg.run.out)
-    x, _ = model.prepare(x)  # one-line ValueError if the data does not fit the model
+    x, y = model.prepare(x, y)  # one-line ValueError if the data does not fit the model
     summary: dict = {"checkpoint": str(path), "model": model.kind, "data": ds.describe(),
                      "points": int(len(x)), "seed": cfg.run.seed}
     lines = [f"diagnose {model.kind} from {path} on {len(x)} test points of {ds.describe()}"]
     if hasattr(model, "responsibilities") and getattr(model, "has_exact_log_prob", False):
         _responsibilities(model, x, out, summary, lines)
     else:
-        _guide_and_nuts(model, x, cfg, out, summary, lines)
+        if y is not None:
+            summary["conditional_on"] = "test labels"
+            lines.append("conditional on the test labels: q(z | x, y) against p(z | x, y)")
+        _guide_and_nuts(model, x, cfg, out, summary, lines, y=y)
     return DiagnoseResult(summary, out, lines)
 
 
@@ -102,7 +133,7 @@ def _responsibilities(model, x, out: Path, summary: dict, lines: list) -> None:
                  "responsibilities.png/.npy")
 
 
-def _guide_and_nuts(model, x, cfg: DiagnoseConfig, out: Path, summary: dict, lines: list) -> None:
+def _guide_and_nuts(model, x, cfg: DiagnoseConfig, out: Path, summary: dict, lines: list, y=None) -> None:
     import numpy as np
 
     from .. import diagnostics as D
@@ -115,14 +146,14 @@ def _guide_and_nuts(model, x, cfg: DiagnoseConfig, out: Path, summary: dict, lin
         raise ValueError(f"--nuts {bad[0]}: out of range for {len(x)} points (0..{len(x) - 1})")
     say = (lambda *a, **k: None) if cfg.run.quiet else print
     t0 = time.perf_counter()
-    q = D.guide_quality(model, x, cfg.num_samples, index=index)
+    q = D.guide_quality(model, x, cfg.num_samples, y=y, index=index)
     summary["guide_quality"] = q.summary()
     summary["guide_quality"]["seconds"] = round(time.perf_counter() - t0, 2)
     np.savez(out / "pointwise.npz", khat=q.khat, ess=q.ess, iwae=q.iwae, elbo=q.elbo)
     P.plot_khat(q.khat, out / "khat.png", title=f"{model.kind}: Pareto k̂ of q(z|x) as proposal, "
                                                  f"K={cfg.num_samples}")
     lines.append(q.table())
-    idata = D.to_inference_data(model, x, num_samples=cfg.draws, index=index)
+    idata = D.to_inference_data(model, x, num_samples=cfg.draws, y=y, index=index)
     D.save_inference_data(idata, out / "diagnostics.nc")
     summary["inference_data"] = {"file": "diagnostics.nc", "groups": D._az_groups(idata), "draws": cfg.draws}
     runs = []
@@ -130,7 +161,8 @@ def _guide_and_nuts(model, x, cfg: DiagnoseConfig, out: Path, summary: dict, lin
         say(f"NUTS on point {i}: {cfg.chains} chains × ({cfg.nuts_warmup} warm-up + {cfg.nuts_samples}) ...",
             flush=True)
         res = D.nuts_posterior(model, x[i], num_chains=cfg.chains, num_samples=cfg.nuts_samples,
-                               warmup_steps=cfg.nuts_warmup, seed=cfg.run.seed, index=int(i))
+                               warmup_steps=cfg.nuts_warmup, seed=cfg.run.seed, index=int(i),
+                               y=None if y is None else y[i:i + 1])
         D.save_inference_data(res.idata, out / f"nuts_{i}.nc")
         s = res.summary()
         s["khat"] = float(q.khat[i])

@@ -32,10 +32,14 @@ class GameConfig:
     z_dim: int = opt(16, "code size")
     hidden: str | None = opt(None, "MLP: generator widths (D mirrors them); dcgan: channels, image side first "
                                    "(default: mlp 128,256; dcgan 64,128)")
-    loss: str = opt("non-saturating", "adversarial objective", choices=("minimax", "non-saturating", "wgan-gp"))
+    loss: str = opt("non-saturating", "adversarial objective",
+                    choices=("minimax", "non-saturating", "wgan-gp", "hinge"))
     dropout: float = opt(0.0, "dropout in the discriminator")
+    spectral_norm: bool = opt(False, "spectrally normalise the discriminator's layers (Miyato et al. 2018)")
+    ema: float = opt(0.0, "sample from an exponential moving average of G's weights with this decay (0: off)")
     batch_size: int = opt(64, "examples per step")
-    lr: float = opt(2e-4, "Adam learning rate, both players")
+    lr: float = opt(2e-4, "Adam learning rate of G (and of D unless --lr-d)")
+    lr_d: float | None = opt(None, "Adam learning rate of D (two time scales; default: --lr)")
     beta1: float = opt(0.5, "Adam β1 (0.5, as in DCGAN)")
     d_steps: int = opt(1, "discriminator steps per generator step, k")
     n_critic: int = opt(5, "critic steps per generator step for wgan-gp")
@@ -49,8 +53,10 @@ class GameConfig:
         for name in ("batch_size", "d_steps", "n_critic", "z_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if not self.lr > 0 or not (self.lr_d is None or self.lr_d > 0):
+            raise ValueError(f"--lr and --lr-d must be > 0, got {self.lr} and {self.lr_d}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if not 0 <= self.smoothing < 0.5:
             raise ValueError(f"--smoothing must be in [0, 0.5), got {self.smoothing}")
         if self.instance_noise < 0:
@@ -58,7 +64,7 @@ class GameConfig:
 
     def fit_options(self) -> dict:
         """The keyword options of :func:`~probgen.infer.adversarial.fit_adversarial`."""
-        return dict(batch_size=self.batch_size, lr=self.lr, d_steps=self.d_steps, n_critic=self.n_critic,
+        return dict(batch_size=self.batch_size, lr=self.lr, lr_d=self.lr_d, d_steps=self.d_steps, n_critic=self.n_critic,
                     smoothing=self.smoothing, instance_noise=self.instance_noise, gp_weight=self.gp_weight,
                     gp_one_sided=self.gp_one_sided, beta1=self.beta1)
 
@@ -173,7 +179,10 @@ def gan_toy(cfg: GanToyConfig) -> ToyResult:
     """Train a small GAN on 1-D data; draw data density, generator density and D(x) at several steps."""
     import torch
 
+    from .guard import check_sizes
+
     cfg.check()
+    check_sizes(cfg)
     if cfg.target not in TOY_TARGETS:
         raise ValueError(f"--target {cfg.target!r}: use one of {', '.join(sorted(TOY_TARGETS))}")
     for flag, v in (("--steps", cfg.steps), ("--snapshots", cfg.snapshots), ("--eval-every", cfg.eval_every)):
@@ -200,8 +209,9 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
     from ..plots import gan as gplots
 
     sample_data, pdf, spread = toy_target(cfg.target)
-    model = GAN("mlp", x_shape=[1], z_dim=cfg.z_dim, hidden=list(parse_int_list(cfg.hidden, "--hidden")), loss=cfg.loss, output="linear",
-                dropout=cfg.dropout, n_fixed=1)
+    model = GAN("mlp", x_shape=[1], z_dim=cfg.z_dim, hidden=list(parse_int_list(cfg.hidden, "--hidden")),
+                loss=cfg.loss, output="linear", dropout=cfg.dropout, spectral_norm=cfg.spectral_norm, ema=cfg.ema,
+                n_fixed=1)
     wgan = cfg.loss == "wgan-gp"
     grid = np.linspace(-5, 5, 400)
     snap_steps = sorted({int(round(s)) for s in np.linspace(0, cfg.steps, cfg.snapshots)})
@@ -285,14 +295,14 @@ def walk(cfg: WalkConfig) -> WalkResult:
     from ..models import load
     from ..plots import gan as gplots, image_grid
 
-    if cfg.n < 2:
-        raise ValueError(f"--n must be >= 2 (a walk needs two codes), got {cfg.n}")
-    if cfg.steps < 2:
-        raise ValueError(f"--steps must be >= 2, got {cfg.steps}")
+    from .guard import check_kind, check_sizes
+
+    check_sizes(cfg)  # --n and --steps: the images of one figure
     out = Path(cfg.out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out {out}: must be a .png file")
     model = load(cfg.checkpoint, device=str(resolve_device(cfg.device)))
+    check_kind("walk", model.kind, cfg.checkpoint)
     if not hasattr(model, "decode") or not hasattr(model, "z_dim"):
         raise ValueError(f"{cfg.checkpoint}: a {model.kind} model has no code space to walk (needs decode and z_dim)")
     seed_everything(cfg.seed)
@@ -368,8 +378,11 @@ def judge(cfg: JudgeConfig) -> JudgeResult:
     from ..models import load
     from ..plots import gan as gplots, image_grid
 
-    if cfg.n < 2:
-        raise ValueError(f"-n must be >= 2, got {cfg.n}")
+    from .guard import check_checkpoint, check_sizes
+
+    check_sizes(cfg)
+    for ckpt in cfg.checkpoints:  # before the classifier trains
+        check_checkpoint("gan-eval", ckpt)
     seed = cfg.run.seed
     seed_everything(seed)
     ds = load_data(cfg.data, need_labels=True)

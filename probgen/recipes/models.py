@@ -26,7 +26,7 @@ from typing import Callable
 
 from .config import DataConfig, FitConfig, RunConfig, load_data, opt, parse_int_list, resolve_device
 
-__all__ = ["ModelSpec", "MODELS", "register_model", "model_spec", "fit_svi_model", "save_model",
+__all__ = ["ModelSpec", "MODELS", "register_model", "model_spec", "fit_svi_model", "fit_limits", "save_model",
            "checkpoint_data", "load_checkpoint_data", "remember_data", "resolve_likelihood", "GMMConfig",
            "CoderConfig", "VAEConfig", "CVAEConfig", "AutoEncoderConfig", "MixtureVAEConfig", "PixelCNNConfig",
            "PixelRNNConfig"]
@@ -116,6 +116,28 @@ def checkpoint_data(path) -> dict | None:
     return data if isinstance(data, dict) and data.get("name") else None
 
 
+def fit_limits(cfg: FitConfig, ds, y=None, notes: list | None = None):
+    """``cfg.train_size`` and ``cfg.minutes`` applied: ``(training images, their labels, callbacks)``.
+
+    :raises ValueError: a train size < 1 or minutes <= 0.
+    """
+    x, callbacks = ds.train, []
+    n = getattr(cfg, "train_size", None)
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"--train-size must be >= 1, got {n}")
+        x, y = x[:n], (y[:n] if y is not None else None)
+        if notes is not None and n < len(ds.train):
+            notes.append(f"trained on the first {len(x)} of {len(ds.train)} training examples (--train-size)")
+    if getattr(cfg, "minutes", None) is not None:
+        from ..infer.callbacks import TimeLimit
+
+        if not cfg.minutes > 0:
+            raise ValueError(f"--minutes must be > 0, got {cfg.minutes}")
+        callbacks.append(TimeLimit(cfg.minutes))
+    return x, y, callbacks
+
+
 def fit_svi_model(model, cfg: FitConfig, ds, path: Path, run: RunConfig, notes: list | None = None, *,
                   labels: bool = False, **options):
     """Fit an SVI story from a :class:`FitConfig`, checkpointing to ``path`` (best) and resuming.
@@ -128,12 +150,16 @@ def fit_svi_model(model, cfg: FitConfig, ds, path: Path, run: RunConfig, notes: 
 
         dist = options["distributed"] = Distributed.from_env(run.device)
     model = model.to(dist.device if dist is not None else resolve_device(run.device))
+    from ..infer.callbacks import set_threads
+
+    set_threads(cfg.threads)  # one thread on a loaded 2-core machine; --threads overrides
     remember_data(model, ds)
-    y = ds.train_labels if labels else None
+    x, y, limits = fit_limits(cfg, ds, ds.train_labels if labels else None, notes)
     val_y = ds.val_labels if labels else None
-    model.fit(ds.train, y=y, val=ds.val, val_y=val_y, epochs=cfg.epochs, batch_size=cfg.batch_size,
+    options["callbacks"] = [*options.get("callbacks", ()), *limits]
+    model.fit(x, y=y, val=ds.val, val_y=val_y, epochs=cfg.epochs, batch_size=cfg.batch_size,
               lr=cfg.lr, patience=cfg.patience, checkpoint=path, resume=cfg.resume,
-              progress=not run.quiet, clip_norm=cfg.clip_norm, **options)
+              progress=not run.quiet, clip_norm=cfg.clip_norm, log_dir=cfg.log_dir, **options)
     if (dist is None or dist.is_main) and (cfg.epochs == 0 or not path.exists()):
         save_model(model, path, ds)
     if dist is not None:
@@ -172,17 +198,22 @@ def _build_gmm(cfg: GMMConfig, ds):
 
 def _fit_gmm(model, cfg: GMMConfig, ds, path: Path, run: RunConfig, notes=None):
     model = model.to(resolve_device(run.device))
+    from ..infer.callbacks import set_threads
+
+    set_threads(cfg.threads)  # one thread on a loaded 2-core machine; --threads overrides
     # EM ignores the SVI options, but a nonsense value is still a mistake worth naming
     for name, ok in (("epochs must be >= 0", cfg.epochs >= 0), ("batch_size must be >= 1", cfg.batch_size >= 1),
                      ("lr must be > 0", cfg.lr > 0), ("patience must be >= 0", cfg.patience >= 0)):
         if not ok:
             raise ValueError(f"{name}, got {getattr(cfg, name.split()[0])}")
+    x, _, limits = fit_limits(cfg, ds, None, notes)
     if cfg.method == "svi":
-        model.fit(ds.train.to(model.device), method="svi", seed=run.seed, progress=not run.quiet,
+        model.fit(x.to(model.device), method="svi", seed=run.seed, progress=not run.quiet,
                   val=ds.val, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                  patience=cfg.patience, checkpoint=path, resume=cfg.resume)
+                  patience=cfg.patience, checkpoint=path, resume=cfg.resume, callbacks=limits, log_dir=cfg.log_dir)
     else:
-        model.fit(ds.train.to(model.device), max_iter=cfg.max_iter, seed=run.seed, progress=not run.quiet)
+        model.fit(x.to(model.device), max_iter=cfg.max_iter, seed=run.seed, progress=not run.quiet,
+                  callbacks=limits, log_dir=cfg.log_dir)
     save_model(model, path, ds, extra={"fit_seconds": model.fit_seconds})
     return model
 
@@ -245,7 +276,7 @@ def _build_ae(cfg: AutoEncoderConfig, ds):
 
 
 def _fit_ae(model, cfg, ds, path, run, notes=None):
-    model = fit_svi_model(model, cfg, ds, path, run)
+    model = fit_svi_model(model, cfg, ds, path, run, notes)
     save_model(model, path, ds)  # again: the best-epoch checkpoint predates the fitted code Gaussian
     return model
 
@@ -277,7 +308,7 @@ def _fit_mvae(model, cfg: MixtureVAEConfig, ds, path: Path, run: RunConfig, note
         model.fit(ds.train, val=ds.val, epochs=cfg.warmup_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                   progress=not run.quiet, patience=None, clip_norm=cfg.clip_norm)
         model.init_clusters(ds.train, seed=run.seed)
-    fit_svi_model(model, cfg, ds, path, run)
+    fit_svi_model(model, cfg, ds, path, run, notes)
     if ds.test_labels is not None:
         acc = matched_accuracy(model.cluster(ds.test), ds.test_labels)
         if notes is not None:
@@ -335,7 +366,7 @@ def _build_pixel(backbone: str):
 
 
 def _fit_pixel(model, cfg: PixelCNNConfig, ds, path, run, notes=None):
-    model = fit_svi_model(model, cfg, ds, path, run, labels=cfg.conditional)
+    model = fit_svi_model(model, cfg, ds, path, run, notes, labels=cfg.conditional)
     history = getattr(getattr(model, "train_result", None), "history", [])
     save_model(model, path, ds, extra={"data": ds.name, "binarized": ds.binarized, "history": history})
     return model

@@ -61,7 +61,11 @@ def complete(cfg: CompleteConfig) -> CompleteResult:
 
     from ..io import atomic_write
 
+    from .guard import check_kind, check_sizes
+
+    check_sizes(cfg)
     model = load_for_sampling(cfg.checkpoint, n=cfg.n, out=cfg.out, seed=cfg.seed, device=cfg.device)
+    check_kind("complete", model.kind, cfg.checkpoint)
     if not hasattr(model, "complete"):
         raise ValueError(f"{cfg.checkpoint}: a {model.kind} checkpoint cannot complete images (train pixelcnn "
                          "or pixelrnn)")

@@ -23,8 +23,8 @@ from pathlib import Path
 from .config import DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, runs_in, seed_everything
 from .models import fit_svi_model
 
-__all__ = ["StoryConfig", "StoryResult", "user_story", "load_story_class", "load_story_checkpoint",
-           "parse_story_args"]
+__all__ = ["StoryConfig", "StoryResult", "user_story", "load_story_class", "load_story_program",
+           "load_story_checkpoint", "parse_story_args", "build_story"]
 
 
 @dataclass
@@ -33,9 +33,10 @@ class StoryConfig(FitConfig):
 
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = runs_in("runs/train")
-    story: str = opt("", "train your own story: path/to/file.py:ClassName (runs that file's code)")
-    story_args: list = opt(None, "constructor arguments of the story", nargs="*", metavar="KEY=VALUE",
-                           default_factory=list)
+    story: str = opt("", "train your own story: path/to/file.py:ClassName, file.py:model,guide or file.py "
+                         "(any Pyro model/guide pair; runs that file's code)")
+    story_args: list = opt(None, "constructor arguments of the story: KEY=VALUE ... or one JSON object",
+                           nargs="*", metavar="KEY=VALUE", default_factory=list)
     elbo: str | None = opt(None, "objective (default: detected; enum for enumerated sites)")
     labels: bool = opt(False, "pass the data's labels to the story as y")
     num_samples: int = opt(100, "importance samples for the test log-likelihood printed at the end, 0: skip")
@@ -65,9 +66,22 @@ def parse_story_args(items) -> dict:
     """``["z_dim=4", "hidden=[64,32]", "name=t"]`` → ``{"z_dim": 4, "hidden": [64, 32], "name": "t"}``.
 
     Values are Python literals where they parse as one (numbers, lists, True/None), else strings.
+    One item that starts with ``{`` is read as a JSON object: ``['{"z_dim": 4}']``.
     """
     if isinstance(items, dict):
         return dict(items)
+    if isinstance(items, str):
+        items = [items]
+    if items and len(items) == 1 and str(items[0]).lstrip().startswith("{"):
+        import json
+
+        try:
+            value = json.loads(items[0])
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--story-args: not a JSON object ({e.msg} at character {e.pos})") from None
+        if not isinstance(value, dict):
+            raise ValueError("--story-args: expected a JSON object {\"key\": value}")
+        return value
     out = {}
     for item in items or []:
         key, sep, text = str(item).partition("=")
@@ -82,18 +96,8 @@ def parse_story_args(items) -> dict:
     return out
 
 
-def load_story_class(spec: str):
-    """Import ``path/to/file.py:ClassName`` and return the class. **Runs that file's code.**
-
-    :param spec: file and class name, separated by a colon.
-    :raises FileNotFoundError: no such file.
-    :raises ValueError: a malformed spec, or the file has no such :class:`probgen.Story` subclass.
-    """
-    from ..story import Story
-
-    path_text, sep, cls_name = str(spec).rpartition(":")
-    if not sep or not path_text or not cls_name.isidentifier():
-        raise ValueError(f"story {spec!r}: expected path/to/file.py:ClassName")
+def _import_story_file(path_text: str, spec: str):
+    """Import a story file once per content (a changed file is imported again). **Runs its code.**"""
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"story file not found: {path_text}")
@@ -110,20 +114,91 @@ def load_story_class(spec: str):
         sys.path.insert(0, str(path.parent))  # the file may import its neighbours, as with `python file.py`
         try:
             loader_spec.loader.exec_module(module)
-        except BaseException:
+        except SystemExit as e:
             del sys.modules[mod_name]
-            raise
+            raise ValueError(f"{path_text}: called sys.exit({e.code}) on import: a story file must not exit") from None
+        except Exception as e:  # noqa: BLE001 - the user's file: one line with its own file:line
+            del sys.modules[mod_name]
+            from ..check import at_user_frame, first_line
+
+            raise ValueError(f"{path_text}: importing it failed: {type(e).__name__}: {first_line(e)}"
+                             f"{at_user_frame(e)}") from None
         finally:
             sys.path.remove(str(path.parent))
-    cls = getattr(module, cls_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Story)):
-        found = sorted(n for n, v in vars(module).items()
-                       if isinstance(v, type) and issubclass(v, Story) and v.__module__ == mod_name)
-        raise ValueError(f"{path_text} has no Story subclass {cls_name!r} "
-                         f"(Story subclasses there: {', '.join(found) or 'none'})")
-    cls._probgen_source = {"spec": f"{path_text}:{cls_name}", "path": str(path), "class": cls_name,
-                           "sha256": sha}
-    return cls
+    return module, {"path": str(path), "sha256": sha}
+
+
+def load_story_program(spec: str):
+    """Import ``file.py:Name`` (a class or object with ``model``/``guide``, or a ``(model, guide)``
+    pair), ``file.py:model_fn,guide_fn`` or ``file.py`` (its top-level ``model`` and ``guide``).
+    **Runs that file's code.**
+
+    :return: ``(obj, source)``: the class, object, pair or module, and where it came from
+        (``{"spec", "path", "class", "sha256"}``).
+    :raises FileNotFoundError: no such file.
+    :raises ValueError: a malformed spec, or nothing of that name with a model and a guide.
+    """
+    from ..story import Story
+
+    text = str(spec)
+    path_text, sep, name = text.rpartition(":") if ":" in text and not text.endswith(".py") else (text, "", "")
+    names = [n.strip() for n in name.split(",")] if name else []
+    if (sep and not name) or not all(n.isidentifier() for n in names) or len(names) > 2 or not path_text:
+        raise ValueError(f"story {spec!r}: expected path/to/file.py:ClassName, file.py:model,guide or file.py")
+    module, source = _import_story_file(path_text, text)
+    source = {"spec": text, "class": names[0] if len(names) == 1 else Path(path_text).stem, **source}
+    if not names:
+        obj = module
+    elif len(names) == 2:
+        obj = tuple(getattr(module, n, None) for n in names)
+        missing = [n for n, f in zip(names, obj) if not callable(f)]
+        if missing:
+            raise ValueError(f"{path_text} has no function {missing[0]!r}")
+    else:
+        obj = getattr(module, names[0], None)
+        if obj is None or not (isinstance(obj, tuple) or hasattr(obj, "model") or
+                               (isinstance(obj, type) and issubclass(obj, Story))):
+            found = sorted(n for n, v in vars(module).items() if not n.startswith("_") and (
+                (isinstance(v, type) and v.__module__ == module.__name__ and hasattr(v, "model"))))
+            raise ValueError(f"{path_text} has no story {names[0]!r} with model and guide "
+                             f"(stories there: {', '.join(found) or 'none'})")
+    if isinstance(obj, type) and issubclass(obj, Story):
+        obj._probgen_source = source
+    return obj, source
+
+
+def load_story_class(spec: str):
+    """Import ``path/to/file.py:ClassName`` and return the class (or object, pair, module: see
+    :func:`load_story_program`). **Runs that file's code.**"""
+    return load_story_program(spec)[0]
+
+
+def build_story(obj, source: dict | None, kwargs: dict, ds=None):
+    """The story to train: a Story subclass built with ``kwargs``, anything else wrapped
+    (:class:`probgen.adapt.PyroProgram`). ``x_dim`` / ``x_shape`` arguments are filled from ``ds``."""
+    from ..adapt import PyroProgram
+    from ..story import Story
+
+    if isinstance(obj, type):
+        params = inspect.signature(obj.__init__).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in kwargs if k not in params and not takes_any]
+        if unknown:
+            known = [n for n in params if n != "self"]
+            raise ValueError(f"--story-args: {obj.__name__} takes no argument {unknown[0]!r} "
+                             f"(it takes: {', '.join(known) or 'nothing'})")
+        if ds is not None and "x_dim" in params and "x_dim" not in kwargs:
+            kwargs["x_dim"] = ds.x_dim  # filled from the data
+        if ds is not None and "x_shape" in params and "x_shape" not in kwargs:
+            kwargs["x_shape"] = list(ds.shape)
+        if issubclass(obj, Story):
+            try:
+                return obj(**kwargs)
+            except TypeError as e:
+                raise ValueError(f"{obj.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}): {e}") from None
+    elif kwargs:
+        raise ValueError(f"--story-args: {source['spec'] if source else 'the story'} is not a class: it takes no arguments")
+    return PyroProgram(obj, args=kwargs, name=(source or {}).get("class"), source=source)
 
 
 def load_story_checkpoint(path: str | Path, *, allow_code: bool = False, story: str | None = None,
@@ -141,26 +216,37 @@ def load_story_checkpoint(path: str | Path, *, allow_code: bool = False, story: 
 
     path = Path(path)
     payload = load_checkpoint(path)
-    source = (payload.get("extra") or {}).get("story_source")
+    program = (payload.get("extra") or {}).get("program")
+    source = (payload.get("extra") or {}).get("story_source") or (program or {}).get("source")
     if story is None and source is None:
+        if program is not None:
+            raise ValueError(f"{path}: holds your program {program['class']}, its file not recorded: pass "
+                             "story='path/to/file.py:Name' or probgen.load(path, story=YourClass)")
         return load(path, device=device)  # a built-in model: no code involved
+    if program is None and source is None:
+        raise ValueError(f"{path}: holds the built-in model {payload['kind']!r}, not a story: load it without "
+                         f"story= (CLI: without --story)")
     spec = story or source["spec"]
     if not allow_code:
         raise ValueError(f"{path}: holds the user story {spec}; loading it runs that file's code: "
                          "pass allow_code=True (CLI: --story FILE.py:Class)")
     if story is None:  # the recorded file: absolute path first, then as given (from here, from the checkpoint)
-        candidates = [Path(source["path"]), Path(spec.rpartition(":")[0]),
-                      path.parent / spec.rpartition(":")[0]]
+        file_text = spec if spec.endswith(".py") else spec.rpartition(":")[0]
+        candidates = [Path(source["path"]), Path(file_text), path.parent / file_text]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise FileNotFoundError(f"{path}: the story file {spec.rpartition(':')[0]} is gone; "
+            raise FileNotFoundError(f"{path}: the story file {file_text} is gone; "
                                     "pass story='path/to/file.py:ClassName'")
-        spec = f"{found}:{source['class']}"
-    cls = load_story_class(spec)
-    if source and source.get("sha256") not in (None, cls._probgen_source["sha256"]):
-        warnings.warn(f"{cls._probgen_source['path']} changed since {path} was written", stacklevel=2)
+        spec = str(found) + spec[len(file_text):]
+    obj, new_source = load_story_program(spec)
+    if source and source.get("sha256") not in (None, new_source["sha256"]):
+        warnings.warn(f"{new_source['path']} changed since {path} was written", stacklevel=2)
     try:
-        return cls.from_checkpoint(payload, device=device)
+        if program is not None:
+            from ..adapt import PyroProgram
+
+            return PyroProgram.from_checkpoint(payload, device=device, story=obj)
+        return obj.from_checkpoint(payload, device=device)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
 
@@ -171,25 +257,11 @@ def user_story(cfg: StoryConfig) -> StoryResult:
 
     if cfg.epochs < 0 or cfg.num_samples < 0:
         raise ValueError("--epochs and --num-samples must be >= 0")
-    cls = load_story_class(cfg.story)
+    obj, source = load_story_program(cfg.story)
     kwargs = parse_story_args(cfg.story_args)
     seed_everything(cfg.run.seed)
     ds = load_data(cfg.data, need_labels=cfg.labels)
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = [k for k in kwargs if k not in params and not takes_any]
-    if unknown:
-        known = [n for n in params if n != "self"]
-        raise ValueError(f"--story-args: {cls.__name__} takes no argument {unknown[0]!r} "
-                         f"(it takes: {', '.join(known) or 'nothing'})")
-    if "x_dim" in params and "x_dim" not in kwargs:
-        kwargs["x_dim"] = ds.x_dim  # filled from the data
-    if "x_shape" in params and "x_shape" not in kwargs:
-        kwargs["x_shape"] = list(ds.shape)
-    try:
-        model = cls(**kwargs)
-    except TypeError as e:
-        raise ValueError(f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}): {e}") from None
+    model = build_story(obj, source, kwargs, ds)
     out = out_dir(cfg.run.out)
     path = out / f"{model.kind}.pt"
     t0 = time.perf_counter()

@@ -19,8 +19,9 @@ class SentenceVAEConfig(FitConfig):
     text: str = opt("sonnets", "ptb, tang, sonnets (under --data-dir / $PROBGEN_DATA_DIR), or a path to a .txt "
                                "file (one sentence per line) or chinese-poetry .json file or folder")
     level: str = opt("auto", "tokens: auto = char for JSON poetry, else word", choices=("auto", "word", "char"))
-    max_len: int = opt(40, "drop longer sentences, in tokens; 0 keeps all")
-    min_freq: int = opt(1, "rarer training tokens become <unk>")
+    max_len: int = opt(40, "drop longer sentences, in tokens; 0 keeps all up to 1000 (the bound)")
+    min_freq: int = opt(2, "rarer training tokens become <unk> (2: the sonnets' 1,800 one-off words do not "
+                           "each take an output row)")
     max_vocab: int | None = opt(None, "keep the most frequent tokens only")
     max_lines: int | None = opt(None, "train on a random subset of this many sentences")
     val_max: int = opt(1000, "validation sentences used for early stopping and the KL log")
@@ -32,12 +33,13 @@ class SentenceVAEConfig(FitConfig):
     kl_anneal: str = opt("logistic", "schedule of β over SVI steps (logistic: Bowman et al.)",
                          choices=("logistic", "linear", "none"))
     anneal_steps: int | None = opt(None, "steps for β to reach --kl-weight (default: half of all training steps)")
-    word_dropout: float | None = opt(None, "replace decoder inputs by <unk> with this probability (default: 0.25; "
+    word_dropout: float | None = opt(None, "replace decoder inputs by <unk> with this probability (default: 0.5; "
                                            "0 without latent)")
     epochs: int = opt(10, "passes over the data")
     batch_size: int = opt(64, "sentences per step")
     lr: float = opt(2e-3, "Adam learning rate")
-    free_bits: float = opt(4.0, "KL nats per sentence left unpenalised, 0 to switch off")
+    free_bits: float = opt(8.0, "KL nats per sentence left unpenalised, 0 to switch off (8: the code keeps "
+                                "enough to tell lines apart; see docs/sentence_vae.md)")
     elbo: str = opt("meanfield", "meanfield = Trace_ELBO with the Gaussian KL in closed form",
                     choices=("meanfield", "trace"))
     eval_samples: int = opt(50, "importance samples K for the test log-likelihood, 0 to skip")
@@ -47,8 +49,11 @@ class SentenceVAEConfig(FitConfig):
 def _load_text(cfg: SentenceVAEConfig, data: DataConfig):
     from ..data import load_text
 
+    from .guard import MAX_TOKENS, check_sizes
+
+    check_sizes(cfg)
     text = load_text(cfg.text, None if cfg.level == "auto" else cfg.level,
-                     max_len=cfg.max_len if cfg.max_len and cfg.max_len > 0 else None,
+                     max_len=cfg.max_len if cfg.max_len and cfg.max_len > 0 else MAX_TOKENS,  # 0: up to the bound
                      min_freq=cfg.min_freq, max_vocab=cfg.max_vocab, max_lines=cfg.max_lines,
                      data_dir=data.data_dir, seed=data.seed)
     if cfg.val_max is not None and cfg.val_max > 0:
@@ -67,7 +72,7 @@ def _build_sentence_vae(cfg: SentenceVAEConfig, text):
     if cfg.batch_size < 1 or cfg.epochs < 0:  # checked before the annealing schedule divides by them
         raise ValueError(f"--batch-size must be >= 1 and --epochs >= 0, got {cfg.batch_size}, {cfg.epochs}")
     steps = max(1, cfg.epochs * math.ceil(len(text.train) / cfg.batch_size))
-    word_dropout = cfg.word_dropout if cfg.word_dropout is not None else (0.25 if latent else 0.0)
+    word_dropout = cfg.word_dropout if cfg.word_dropout is not None else (0.5 if latent else 0.0)
     return SentenceVAE.for_data(
         text, embed_dim=cfg.embed_dim, hidden=cfg.hidden, z_dim=cfg.z_dim, latent=latent,
         kl_weight=cfg.kl_weight if latent else 1.0, kl_anneal=cfg.kl_anneal,
@@ -160,8 +165,9 @@ def poem(cfg: PoemConfig) -> PoemResult:
     """Draw codes z ~ N(0, I) and decode; with ``lines > 1`` each poem's codes take a random walk."""
     import torch
 
-    if cfg.n < 1 or cfg.lines < 1:
-        raise ValueError(f"-n and --lines must be >= 1, got {cfg.n} and {cfg.lines}")
+    from .guard import check_sizes
+
+    check_sizes(cfg)  # -n × --lines, --max-len: bounded
     if not 0 <= cfg.coherence < 1:
         raise ValueError(f"--coherence must be in [0, 1), got {cfg.coherence}")
     if not cfg.temperature > 0:
@@ -216,8 +222,9 @@ def interpolate_text(cfg: InterpolateTextConfig) -> InterpolateTextResult:
     """Encode both sentences (posterior means) and decode the straight line between the codes."""
     import torch
 
-    if cfg.steps < 2:
-        raise ValueError(f"--steps must be >= 2, got {cfg.steps}")
+    from .guard import check_sizes
+
+    check_sizes(cfg)
     seed_everything(cfg.seed)
     model = _load_text_model(cfg.checkpoint, cfg.device)
     if not model.latent:

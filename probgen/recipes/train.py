@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataConfig, RunConfig, load_data, opt, out_dir, resolve_device, runs_in, seed_everything
+from .guard import MAX_IMAGES, check_kind, check_sizes, count
 from .models import model_spec, remember_data
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_model", "SampleConfig", "SampleResult", "sample"]
@@ -71,9 +72,20 @@ def train(cfg: TrainConfig) -> TrainResult:
     seed_everything(cfg.run.seed)
     data_cfg = _data_config(spec, cfg.data)
     params = cfg.params if cfg.params is not None else spec.config()
+    check_sizes(params)  # bounds and option strings (elbo="magic") given through the API
     ds = spec.load(params, data_cfg) if spec.load else load_data(data_cfg, need_labels=spec.labels)
     out = out_dir(cfg.run.out)
-    return train_model(cfg.model, params, data_cfg, cfg.run, ds, path=out / f"{cfg.model}.pt")
+    from ..runs import run_folder  # lock + manifest: one writer, a finished run is never replaced silently
+
+    import contextlib
+    import os
+
+    # under torchrun rank 0 alone holds the folder (it alone writes); the other ranks only train
+    lead = not getattr(params, "distributed", False) or os.environ.get("RANK", "0") == "0"
+    hold = (run_folder(out, name=cfg.model, command=f"train {cfg.model}", force=getattr(cfg.run, "force", False),
+                       resume=bool(getattr(params, "resume", False))) if lead else contextlib.nullcontext(out))
+    with hold:
+        return train_model(cfg.model, params, data_cfg, cfg.run, ds, path=out / f"{cfg.model}.pt")
 
 
 # -- sample ---------------------------------------------------------------------------------------
@@ -86,8 +98,11 @@ class SampleConfig:
     out: str = opt("samples.png", "PNG file")
     npy: str | None = opt(None, "also save the raw samples, [n, H, W] in [0, 1]")
     label: int | None = opt(None, "class to generate (conditional models)")
-    mean: bool = opt(False, "decoder/component means instead of draws")
+    mean: bool = opt(False, "decoder/component means (the default where a model has them; the flag insists)")
+    draws: bool = opt(False, "noisy draws x ~ p(x | z) instead of the decoder/component means")
     temperature: float | None = opt(None, "sampling temperature, where supported")
+    story: str | None = opt(None, "a checkpoint of your own program: name its code, FILE.py:NAME (runs that "
+                                  "file; never done without this flag)", metavar="FILE.py:NAME")
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu or cuda")
 
@@ -99,16 +114,21 @@ class SampleResult:
     model: object
 
 
-def load_for_sampling(checkpoint, *, n: int, out: str, seed: int, device: str):
-    """Checks ``n`` and the ``.png`` output, seeds, and loads the checkpoint on ``device``."""
-    from ..models import load
+#: the most samples one `probgen sample` draws into one grid PNG
+MAX_SAMPLES = MAX_IMAGES
 
-    if n < 1:
-        raise ValueError(f"-n must be >= 1, got {n}")
+
+def load_for_sampling(checkpoint, *, n: int, out: str, seed: int, device: str, story: str | None = None):
+    """Checks ``n`` and the ``.png`` output, seeds, and loads the checkpoint on ``device`` (a user's
+    program only with ``story``, the code named explicitly)."""
+    from .story import load_story_checkpoint
+
+    count("-n", n, 1, MAX_SAMPLES, "images in one grid")
     if not str(out).lower().endswith(".png"):
         raise ValueError(f"--out {out}: must be a .png file")
     seed_everything(seed)
-    return load(checkpoint, device=str(resolve_device(device)))
+    return load_story_checkpoint(checkpoint, allow_code=bool(story), story=story or None,
+                                 device=str(resolve_device(device)))
 
 
 def save_images(images, path, *, npy=None, nrow: int | None = None, title: str | None = None) -> Path:
@@ -130,9 +150,13 @@ def sample(cfg: SampleConfig) -> SampleResult:
     """``model.sample(n, **options)`` for the options given (label, mean, temperature)."""
     import torch
 
-    model = load_for_sampling(cfg.checkpoint, n=cfg.n, out=cfg.out, seed=cfg.seed, device=cfg.device)
+    model = load_for_sampling(cfg.checkpoint, n=cfg.n, out=cfg.out, seed=cfg.seed, device=cfg.device,
+                              story=cfg.story)
+    check_kind("sample", model.kind, cfg.checkpoint)
     params = inspect.signature(model.sample).parameters
-    kwargs = {}
+    if cfg.mean and cfg.draws:
+        raise ValueError("--mean and --draws exclude each other")
+    kwargs = {"mean": True} if "mean" in params and not cfg.draws else {}  # means by default: pictures, not noise
     for key in ("label", "mean", "temperature"):
         value = getattr(cfg, key)
         if value is None or value is False:

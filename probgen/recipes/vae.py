@@ -1,21 +1,19 @@
 """Recipes of the VAE family's pictures: ``traverse``, ``latent_map``, ``interpolate``,
 ``style_transfer`` and ``why_vae``.
 
-Each is a plain function ``name(config) -> result``: it reads a checkpoint (or trains two
-small models, for ``why_vae``), writes its figures, and returns the numbers, the paths and
+Each is a plain function ``name(config) -> result``: it reads a checkpoint (``why_vae``, which
+trains two small models, is in :mod:`probgen.recipes.code_space`), writes its figures, and returns the numbers, the paths and
 the summary lines a caller may print. ``traverse``, ``latent_map`` and ``interpolate`` work for
 any checkpoint with ``encode``/``decode`` (VAE, CVAE, AutoEncoder); for a CVAE they also take
 ``label``.
 """
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from .config import (DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, parse_int_list, resolve_device, runs_in,
-                     seed_everything)
+from .code_space import WhyVAEConfig, WhyVAEResult, why_vae  # noqa: F401 - `probgen why-vae` lives there
+from .config import DataConfig, load_data, opt, resolve_device, seed_everything
 
 __all__ = ["PictureConfig", "TraverseConfig", "LatentMapConfig", "InterpolateConfig", "StyleTransferConfig",
            "WhyVAEConfig", "PictureResult", "WhyVAEResult", "traverse", "latent_map", "interpolate",
@@ -40,8 +38,8 @@ class TraverseConfig(PictureConfig):
     """``probgen traverse``: every code dim fixed at a base code except two, swept on a grid."""
 
     out: str = opt("traverse.png", "PNG file")
-    dims: list = opt(None, "the two code dimensions to sweep", nargs=2, metavar=("I", "J"),
-                     default_factory=lambda: [0, 1])
+    dims: list | None = opt(None, "the two code dimensions to sweep (default: the two most active, by average "
+                                  "KL per dimension on the test images)", nargs=2, metavar=("I", "J"))
     span: float = opt(3.0, "sweep each dim over [-range, range]", flag="--range")
     steps: int = opt(9, "grid points per dim")
     base: str = opt("sample", "the fixed code: sample (z ~ N(0, I)), zero, or image:INDEX (the posterior mean "
@@ -86,34 +84,6 @@ class PictureResult:
     lines: list[str]
 
 
-@dataclass
-class WhyVAEConfig:
-    """``probgen why-vae``: AE vs VAE with identical layer sizes, the same data, seed and N(0, I) codes."""
-
-    z_dim: int = opt(10, "code size of both models")
-    hidden: str = opt("256", "hidden widths, comma-separated")
-    n_show: int = opt(64, "samples shown per panel", flag="-n")
-    n_eval: int = opt(1000, "samples scored per model")
-    draws: bool = opt(False, "score Bernoulli/Normal draws instead of decoder mean images")
-    npy: bool = opt(False, "also write OUT/why_vae_samples.npz (raw images, codes)")
-    classifier_epochs: int | None = opt(None, "epochs of the judging classifier (default: metrics.train_classifier's)")
-    data: DataConfig = field(default_factory=DataConfig)
-    run: RunConfig = runs_in("runs/why-vae")
-    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=100))
-
-
-@dataclass
-class WhyVAEResult:
-    rows: list[dict]
-    verdict: str
-    vae_wins: bool
-    classifier_test_accuracy: float
-    summary: dict
-    paths: list[Path]
-    lines: list[str]
-    samples: dict = field(default_factory=dict)
-
-
 # -- shared helpers ------------------------------------------------------------------------
 def save_npy(path, images) -> None:
     """Raw images (grid layout kept, e.g. ``[rows, cols, H, W]``) as ``.npy``, atomically."""
@@ -154,13 +124,14 @@ def load_coder(cfg: PictureConfig, *, need_labels: bool = False):
     import torch
 
     from ..models import load
+    from .guard import check_kind, check_sizes
 
-    if getattr(cfg, "steps", 2) < 2:
-        raise ValueError(f"--steps must be >= 2, got {cfg.steps}")
+    check_sizes(cfg)  # --steps, --index: bounded by the images one figure holds
     if not str(cfg.out).lower().endswith(".png"):
         raise ValueError(f"--out {cfg.out}: must be a .png file")
     seed_everything(cfg.seed)
     model = load(cfg.checkpoint, device=str(resolve_device(cfg.device)))
+    check_kind(cfg, model.kind, cfg.checkpoint)
     if not (hasattr(model, "encode") and hasattr(model, "decode")):
         raise ValueError(f"{cfg.checkpoint}: a {model.kind} checkpoint has no encoder/decoder "
                          "(use a vae, cvae or autoencoder checkpoint)")
@@ -202,6 +173,44 @@ def _wrote(cfg, *paths) -> str:
     return "wrote " + " and ".join(names)
 
 
+def code_activity(model, x, y=None):
+    """How much each code dimension is used on images ``x``, most used first.
+
+    For a model with a posterior scale (VAE, CVAE): the average KL(q(z_d | x) ‖ N(0, 1)) per dimension,
+    in nats (≈ 0: the dimension is ignored, decoding it shows nothing moving). For an auto-encoder
+    (codes only): the variance of each code dimension over ``x``.
+
+    :return: ``(scores [z_dim], what the scores are)``.
+    """
+    import torch
+
+    with torch.no_grad():
+        out = model.encode(x, y) if getattr(model, "needs_labels", False) else model.encode(x)
+    if isinstance(out, tuple) and len(out) == 2:
+        loc, scale = (t.detach().cpu().double() for t in out)
+        kl = 0.5 * (loc ** 2 + scale ** 2 - 1) - scale.log()  # n × z_dim, KL(N(loc, scale²) ‖ N(0, 1))
+        return kl.mean(0).float(), "average KL per dimension (nats)"
+    codes = (out[0] if isinstance(out, tuple) else out).detach().cpu().double()
+    return codes.var(0).float(), "variance of the codes"
+
+
+def _pick_dims(cfg: TraverseConfig, model, ds) -> tuple[tuple[int, int], str]:
+    """``cfg.dims``, or the two most active code dims on (up to 1000) test images, with a line saying why."""
+    import torch
+
+    conditional = getattr(model, "needs_labels", False)
+    n = min(len(ds.test), 1000)
+    scores, what = code_activity(model, ds.test[:n], ds.test_labels[:n] if conditional else None)
+    shown = ", ".join(f"{d}: {float(scores[d]):.2f}" for d in torch.argsort(scores, descending=True)[:6].tolist())
+    if cfg.dims is not None:
+        i, j = (int(d) for d in cfg.dims)
+        return (i, j), f"dims {i} and {j} as asked (--dims); {what} on {n} test images, most active first: {shown}"
+    i, j = torch.argsort(scores, descending=True)[:2].tolist()
+    quiet = int((scores < 0.05 * float(scores.max())).sum()) if float(scores.max()) > 0 else len(scores)
+    return (i, j), (f"dims {i} and {j}: the two most active by {what} on {n} test images ({shown}); "
+                    f"{quiet} of {len(scores)} dims are nearly unused (< 5% of the most active)")
+
+
 # -- the pictures --------------------------------------------------------------------------
 def traverse(cfg: TraverseConfig) -> PictureResult:
     """Fix all code dims at a base code except ``dims``, which sweep ``[-span, span]`` on a grid."""
@@ -212,9 +221,9 @@ def traverse(cfg: TraverseConfig) -> PictureResult:
 
     model, ds = load_coder(cfg)
     z_dim = model.z_dim
-    i, j = cfg.dims
     if z_dim < 2:
         raise ValueError(f"traverse needs a code of at least 2 dims, this {model.kind} has z_dim={z_dim}")
+    (i, j), why = _pick_dims(cfg, model, ds)
     if i == j or not (0 <= i < z_dim and 0 <= j < z_dim):
         raise ValueError(f"--dims {i} {j}: need two different dims in 0..{z_dim - 1}")
     if not cfg.span > 0:
@@ -245,11 +254,11 @@ def traverse(cfg: TraverseConfig) -> PictureResult:
     traversal_grid(grid, cfg.out)
     save_npy(cfg.npy, grid)
     mean, peak = neighbour_change(grid)
-    lines = [f"traversal of dims {i} (rows) and {j} (columns) over [-{cfg.span:g}, {cfg.span:g}], "
+    lines = [why, f"traversal of dims {i} (rows) and {j} (columns) over [-{cfg.span:g}, {cfg.span:g}], "
              f"{cfg.steps}×{cfg.steps}, base {cfg.base}" + (f", label {label}" if label is not None else ""),
              f"neighbouring images differ by {mean:.3f} mean |Δpixel| on average, {peak:.3f} at most",
              _wrote(cfg, cfg.out)]
-    return PictureResult(grid, [Path(cfg.out)], {"label": label, "neighbour_change_mean": mean,
+    return PictureResult(grid, [Path(cfg.out)], {"label": label, "dims": [i, j], "neighbour_change_mean": mean,
                                                  "neighbour_change_max": peak}, lines)
 
 
@@ -342,87 +351,3 @@ def style_transfer(cfg: StyleTransferConfig) -> PictureResult:
     traversal_grid(grid, cfg.out)
     save_npy(cfg.npy, grid)
     return PictureResult(grid, [Path(cfg.out)], {}, lines + [_wrote(cfg, cfg.out)])
-
-
-# -- why a VAE and not an auto-encoder ---------------------------------------------------------
-def why_vae(cfg: WhyVAEConfig) -> WhyVAEResult:
-    """Train an AutoEncoder and a VAE with identical layers, decode the same N(0, I) codes with both,
-    and judge the samples with a digit classifier trained on the real data."""
-    import torch
-
-    from ..io import atomic_write, write_json
-    from ..metrics import judge_rows, train_classifier
-    from ..models import VAE, AutoEncoder
-    from ..plots.vae import why_vae_figure
-    from .models import fit_svi_model, save_model
-
-    for flag, value in (("-n", cfg.n_show), ("--n-eval", cfg.n_eval), ("--z-dim", cfg.z_dim)):
-        if value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
-    seed = cfg.run.seed
-    ds = load_data(cfg.data, need_labels=True)
-    out = out_dir(cfg.run.out)
-    lik = "bernoulli" if ds.binarized else "normal"
-    lines = [f"data: {ds.describe()}"]
-    hidden = list(parse_int_list(cfg.hidden, "--hidden"))
-    kw = dict(z_dim=cfg.z_dim, hidden=hidden, likelihood=lik, x_shape=ds.shape)
-    models = {}
-    for name, cls in (("autoencoder", AutoEncoder), ("vae", VAE)):
-        seed_everything(seed)  # same seed: same initial layers where shapes agree
-        t0 = time.perf_counter()
-        model = fit_svi_model(cls(ds.x_dim, **kw), cfg.fit, ds, out / f"{name}.pt", cfg.run)
-        save_model(model, out / f"{name}.pt", ds)  # again: the AE's fitted code Gaussian comes after the fit
-        models[name] = model.eval()
-        lines.append(f"trained {name} ({models[name].n_params()} parameters) in {time.perf_counter() - t0:.1f} s")
-    ae, vae = models["autoencoder"], models["vae"]
-
-    seed_everything(seed)
-    clf = train_classifier(ds, seed=seed, epochs=cfg.classifier_epochs)
-    n = max(cfg.n_eval, cfg.n_show)
-    z = torch.randn(n, cfg.z_dim)  # the same codes for both decoders
-    mean = {} if cfg.draws else {"mean": True}
-    samples = {"VAE, z ~ N(0, I)": vae.sample(n, z=z, **mean).cpu(),
-               "AE, z ~ N(0, I)": ae.sample(n, z=z, **mean).cpu(),
-               "AE, z ~ fitted Gaussian": ae.sample(n, code_prior="fitted", **mean).cpu()}
-    real = ds.test[:n].cpu()
-    rows = judge_rows(clf, {"real test images": real, **samples}, n=cfg.n_eval, train=ds.train.cpu())
-    code_norm = float(ae.encode(ds.train).norm(dim=-1).mean())
-    prior_norm = float(torch.randn(4096, cfg.z_dim).norm(dim=-1).mean())
-    by = {r["name"]: r for r in rows}
-    v, a = by["VAE, z ~ N(0, I)"], by["AE, z ~ N(0, I)"]
-    vae_wins = v["mean_confidence"] > a["mean_confidence"]
-    verdict = (f"{'VAE' if vae_wins else 'AE'} samples from N(0, I) look more like data: classifier confidence "
-               f"{v['mean_confidence']:.3f} (VAE) vs {a['mean_confidence']:.3f} (AE)")
-
-    header = f"{'samples':<26}{'confidence ↑':>13}{'entropy ↓':>11}{'nearest train':>15}{'classes':>9}"
-    lines += [f"\ndigit classifier trained on {ds.name} train: test accuracy {clf.test_accuracy:.3f}",
-              f"scored {cfg.n_eval} {'draws' if cfg.draws else 'decoder mean images'} per row\n",
-              header + "\n" + "-" * len(header)]
-    lines += [f"{r['name']:<26}{r['mean_confidence']:>13.3f}{r['mean_entropy']:>11.3f}"
-              f"{r['nearest_train_distance']:>15.2f}{r['coverage'] * 10:>7.0f}/10" for r in rows]
-    lines += [f"\nAE training codes: mean |code| = {code_norm:.2f}, vs {prior_norm:.2f} for z ~ N(0, I): "
-              f"nothing in training ties the AE's codes to the prior", "verdict: " + verdict]
-
-    show = cfg.n_show
-    panels = [(f"{name}\nconfidence {by[name]['mean_confidence']:.2f}, "
-               f"{by[name]['coverage'] * 10:.0f}/10 classes", x[:show]) for name, x in samples.items()]
-    panels.append((f"real test images\nconfidence {by['real test images']['mean_confidence']:.2f}", real[:show]))
-    fig = why_vae_figure(panels, out / "why_vae.png", nrow=max(1, int(math.ceil(math.sqrt(show)))),
-                         suptitle=f"same N(0, I) codes, same layer sizes ({ds.name}, z_dim={cfg.z_dim})")
-    summary = {"data": ds.name, "seed": seed, "z_dim": cfg.z_dim, "hidden": hidden,
-               "epochs": cfg.fit.epochs, "samples": "draws" if cfg.draws else "decoder means",
-               "n_eval": cfg.n_eval, "classifier_test_accuracy": clf.test_accuracy,
-               "ae_code_mean_norm": code_norm, "prior_mean_norm": prior_norm,
-               "rows": rows, "vae_wins": vae_wins, "verdict": verdict}
-    write_json(out / "why_vae.json", summary)
-    paths = [Path(fig), out / "why_vae.json"]
-    if cfg.npy:
-        import numpy as np
-
-        arrays = {"vae": samples["VAE, z ~ N(0, I)"].numpy(), "ae": samples["AE, z ~ N(0, I)"].numpy(),
-                  "ae_fitted": samples["AE, z ~ fitted Gaussian"].numpy(), "z": z.numpy()}
-        atomic_write(out / "why_vae_samples.npz", lambda f: np.savez(f, **arrays))
-        paths.append(out / "why_vae_samples.npz")
-    lines.append(f"wrote {fig}, {out / 'why_vae.json'}" + (f", {paths[2]}" if cfg.npy else "")
-                 + f" and checkpoints in {out}/")
-    return WhyVAEResult(rows, verdict, vae_wins, clf.test_accuracy, summary, paths, lines, samples)

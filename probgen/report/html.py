@@ -27,8 +27,8 @@ padding:0 1rem;color:#1d1d1f;line-height:1.5;background:#fff}
 h1{font-size:1.8rem;margin-bottom:.2rem}h2{font-size:1.35rem;margin-top:2.5rem;border-bottom:1px solid #ddd;
 padding-bottom:.2rem}h3{font-size:1.05rem;margin:1.2rem 0 .3rem}
 .meta{color:#666;font-size:.9rem}nav ol{columns:2;font-size:.95rem}
-figure{margin:1rem 0;display:inline-block;vertical-align:top;max-width:100%}
-figure img{max-width:100%;image-rendering:pixelated;border:1px solid #eee}
+figure{margin:1rem 0;display:inline-block;vertical-align:top;max-width:100%;overflow-x:auto}
+figure img{max-width:none;image-rendering:pixelated;border:1px solid #eee}
 figcaption{font-size:.88rem;color:#444;max-width:34rem}
 table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.25rem .55rem;
 text-align:right}th{background:#f5f5f7}td:first-child,th:first-child{text-align:left}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 from ..recipes.config import seed_everything
+from .pictures import faces, problems, story  # noqa: F401 - the tour looks every section up here
 
-__all__ = ["pixel", "gmm", "vae", "cvae", "gan", "compare", "text", "ORDER"]
+__all__ = ["pixel", "gmm", "vae", "cvae", "gan", "compare", "problems", "text", "faces", "story", "ORDER"]
 
 #: comparison table order: exact first, then the bounds, then the weak estimators
 ORDER = ("gmm", "pixelcnn", "pixelrnn", "vae", "mixture-vae", "cvae", "autoencoder", "gan")
@@ -159,33 +160,39 @@ def vae(sec, t):
 
 
 def _why_vae(sec, t, vae, ae, d) -> None:
-    import torch
+    from ..metrics import train_classifier
+    from ..recipes.code_space import PATH_ROWS, PRIOR_ROWS, code_space_figure, code_space_test
 
-    from ..metrics import judge_rows, train_classifier
-    from ..plots.vae import why_vae_figure
-
-    ds = t.ds
+    ds, quick = t.ds, t.cfg.quick
     clf = train_classifier(ds, seed=t.seed)
-    torch.manual_seed(t.seed)
-    z = torch.randn(500, vae.z_dim)  # the same codes for both decoders
-    samples = {"VAE, z ~ N(0, I)": vae.sample(500, z=z, mean=True).cpu(),
-               "auto-encoder, z ~ N(0, I)": ae.sample(500, z=z, mean=True).cpu(),
-               "auto-encoder, z ~ fitted Gaussian": ae.sample(500, code_prior="fitted", mean=True).cpu()}
-    judged = judge_rows(clf, samples)
-    t.numbers["vae"]["why_vae"] = {r["name"]: {"mean_confidence": r["mean_confidence"], "coverage": r["coverage"]}
-                                   for r in judged}
-    rows = [[r["name"], f"{r['mean_confidence']:.3f}", f"{r['coverage'] * ds.n_classes:.0f}/{ds.n_classes}"]
-            for r in judged]
-    panels = [(f"{r['name']}\nconfidence {r['mean_confidence']:.2f}", samples[r["name"]][:36]) for r in judged]
-    why_vae_figure(panels, d / "why_vae.png", nrow=6, suptitle="the same random codes, the same layer sizes")
+    res = code_space_test(vae, ae, ds, clf, n_eval=300 if quick else 1000, pairs=30 if quick else 100, steps=8,
+                          seed=t.seed)
+    by = {r["name"]: r for r in res["rows"] + res["interpolation_rows"]}
+    t.numbers["vae"]["why_vae"] = {n: {k: r.get(k) for k in ("mean_confidence", "coverage", "worst_on_path")
+                                       if k in r} for n, r in by.items()}
+    code_space_figure(res, d / "why_vae.png", show=36, show_paths=6,
+                      suptitle="the same codes, the same layer sizes: auto-encoder vs VAE")
+    C = ds.n_classes
+    rows = []
+    for name in ("real test images", *PRIOR_ROWS, *PATH_ROWS):
+        r = by[name]
+        worst = f"{r['worst_on_path']:.3f}" if "worst_on_path" in r else "–"
+        rows.append([name, f"{r['mean_confidence']:.3f}", f"{r['coverage'] * C:.0f}/{C}", worst])
+    rows.append(["AE, z ~ fitted Gaussian, between two test digits", "= AE (same codes, same decoder)", "", ""])
     sec.heading("Why not a plain auto-encoder?")
-    sec.figure(d / "why_vae.png", "An auto-encoder with the same layers, trained to reconstruct only, decodes the "
-               "same random codes. Look at the middle panel: nothing tied the auto-encoder's codes to N(0, I), "
-               "so random codes land where it never put an image; the VAE's KL term is what makes its code "
-               "space a place to sample from.")
-    sec.table(["samples (500, decoder means)", "classifier confidence ↑", "classes found"], rows,
-              caption=f"judged by a digit classifier trained on the real training images "
-                      f"(test accuracy {clf.test_accuracy:.3f})")
+    sec.figure(d / "why_vae.png", "An auto-encoder with the same layers and seed, trained to reconstruct only, "
+               "against the VAE. Left: both decode the same codes z ~ N(0, I); right: both decode the points on "
+               "the straight line between the codes of two real test digits (drawn at the ends). Nothing tied "
+               "the auto-encoder's codes to N(0, I), so random codes land where it never put an image; the "
+               "third row draws the auto-encoder's codes from a Gaussian fitted to its training codes instead. "
+               "Look for non-digits: the lecture's claim is that the auto-encoder's code space has holes and "
+               "the VAE's KL term fills it.")
+    sec.table(["decoder mean images", "classifier confidence ↑", "classes found", "worst point on a path ↑"],
+              rows, caption=f"{res['n_eval']} prior samples per row; {len(res['pairs'])} pairs of test digits of "
+                            f"different classes, 8 points strictly between their codes; judged by a digit "
+                            f"classifier trained on the real training images (test accuracy "
+                            f"{clf.test_accuracy:.3f}). 'Worst point' is the lowest confidence on each path, "
+                            "averaged over the paths: a hole shows as one non-digit on the way.")
 
 
 # -- 4. CVAE ------------------------------------------------------------------------------------
@@ -283,14 +290,20 @@ def score_rows(sec, t, names=ORDER) -> tuple[list[dict], dict, dict]:
 
     from ..evaluate import summarize
     from ..recipes.compare import score_model
+    from .pictures import STORY_NAME
 
     rows, pointwise, loaded = [], {}, {}
-    for name in names:
-        if not t.checkpoint(name).exists():
-            continue
+    targets = [(name, lambda name=name: t.load(name)) for name in names if t.checkpoint(name).exists()]
+    story = t.numbers.get("story", {})
+    if story.get("checkpoint"):  # the user's program (tour --story): loaded with the code it names
+        from ..recipes.story import load_story_checkpoint
 
-        def one(name=name):
-            model = loaded[name] = t.load(name)
+        targets.append((STORY_NAME, lambda: load_story_checkpoint(story["checkpoint"], allow_code=True,
+                                                                  story=story["spec"])))
+    for name, load in targets:
+
+        def one(name=name, load=load):
+            model = loaded[name] = load()
             seed_everything(t.seed)
             t0 = time.perf_counter()
             row = score_model(model, t.ds, num_samples=t.profile["iwae_k"])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..recipes.config import RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything
 
-__all__ = ["TourConfig", "TourResult", "tour", "SECTIONS", "PROFILES", "INTRO", "Tour"]
+__all__ = ["TourConfig", "TourResult", "tour", "SECTIONS", "FACE_SECTIONS", "PROFILES", "INTRO", "Tour"]
 
 #: section key -> heading on the page (the tests look for these)
 SECTIONS = {
@@ -32,7 +32,14 @@ SECTIONS = {
     "cvae": "4. Conditional VAE",
     "gan": "5. GAN",
     "compare": "6. Comparison on the same test set",
-    "text": "7. The VAE writes lines",
+    "problems": "7. Problems of the VAE: blur, and imitate or create?",
+    "text": "8. The VAE writes lines",
+}
+
+#: the page for unlabelled grey-level faces (``--data frey-face``)
+FACE_SECTIONS = {
+    "faces": "1. Frey faces: fix all code dimensions but two",
+    "problems": "2. Problems of the VAE: blur, and imitate or create?",
 }
 
 #: sizes of the runs: ``quick`` ≤ 1 minute, ``full`` ≤ 5 minutes on 2 CPU cores (see docs/tour.md)
@@ -41,12 +48,12 @@ PROFILES = {
                   pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128, pixelrnn=False,
                   gan_epochs=5, gan_arch="dcgan", toy_steps=300, eval_n=300,
                   text_epochs=1, text_lines=300, text_hidden=64, text_embed=32,
-                  iwae_k=50, khat_k=100),
+                  iwae_k=50, khat_k=100, face_epochs=40, face_steps=7),
     "full": dict(vae_epochs=150, ae_epochs=150, cvae_epochs=150, mvae_warmup=10, mvae_epochs=100, batch=128,
                  pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64, pixelrnn=True,
                  gan_epochs=40, gan_arch="dcgan", toy_steps=2000, eval_n=1000,
                  text_epochs=6, text_lines=None, text_hidden=128, text_embed=64,
-                 iwae_k=1000, khat_k=1000),
+                 iwae_k=1000, khat_k=1000, face_epochs=300, face_steps=9),
 }
 
 INTRO = {
@@ -70,6 +77,18 @@ INTRO = {
                "log probability mass; higher is better). The estimator is named on each row: exact "
                "numbers can be compared as they are, IWAE numbers are lower bounds (trustworthy when the "
                "guide's k̂ is small), and the GAN's Parzen-window number is a weak estimator.",
+    "problems": "The lecture names two problems of the VAE. Its images are blurry: the decoder's mean image "
+                "averages over everything the code leaves open, and drawing the pixels independently adds noise "
+                "instead of detail. And does it create, or only imitate its training set? Each generated image "
+                "is set beside its nearest training image, and the distances are compared with those of real "
+                "images the model never saw.",
+    "faces": "Grey-level faces of one person (Frey, 1965 images of 28×20). A VAE with a two-dimensional code: "
+             "every face is two numbers, so the whole code space is one picture. Fixing all code dimensions "
+             "but two and sweeping those two is the lecture's picture: one direction turns the head, the other "
+             "changes the expression.",
+    "story": "Your own Pyro program, unchanged: trained by the same SVI trainer on the same training images, "
+             "its samples drawn from the model run forwards, and its test log-likelihood scored by the same "
+             "policy as every family (IWAE from its guide), as one more row of the comparison.",
     "text": "The same VAE recipe with a GRU encoder and decoder over words (Bowman et al. 2016): a code z "
             "per line, decoded word by word. KL annealing, word dropout and free bits keep the decoder "
             "from ignoring z.",
@@ -80,12 +99,20 @@ INTRO = {
 class TourConfig:
     """``probgen tour``: every family on one data set, one page."""
 
-    data: str = opt("digits", "image data set (small images only)")
+    data: str = opt("digits", "image data set: digits (built in), mnist, binarized-mnist (labelled: every family) "
+                              "or frey-face (grey faces: the faces page)")
     data_dir: str | None = opt(None, "folder with the shared data (default: $PROBGEN_DATA_DIR)")
     text: str = opt("sonnets", "corpus of section 7: sonnets, tang, ptb (under the data folder) or a .txt file, "
                                "one line per sentence")
     quick: bool = opt(False, "small runs (about 1 minute): a smoke test of the page")
+    train_size: int | None = opt(None, "train the families on the first N training images (MNIST: 5000 keeps a "
+                                       "full run short)", metavar="N")
     threads: int = opt(1, "torch CPU threads during the tour (nets this small run fastest on one)")
+    story: str = opt("", "add a section for your own story FILE.py:NAME (any Pyro model/guide pair; runs that "
+                         "file's code): trained on the same data, its samples, its row in the comparison",
+                     metavar="FILE.py:NAME")
+    story_args: list = opt(None, "its constructor arguments: KEY=VALUE ... or one JSON object", nargs="*",
+                           metavar="KEY=VALUE", default_factory=list)
     run: RunConfig = runs_in("runs/tour")
 
 
@@ -106,13 +133,14 @@ def _one_line(e: BaseException) -> str:
 class Tour:
     """What every section needs: the config, the data, the folders, the numbers; runs steps."""
 
-    def __init__(self, cfg: TourConfig, ds, out: Path):
+    def __init__(self, cfg: TourConfig, ds, out: Path, sections: dict | None = None):
         self.cfg, self.ds, self.out = cfg, ds, out
+        self.binarize = bool(ds.binarized)
         self.seed, self.device = cfg.run.seed, cfg.run.device
         self.profile = dict(PROFILES["quick" if cfg.quick else "full"])
         self.models = out / "models"
         self.models.mkdir(parents=True, exist_ok=True)
-        self.numbers: dict[str, dict] = {key: {} for key in SECTIONS}
+        self.numbers: dict[str, dict] = {key: {} for key in (sections or SECTIONS)}
         self.log = out / "tour.log"
         self.log.write_text("", encoding="utf-8")
         self.timings: dict[str, dict] = {}
@@ -148,9 +176,10 @@ class Tour:
                 print(f"  {section.key}: {what} ({t['wall_s']:.1f} s)", file=self.stdout, flush=True)
 
     # -- helpers the sections share ---------------------------------------------------------------
-    def data_config(self, *, binarize: bool = True):
+    def data_config(self, *, binarize: bool | None = None):
         from ..recipes.config import DataConfig
 
+        binarize = self.binarize if binarize is None else binarize
         return DataConfig(data=self.cfg.data, data_dir=self.cfg.data_dir, binarize=binarize, seed=self.seed)
 
     def checkpoint(self, name: str) -> Path:
@@ -165,6 +194,8 @@ class Tour:
 
         seed_everything(self.seed)
         spec = model_spec(name)
+        if self.cfg.train_size is not None:
+            params = {"train_size": self.cfg.train_size, **params}  # families without the option ignore it
         res = train_model(name, replace_given(spec.config(), **params), None, self.run_cfg, self.ds,
                           path=self.checkpoint(name))
         print("\n".join([*res.notes, res.line(name)]))
@@ -181,7 +212,7 @@ class Tour:
         """64 samples of ``models/<name>.pt`` into ``png`` (the ``probgen sample`` recipe)."""
         from ..recipes.train import SampleConfig, sample
 
-        return sample(SampleConfig(checkpoint=str(self.checkpoint(name)), n=64, out=str(png), mean=mean,
+        return sample(SampleConfig(checkpoint=str(self.checkpoint(name)), n=64, out=str(png), draws=not mean,
                                    seed=self.seed))
 
 
@@ -195,14 +226,24 @@ def tour(cfg: TourConfig) -> TourResult:
 
     if cfg.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {cfg.threads}")
+    if cfg.train_size is not None and cfg.train_size < 1:
+        raise ValueError(f"--train-size must be >= 1, got {cfg.train_size}")
     resolve_device(cfg.run.device)
-    out = out_dir(cfg.run.out)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        return _tour(cfg, out)
-    finally:
-        torch.set_num_threads(threads)
+    if cfg.story:  # fail now, in one line, rather than after every other family has trained
+        from .pictures import check_story_option
+
+        check_story_option(cfg.story, cfg.story_args)
+    from ..runs import run_folder
+
+    # fresh: never mix a user's files into the report; the folder of a previous tour may be rewritten
+    with run_folder(out_dir(cfg.run.out), name="tour", command="tour", fresh=True, resume=True,
+                    force=cfg.run.force) as out:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        try:
+            return _tour(cfg, out)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _tour(cfg: TourConfig, out: Path) -> TourResult:
@@ -217,24 +258,33 @@ def _tour(cfg: TourConfig, out: Path) -> TourResult:
     seed_everything(seed)
     t_start, c_start = time.perf_counter(), time.process_time()
     ds = load(cfg.data, cfg.data_dir, binarize=True, seed=seed)  # one-line error if absent
-    if ds.train_labels is None:
-        raise ValueError(f"--data {cfg.data}: the tour needs labelled images (digits, mnist, ...)")
+    page_sections = SECTIONS
+    if ds.train_labels is None:  # grey faces: keep the grey levels, show the faces page
+        ds, page_sections = load(cfg.data, cfg.data_dir, binarize=False, seed=seed), FACE_SECTIONS
     if len(ds.shape) != 2:
         raise ValueError(f"--data {cfg.data}: the tour needs images [H, W], got examples of shape {ds.shape}")
-    t = Tour(cfg, ds, out)
+    if cfg.story:  # its own section, just before the comparison that scores it
+        from .pictures import with_story_section
+
+        page_sections = with_story_section(page_sections, cfg.story)
+    t = Tour(cfg, ds, out, page_sections)
     rep = Report("probgen tour: deep generative models as probabilistic programs",
                  subtitle=f"{ds.describe()}; seed {seed}; {'--quick' if cfg.quick else 'full'} run "
                           f"on {cfg.run.device}",
-                 intro="One page, one data set, every family of the lecture. Each section trains a model "
-                       "on the same training images, shows what it generates, and says what to look for. "
-                       "Section 6 puts all of them in one table on the same test images."
+                 intro=("One page, one data set, every family of the lecture. Each section trains a model "
+                        "on the same training images, shows what it generates, and says what to look for. "
+                        "Section 6 puts all of them in one table on the same test images."
+                        if "faces" not in page_sections else
+                        "Unlabelled grey-level faces: the VAE's pictures (the two-dimension traversal, the "
+                        "code map) and its problems. The families that need labels or black-and-white "
+                        "pixels are on the digits page (probgen tour).")
                        + (" This is a --quick run: the models are trained for a few epochs only, so "
                           "expect rough pictures; the full run (no --quick) takes about 5 minutes."
                           if cfg.quick else ""))
-    sections = {key: rep.section(key, title, INTRO[key]) for key, title in SECTIONS.items()}
-    for key in SECTIONS:
+    sections = {key: rep.section(key, title, INTRO[key]) for key, title in page_sections.items()}
+    for key in page_sections:
         if not cfg.run.quiet:
-            print(f"{SECTIONS[key]} ...", flush=True)
+            print(f"{page_sections[key]} ...", flush=True)
         (out / key).mkdir(exist_ok=True)
         seed_everything(seed)
         torch.manual_seed(seed)
@@ -246,15 +296,16 @@ def _tour(cfg: TourConfig, out: Path) -> TourResult:
                   f"{t.models.name}/, every family's own output in the section folders, what the recipes "
                   f"printed in tour.log; the numbers are in report.json.")
     page = rep.write(out / "report.html")
-    summary = {"data": {"name": ds.name, "shape": list(ds.shape), "binarized": True, "n_train": len(ds.train),
+    summary = {"data": {"name": ds.name, "shape": list(ds.shape), "binarized": ds.binarized, "n_train": len(ds.train),
                         "n_test": len(ds.test), "unit": "nats per image (log probability mass)"},
                "seed": seed, "quick": bool(cfg.quick), "device": cfg.run.device, "profile": t.profile,
                "seconds": {"wall": round(wall, 1), "cpu": round(cpu, 1), "threads": torch.get_num_threads()},
-               "sections": {key: {"title": SECTIONS[key], "ok": not sections[key].errors,
-                                  "errors": sections[key].errors, **t.numbers[key]} for key in SECTIONS},
+               "train_size": cfg.train_size,
+               "sections": {key: {"title": page_sections[key], "ok": not sections[key].errors,
+                                  "errors": sections[key].errors, **t.numbers[key]} for key in page_sections},
                "timings": t.timings}
     write_json(out / "report.json", summary)
-    failed = [SECTIONS[k] for k in SECTIONS if sections[k].errors]
+    failed = [page_sections[k] for k in page_sections if sections[k].errors]
     line = (f"wrote {page} and {out / 'report.json'} in {wall:.0f} s"
             + (f"; failed in part: {'; '.join(failed)}" if failed else "; every section succeeded"))
     return TourResult(Path(page), out / "report.json", summary, failed, [line])

@@ -96,9 +96,12 @@ def test_registered_kind_from_another_file_is_not_trusted(trained, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--story", "tiny.py"], "expected path/to/file.py:ClassName"),
+    (["--story", "tiny.py:"], "expected path/to/file.py:ClassName"),
+    (["--story", "tiny.py"], "has no model(x) function"),
+    (["--story", "tiny.py:a,b,c"], "expected path/to/file.py:ClassName"),
     (["--story", "missing.py:TinyStory"], "story file not found"),
-    (["--story", "tiny.py:Nope"], "no Story subclass 'Nope' (Story subclasses there: TinyStory)"),
+    (["--story", "tiny.py:Nope"], "has no story 'Nope' with model and guide (stories there: TinyStory)"),
+    (["--story", "tiny.py:TinyStory", "--story-args", "{bad"], "--story-args: not a JSON object"),
     (["--story", "tiny.py:TinyStory", "--story-args", "width=3"], "takes no argument 'width'"),
     (["--story", "tiny.py:TinyStory", "--story-args", "oops"], "expected KEY=VALUE"),
     (["--story", "tiny.py:TinyStory", "vae"], "leave out the model name 'vae'"),
@@ -123,3 +126,34 @@ def test_mixture_vae_trainer_and_sampling(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "mixture-vae.pt"), "-n", "4", "--label", "1", "--mean",
                  "--out", str(png)]) == 0
     assert png.stat().st_size > 0
+
+
+def test_a_pyro_users_vae_file_unchanged(tmp_path, capsys):
+    """Done-when of issue 16: train --story, probgen.log_likelihood, diagnose k̂, a compare row."""
+    import json
+    from pathlib import Path
+
+    import probgen
+
+    vae = Path(__file__).resolve().parents[2] / "examples" / "pyro_vae.py"
+    spec = f"{vae}:VAE"
+    assert main(["train", "--story", spec, "--story-args", '{"z_dim": 3}', "--data", "digits", *FAST,
+                 "--out", str(tmp_path / "t")]) == 0
+    ckpt = tmp_path / "t" / "vae.pt"
+    with pytest.raises(ValueError, match=r"probgen.load\(path, story=VAE\)"):
+        probgen.load(ckpt)
+    from probgen.recipes.story import load_story_program
+
+    story = probgen.load(ckpt, story=load_story_program(spec)[0])
+    assert story.program.z_dim == 3
+    ll = probgen.log_likelihood(story, torch.zeros(4, 8, 8), num_samples=8)
+    assert ll.shape == (4,) and torch.isfinite(ll).all()
+    capsys.readouterr()
+    assert main(["diagnose", str(ckpt), "--story", spec, "--points", "8", "--num-samples", "20", "--draws", "5",
+                 "--nuts", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert "khat" in json.dumps(summary)
+    assert main(["compare", "--models", "gmm", "--story", spec, "--epochs", "1", "--num-samples", "4",
+                 "--no-diagnostics", "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    rows = json.loads((tmp_path / "c" / "results.json").read_text())["models"]
+    assert [r["name"] for r in rows] == ["gmm", "vae"] and rows[1]["estimator"] == "IWAE"

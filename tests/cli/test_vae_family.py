@@ -14,7 +14,8 @@ from PIL import Image
 from probgen.cli import main
 
 
-def _grid_size(rows: int, cols: int, side: int = 8, scale: int = 4) -> tuple[int, int]:
+def _grid_size(rows: int, cols: int, side: int = 8, scale: int = 7) -> tuple[int, int]:
+    """Grid PNG size: 8×8 digits are upscaled ×7, so that one digit is 56 px (readable at 100 %)."""
     return ((cols * (side + 1) + 1) * scale, (rows * (side + 1) + 1) * scale)
 
 
@@ -57,7 +58,8 @@ def test_latent_map(ckpts, tmp_path):
     assert main(["latent-map", str(ckpts / "vae.pt"), "--steps", "6", "--out", str(out)]) == 0
     assert Image.open(out).size == _grid_size(6, 6)
     assert (tmp_path / "m_scatter.png").stat().st_size > 1000
-    assert main(["latent-map", str(ckpts / "cvae.pt"), "--steps", "4", "--label", "7", "--out", str(out)]) == 0
+    assert main(["latent-map", str(ckpts / "cvae.pt"), "--steps", "4", "--label", "7", "--out", str(out),
+                 "--force"]) == 0
 
 
 @pytest.mark.parametrize("model", ["vae", "cvae"])

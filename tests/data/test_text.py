@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,3 +112,25 @@ def test_named_corpora(data_dir):
     p = load_text("ptb", data_dir=data_dir)
     assert (len(p.train), len(p.val), len(p.test)) == (42068, 3370, 3761)
     assert len(p.vocab) == 4 + 9998  # PTB's 9,999 types incl. <unk>, plus <pad> <bos> <eos>
+
+
+def test_sonnets_ship_with_the_package_and_load_offline(tmp_path, monkeypatch):
+    from probgen.data.text import SHIPPED_CORPORA
+
+    monkeypatch.delenv("PROBGEN_DATA_DIR", raising=False)
+    s = load_text("sonnets")  # no data folder at all
+    assert Path(s.info["path"]) == SHIPPED_CORPORA["sonnets"] and s.level == "word"
+    assert len(s.train) + len(s.val) + len(s.test) == 2155 and len(s.test) == 107
+    assert "From fairest creatures we desire increase," in SHIPPED_CORPORA["sonnets"].read_text(encoding="utf-8")
+    assert (SHIPPED_CORPORA["sonnets"].parent / "README.md").read_text().count("public domain") >= 1
+    # a data folder without the file: the shipped copy; other named corpora still need the folder
+    assert Path(load_text("sonnets", data_dir=tmp_path).info["path"]) == SHIPPED_CORPORA["sonnets"]
+    with pytest.raises(FileNotFoundError, match="needs a data folder"):
+        load_text("tang")
+
+
+def test_shipped_sonnets_equal_the_shared_data_copy(data_dir):
+    shipped, shared = load_text("sonnets", data_dir=Path("/nonexistent")), load_text("sonnets", data_dir=data_dir)
+    assert shipped.info["path"] != shared.info["path"]
+    assert shipped.vocab.tokens == shared.vocab.tokens
+    assert all(torch.equal(getattr(shipped, k), getattr(shared, k)) for k in ("train", "val", "test"))

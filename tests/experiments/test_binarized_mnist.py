@@ -1,15 +1,44 @@
 import json
 
+import pytest
+
 from ._run import run_script
 
 
-def test_binarized_mnist_quick(tmp_path, data_dir):
-    out = tmp_path / "bm"
-    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
+def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
+    out, work = tmp_path / "results", tmp_path / "work"
+    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out), "--work", str(work), "--quiet"]
     assert run_script("binarized_mnist", argv) == 0
     table = json.loads((out / "likelihood_table.json").read_text())
-    assert [r["model"] for r in table["rows"]] == ["gmm", "vae"]
-    assert all(r["nll"] > 0 for r in table["rows"])
-    assert (out / "likelihood_table.md").read_text().count("137.64") >= 1
-    # a second invocation resumes from the checkpoints
-    assert run_script("binarized_mnist", argv) == 0
+    rows = {r["name"]: r for r in table["rows"]}
+    assert table["quick"] is True
+    for name in ("gmm", "vae", "cvae", "gan"):
+        r = rows[name]
+        assert 0 < r["nll"] < 800 and r["stderr"] >= 0 and r["n_test"] == 200, r
+        assert (out / r["samples"]).is_file() and (out / r["curve"]).is_file()
+        assert r["epochs"] >= 1 and r["seed"] == 0 and r["probgen_version"]
+    assert rows["gmm"]["estimator"] == "exact" and rows["vae"]["estimator"] == "IWAE" and rows["vae"]["k"] == 20
+    assert rows["vae"]["khat_share"] is not None and rows["vae"]["stderr"] > 0
+    assert rows["cvae"]["estimator"].endswith("marginal over labels")
+    assert rows["gan"]["estimator"] == "Parzen"
+    for name in ("iwae-k50", "pixelcnn", "pixelrnn"):  # never a number for a row that did not run
+        assert rows[name]["nll"] is None and rows[name]["status"].startswith("not run")
+    md = (out / "table.md").read_text()
+    assert "137.64" in md and "not a result" in md
+    assert not (out / "vae.pt").exists()  # quick runs never overwrite the committed checkpoint
+
+    # a second invocation resumes (more SVI epochs), and --minutes 0 only scores
+    before = json.loads((out / "curves" / "vae.json").read_text())["history"]
+    assert run_script("binarized_mnist", argv + ["--models", "vae"]) == 0
+    after = json.loads((out / "curves" / "vae.json").read_text())["history"]
+    assert len(after) >= len(before) and after[: len(before)] == before
+    assert run_script("binarized_mnist", argv + ["--models", "gmm", "--minutes", "0"]) == 0
+
+
+def test_binarized_mnist_bad_input(tmp_path, data_dir):
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", ["--models", "nope", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", ["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert e.value.code == 2

@@ -9,7 +9,7 @@ import torch
 
 from probgen.infer import adversarial
 from probgen.infer.adversarial import (discriminator_loss, discriminator_step, fit_adversarial, generator_loss,
-                                       generator_step, gradient_penalty, make_optimizers, train_step)
+                                       generator_step, gradient_penalty, make_optimizers, train_step, update_ema)
 from probgen.models import GAN
 
 LOG3 = math.log(3.0)  # σ(log 3) = 0.75
@@ -65,11 +65,60 @@ def test_gradient_penalty_of_a_linear_critic():
     assert float(gradient_penalty(critic, real, fake, one_sided=True)) == pytest.approx(160.0)
 
 
+def test_hinge_losses_hand_computed():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])
+    # D: mean max(0, 1 - real) + mean max(0, 1 + fake) = (0 + 0.5)/2 + (0 + 1)/2
+    assert float(discriminator_loss(real, fake, "hinge")) == pytest.approx(0.75)
+    # smoothing lowers the real margin to 1 - s: (0 + 0.4)/2 + 0.5
+    assert float(discriminator_loss(real, fake, "hinge", smoothing=0.1)) == pytest.approx(0.7)
+    assert float(generator_loss(fake, "hinge")) == pytest.approx(1.5)
+    # a confidently rejected fake still gets a full-size gradient (no saturation)
+    f = torch.tensor([-8.0], requires_grad=True)
+    (g,) = torch.autograd.grad(generator_loss(f, "hinge"), f)
+    assert float(g) == pytest.approx(-1.0)
+
+
 def test_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="loss must be one of"):
-        generator_loss(torch.zeros(2), "hinge")
+        generator_loss(torch.zeros(2), "lsgan")
     with pytest.raises(ValueError, match="loss must be one of"):
-        GAN(loss="hinge")
+        GAN(loss="lsgan")
+
+
+# -- two time scales and the moving average of G ---------------------------------------------------
+def test_two_time_scale_learning_rates():
+    gan = GAN("mlp", x_shape=[2], z_dim=2, hidden=[8], output="linear")
+    opt_d, opt_g = make_optimizers(gan, 1e-4, lr_d=4e-4)
+    assert opt_d.param_groups[0]["lr"] == 4e-4 and opt_g.param_groups[0]["lr"] == 1e-4
+    opt_d, opt_g = make_optimizers(gan, 3e-4)
+    assert opt_d.param_groups[0]["lr"] == opt_g.param_groups[0]["lr"] == 3e-4
+    with pytest.raises(ValueError, match="lr_d must be > 0"):
+        make_optimizers(gan, 1e-4, lr_d=0.0)
+
+
+def test_ema_of_the_generator_is_a_moving_average_used_for_sampling():
+    torch.manual_seed(0)
+    gan = GAN("mlp", x_shape=[2], z_dim=2, hidden=[8], output="linear", ema=0.75)
+    assert GAN("mlp", x_shape=[2], z_dim=2, hidden=[8]).generator_ema is None  # off by default
+    with pytest.raises(ValueError, match="ema must be in"):
+        GAN(ema=1.0)
+    shadow0 = [p.clone() for p in gan.generator_ema.parameters()]
+    with torch.no_grad():
+        for p in gan.generator.parameters():
+            p.add_(1.0)
+    update_ema(gan)  # shadow <- 0.75 shadow + 0.25 G
+    for s, s0, p in zip(gan.generator_ema.parameters(), shadow0, gan.generator.parameters()):
+        assert torch.allclose(s, 0.75 * s0 + 0.25 * p)
+        assert not s.requires_grad
+    z = torch.randn(3, 2)
+    assert torch.allclose(gan.decode(z), gan.generator_ema(z)) and not torch.allclose(gan.decode(z), gan.generator(z))
+    # a G step updates the average; the optimizer never touches it directly
+    opt_d, opt_g = make_optimizers(gan, 1e-2)
+    before = [p.clone() for p in gan.generator_ema.parameters()]
+    generator_step(gan, 8, opt_g)
+    assert all(not torch.equal(a, b) for a, b in zip(before, gan.generator_ema.parameters()))
+    assert all(id(p) not in {id(q) for q in gan.generator_ema.parameters()} for g in opt_g.param_groups
+               for p in g["params"])
 
 
 # -- one step moves one network ------------------------------------------------------------------
@@ -146,12 +195,14 @@ def test_fit_adversarial_refuses_mixed_modes():
 
 
 # -- the trainer on a tensor: checkpoints and bit-identical resume -----------------------------------
-def test_gan_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"loss": "hinge", "spectral_norm": True, "ema": 0.9}])
+def test_gan_resume_is_bit_identical(tmp_path, options):
     x = _toy_sampler(96)
 
     def run(folder, epochs, resume=False):
-        gan = GAN("mlp", x_shape=[1], z_dim=2, hidden=[8], output="linear")
-        gan.fit(x, epochs=epochs, batch_size=32, progress=False, checkpoint=folder / "g.pt", resume=resume)
+        gan = GAN("mlp", x_shape=[1], z_dim=2, hidden=[8], output="linear", **options)
+        gan.fit(x, epochs=epochs, batch_size=32, progress=False, checkpoint=folder / "g.pt", resume=resume,
+                lr_d=4e-4 if options else None)
         return gan
 
     torch.manual_seed(1)

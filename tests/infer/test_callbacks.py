@@ -157,3 +157,19 @@ def test_resume_file_of_the_old_format_still_resumes_bit_identically(tmp_path):
     again, res = _fit(x, tmp_path / "old" / "m.pt", 5, resume=True)
     assert [r["epoch"] for r in res.history] == [1, 2, 3, 4, 5]
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in ref.state_dict().items())
+
+
+def test_set_threads_default_and_bad_value(monkeypatch):
+    from probgen.infer.callbacks import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("os.cpu_count", lambda: 2)
+        assert set_threads() == 1 and torch.get_num_threads() == 1  # a 2-core machine: one thread
+        monkeypatch.setattr("os.cpu_count", lambda: 32)
+        assert set_threads() == 4
+        assert set_threads(2) == 2
+        with pytest.raises(ValueError, match="threads"):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)

@@ -1,4 +1,5 @@
-"""Multi-process SVI (probgen.infer.distributed): two real gloo ranks launched by torchrun.
+"""Multi-process SVI through DistributedDataParallel (probgen.infer.distributed): two real gloo
+ranks launched by torchrun.
 
 One torchrun job (about 15-30 s on a shared 2-core box) runs every multi-process check;
 the parent process then compares what each rank wrote.
@@ -52,28 +53,32 @@ WORKER = textwrap.dedent('''
     torch.save({"state": m.state_dict(), "init": init, "history": m.train_result.history,
                 "saves": saves}, f"{out}/fit_rank{r}.pt")
 
-    # 2. one deterministic story, plain SGD: the distributed step must equal one process's
-    #    step on the whole global batch (sum of shard gradients), from rank 0's lazily made param.
+    # 2. one deterministic story: the gradients of one DDP step equal one process's on the whole
+    #    global batch (sum of shard gradients); odd global batches: shards of 17/16 and 16/16
+    from probgen.infer.svi import SVIStep
+
     class Pixels(Story):
         kind = "test_pixels"
         def __init__(self, x_dim: int = 64):
             super().__init__()
-            self.x_dim = x_dim
+            self.logits = torch.nn.Parameter(torch.randn(x_dim))
         def model(self, x=None, y=None):
             self.register_params()
-            logits = pyro.param("pixel_logits", lambda: torch.randn(self.x_dim))
             with pyro.plate("data", len(x)):
-                pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=x.reshape(len(x), -1))
+                pyro.sample("x", dist.Bernoulli(logits=self.logits).to_event(1), obs=x.reshape(len(x), -1))
 
-    pyro.clear_param_store()
     pyro.set_rng_seed(200 + r)
-    init_logits = pyro.param("pixel_logits", torch.randn(64)).detach().clone()
     story = Pixels()
-    svi = pyro.infer.SVI(story.model, story.guide, pyro.optim.SGD({"lr": 0.01}), loss=pyro.infer.Trace_ELBO())
+    init_logits = story.logits.detach().clone()
+    step = SVIStep(story, pyro.infer.Trace_ELBO(), lr=0.01)
     gen = torch.Generator().manual_seed(r)  # differs per rank: prepare() must hand out rank 0's
-    step = d.prepare(story, svi, gen)
-    losses = [step(x[:33]), step(x[33:])]  # odd global batches: shards of 17/16 and 16/16
-    torch.save({"init": init_logits, "final": pyro.param("pixel_logits").detach().clone(),
+    d.prepare(step, gen)
+    grads, losses = [], []
+    for xb in (x[:33], x[33:]):
+        losses.append(step.loss_value(step.backward(xb)))
+        grads.append(story.logits.grad.detach().clone())
+        step.optim.step()
+    torch.save({"init": init_logits, "final": story.logits.detach().clone(), "grads": grads,
                 "losses": losses, "gen": gen.get_state()}, f"{out}/sgd_rank{r}.pt")
 
     # 3. the command line, as a user runs it under torchrun
@@ -134,20 +139,25 @@ def test_distributed_step_equals_one_process_on_the_global_batch(two_ranks):
     assert torch.equal(r0["gen"], r1["gen"])  # the batch order generator came from rank 0
     assert r0["losses"] == r1["losses"]
 
-    # the same two SGD steps in this process, on whole global batches, from rank 0's start
+    # the same two Adam steps in this process, on whole global batches, from rank 0's start
+    from probgen.infer.svi import SVIStep
     torch.manual_seed(0)
     x = (torch.rand(65, 8, 8) > 0.5).float()
-    logits = pyro.param("pixel_logits", r0["init"].clone())
+    logits = torch.nn.Parameter(r0["init"].clone())
 
     def model(xb):
         with pyro.plate("data", len(xb)):
-            pyro.sample("x", dist.Bernoulli(logits=pyro.param("pixel_logits")).to_event(1),
-                        obs=xb.reshape(len(xb), -1))
+            pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=xb.reshape(len(xb), -1))
 
-    svi = pyro.infer.SVI(model, lambda xb: None, pyro.optim.SGD({"lr": 0.01}), loss=pyro.infer.Trace_ELBO())
-    losses = [svi.step(x[:33]), svi.step(x[33:])]
-    assert losses == pytest.approx(r0["losses"], rel=1e-5)
-    torch.testing.assert_close(pyro.param("pixel_logits").detach(), r0["final"], atol=1e-5, rtol=1e-5)
+    elbo, opt = pyro.infer.Trace_ELBO(), torch.optim.Adam([logits], lr=0.01)
+    for i, xb in enumerate((x[:33], x[33:])):
+        opt.zero_grad()
+        loss = elbo.differentiable_loss(model, lambda xb: None, xb)
+        loss.backward()
+        assert float(loss.detach()) == pytest.approx(r0["losses"][i], rel=1e-5)
+        torch.testing.assert_close(logits.grad, r0["grads"][i], atol=1e-5, rtol=1e-5)
+        opt.step()
+    torch.testing.assert_close(logits.detach(), r0["final"], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(logits.detach(), r0["init"])
 
 

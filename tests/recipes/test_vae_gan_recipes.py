@@ -75,3 +75,33 @@ def test_pictures_take_the_data_from_the_checkpoint(tmp_path):
     assert tuple(res.images.shape) == (3, 3, 6, 6)
     with pytest.raises(ValueError, match="pass the data it was trained on"):
         traverse(TraverseConfig(checkpoint=str(path), steps=3, out=str(tmp_path / "t.png"), data=DataConfig()))
+
+
+def test_traverse_picks_the_two_most_active_dims_and_says_why(vae_ckpt, tmp_path):
+    import torch
+
+    from probgen.models import load
+    from probgen.recipes.config import DataConfig, load_data
+    from probgen.recipes.vae import TraverseConfig, code_activity, traverse
+
+    model, ds = load(str(vae_ckpt)), load_data(DataConfig())
+    kl, what = code_activity(model, ds.test)
+    loc, scale = model.encode(ds.test)
+    expect = (0.5 * (loc ** 2 + scale ** 2 - 1) - scale.log()).mean(0)  # KL(q(z_d | x) ‖ N(0, 1)) per dim
+    assert "KL" in what and torch.allclose(kl, expect.detach().float(), atol=1e-4)
+    res = traverse(TraverseConfig(checkpoint=str(vae_ckpt), steps=3, out=str(tmp_path / "t.png")))
+    assert res.numbers["dims"] == torch.argsort(kl, descending=True)[:2].tolist()
+    assert res.lines[0].startswith(f"dims {res.numbers['dims'][0]} and {res.numbers['dims'][1]}: the two most active")
+    res = traverse(TraverseConfig(checkpoint=str(vae_ckpt), dims=[1, 0], steps=3, out=str(tmp_path / "t.png")))
+    assert res.numbers["dims"] == [1, 0] and "as asked (--dims)" in res.lines[0]
+
+
+def test_sample_draws_decoder_means_unless_draws(vae_ckpt, tmp_path):
+    from probgen.recipes.train import SampleConfig, sample
+
+    means = sample(SampleConfig(checkpoint=str(vae_ckpt), n=8, out=str(tmp_path / "m.png"))).samples
+    draws = sample(SampleConfig(checkpoint=str(vae_ckpt), n=8, draws=True, out=str(tmp_path / "d.png"))).samples
+    assert ((means > 0) & (means < 1)).float().mean() > 0.5  # grey mean images
+    assert set(draws.unique().tolist()) <= {0.0, 1.0}  # black-and-white Bernoulli draws
+    with pytest.raises(ValueError, match="exclude each other"):
+        sample(SampleConfig(checkpoint=str(vae_ckpt), n=2, mean=True, draws=True, out=str(tmp_path / "x.png")))

@@ -60,3 +60,23 @@ def test_bad_options_are_one_line_value_errors(tmp_path):
         tour(_config(tmp_path, threads=0))
     with pytest.raises((ValueError, FileNotFoundError)):
         tour(_config(tmp_path, data=str(tmp_path / "nope.npz")))
+
+
+def test_frey_faces_page_on_a_tiny_subset(tmp_path, data_dir):
+    """--data frey-face: the faces page (two-dimension traversal, map, samples) and the problems section."""
+    from probgen.report.tour import FACE_SECTIONS
+
+    if not (data_dir / "frey_face").is_dir():
+        pytest.skip(f"no frey_face folder in {data_dir}")
+    res = tour(_config(tmp_path, data="frey-face", data_dir=str(data_dir), train_size=200))
+    assert res.failed == [] and list(res.summary["sections"]) == list(FACE_SECTIONS)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for title in FACE_SECTIONS.values():
+        assert f"<h2>{title}</h2>" in page
+    faces = res.summary["sections"]["faces"]
+    assert sorted(faces["traverse"]["dims"]) == [0, 1] and faces["recipe"]["likelihood"] == "bernoulli"
+    assert res.summary["data"]["binarized"] is False and res.summary["train_size"] == 200
+    assert (tmp_path / "faces" / "traverse.png").is_file() and (tmp_path / "problems" / "blur.png").is_file()
+    assert "first 200 of 1573" in (tmp_path / "tour.log").read_text()
+    with pytest.raises(ValueError, match="--train-size"):
+        tour(_config(tmp_path, train_size=0))

@@ -1,0 +1,314 @@
+"""Bring your own Pyro program: :func:`as_story` wraps any model/guide pair in a :class:`probgen.Story`.
+
+probgen accepts, unchanged:
+
+- any object with ``model(x, ...)`` and ``guide(x, ...)`` methods (a plain ``nn.Module`` as in
+  Pyro's examples, a ``PyroModule``, or a plain class holding modules), or its class and the
+  constructor arguments;
+- a pair of plain functions ``(model, guide)``, or a Python module whose top level defines them.
+
+Parameters may be registered with ``pyro.module``, ``PyroModule`` or ``pyro.param``: the wrapper
+scopes every param-store name under its own prefix (two wrapped programs never share parameters,
+whatever names they use) and owns the plain ``pyro.param`` tensors as ``nn.Parameter`` s, so that
+``state_dict`` / ``load_state_dict`` (and so training, early stopping, checkpoints) cover all of
+them. Observed and latent sites are found by tracing (:func:`probgen.check.check_story`), never by
+their names. A checkpoint holds the state and the user's constructor arguments; loading it needs
+the user's class, named in a one-line error (``probgen.load(path, story=MyVAE)``): no code is
+ever unpickled.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+import types
+from pathlib import Path
+
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.poutine.messenger import Messenger
+from torch import nn
+from torch.distributions import transform_to
+
+from .check import StoryCheck, at_user_frame, check_story
+from .story import Story
+
+__all__ = ["PyroProgram", "as_story", "split_program", "constructor_args"]
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def split_program(obj, guide=None) -> tuple:
+    """``(model, guide, owner, name)`` of anything probgen accepts as a program.
+
+    :raises ValueError: no ``model`` or no ``guide`` (one line naming the object).
+    """
+    if isinstance(obj, (tuple, list)):
+        if len(obj) != 2:
+            raise ValueError(f"a program pair must be (model, guide), got {len(obj)} items")
+        obj, guide = obj
+    if callable(obj) and guide is not None and not hasattr(obj, "model"):
+        name = getattr(obj, "__name__", "model")
+        if name == "model":  # the module's name says more than "model"
+            name = str(getattr(obj, "__module__", "") or "program").rpartition(".")[2]
+        if not callable(guide):
+            raise ValueError(f"{name}: the guide must be a function, got {type(guide).__name__}")
+        return obj, guide, None, name
+    what = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__name__
+    for attr in ("model", "guide"):
+        if not callable(getattr(obj, attr, None)):
+            raise ValueError(f"{what} has no {attr}(x) {'function' if isinstance(obj, types.ModuleType) else 'method'}:"
+                             " a story needs model(x) and guide(x) with the same latent site names")
+    name = what.rpartition(".")[2] if isinstance(obj, types.ModuleType) else what
+    return obj.model, obj.guide, obj, name
+
+
+def constructor_args(obj, given: dict | None = None) -> tuple[dict, bool]:
+    """The constructor arguments of ``obj``: ``given`` first, then attributes of the same name
+    (``self.z_dim = z_dim``), then defaults. Returns ``(args, complete)``."""
+    given = dict(given or {})
+    try:
+        params = list(inspect.signature(type(obj).__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return given, False
+    complete = True
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in given:
+            continue
+        value = obj.__dict__.get(p.name, inspect.Parameter.empty)
+        if isinstance(value, _PLAIN) or (isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value)):
+            given[p.name] = list(value) if isinstance(value, tuple) else value
+        elif p.default is not inspect.Parameter.empty:
+            given[p.name] = p.default
+        else:
+            complete = False
+    return given, complete
+
+
+class _ParamScope(Messenger):
+    """Prefix every ``pyro.param`` name with the wrapper's name; adopt plain ``pyro.param`` tensors."""
+
+    def __init__(self, owner: "PyroProgram"):
+        super().__init__()
+        self.owner = owner
+
+    def _pyro_param(self, msg) -> None:
+        args, prefix = msg["args"], self.owner.pyro_name + "$$$"
+        if len(args) < 2 or msg["name"].startswith(prefix):  # PyroModule's PyroParam: its own tensor; nested scope
+            return
+        full = prefix + msg["name"]
+        msg["name"], msg["args"] = full, (full,) + tuple(args[1:])
+        store = pyro.get_param_store()
+        if full not in store:
+            self.owner._adopt(msg["name"][len(prefix):], full, args[1], msg["kwargs"].get("constraint"))
+
+
+class PyroProgram(Story):
+    """A user's Pyro program as a :class:`Story`: ``model``/``guide`` delegate to it.
+
+    :param program: an object with ``model``/``guide`` (``nn.Module``, ``PyroModule``, plain
+        class), a class (built with ``args``), a ``(model, guide)`` pair, or a module.
+    :param guide: the guide when ``program`` is a model function.
+    :param args: constructor arguments (recorded in checkpoints; recovered from attributes
+        of the same name when not given).
+    :param name: name in checkpoints and run files (default: the class or module name).
+    :param source: where it came from (``{"spec": "file.py:Name", ...}``), recorded in checkpoints.
+    """
+
+    kind = "program"
+    elbo = "trace"
+
+    def __init__(self, program, guide=None, *, args: dict | None = None, name: str | None = None,
+                 source: dict | None = None):
+        super().__init__()
+        if isinstance(program, type) and not isinstance(program, types.ModuleType):
+            try:
+                program = program(**(args or {}))
+            except TypeError as e:
+                raise ValueError(f"{program.__name__}({', '.join(f'{k}={v!r}' for k, v in (args or {}).items())}): "
+                                 f"{e}") from None
+        model, guide, owner, auto = split_program(program, guide)
+        self._model_fn, self._guide_fn = model, guide
+        self.kind = re.sub(r"[^0-9a-z_]+", "_", (name or auto).lower()) or "program"
+        self.story_name = f"{source['spec']}" if source else (name or auto)
+        self.source = dict(source or {})
+        self.free = nn.ParameterDict()  # plain pyro.param tensors, unconstrained
+        if isinstance(owner, nn.Module):
+            self.program = owner
+        elif owner is not None and not isinstance(owner, types.ModuleType):
+            for attr, value in vars(owner).items():  # a plain class holding modules
+                if isinstance(value, nn.Module):
+                    self.add_module(f"program_{attr}", value)
+        object.__setattr__(self, "_owner", owner)  # not a second copy of the submodule
+        is_class = owner is not None and not isinstance(owner, types.ModuleType)
+        self._args, self._args_complete = constructor_args(owner, args) if is_class else ({}, True)
+        self.style = "class" if is_class else ("module" if owner is not None else "functions")
+        sig = _positional(model)
+        self.takes_y = len(sig) >= 2
+        self.needs_labels = self.takes_y and sig[1].default is inspect.Parameter.empty
+        self.x_shape: list | None = None
+        self._claim_pyro_module_params()
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        """The user's constructor arguments (plain values), as far as they are known."""
+        return dict(self._args)
+
+    def register_params(self) -> None:
+        """Nothing to do: the program registers its own parameters when it runs (scoped to this wrapper)."""
+
+    # -- the probabilistic program ------------------------------------------------------
+    def model(self, x, y=None):
+        return self._run("model", self._model_fn, x, y)
+
+    def guide(self, x, y=None):
+        return self._run("guide", self._guide_fn, x, y)
+
+    def _run(self, which: str, fn, x, y):
+        if y is not None and not self.takes_y:
+            raise ValueError(f"{self.story_name}.{which} takes no label argument: leave out y (--labels)")
+        try:
+            with _ParamScope(self):
+                return fn(x) if y is None else fn(x, y)
+        except SystemExit as e:  # a story must never end the process
+            raise ValueError(f"{self.story_name}.{which}: called sys.exit({e.code}){at_user_frame(e)}: "
+                             "a story must not exit") from None
+
+    def prepare(self, x, y=None):
+        x, y = super().prepare(x, y)
+        self.x_shape = list(x.shape[1:])
+        return x, y
+
+    def check(self, x, y=None, *, elbo: str | None = None, batch: int = 4) -> StoryCheck:
+        """:func:`probgen.check.check_story`, strict about what a user's program must have."""
+        return check_story(self, x, y, elbo=elbo, batch=batch, strict=True)
+
+    # -- parameters ---------------------------------------------------------------------
+    def _adopt(self, short: str, full: str, init, constraint) -> None:
+        """Put a new param-store entry ``full`` in place, owned by this wrapper."""
+        from pyro.distributions import constraints
+
+        constraint = constraints.real if constraint is None else constraint
+        key = re.sub(r"[^0-9A-Za-z_]", "_", short)
+        ours = {id(p) for p in self.parameters()}
+        loaded = self.free[key] if key in self.free else None
+        if isinstance(init, nn.Parameter) and id(init) in ours and loaded is None:
+            return  # a registered module's parameter: the store takes the tensor itself
+        if isinstance(init, nn.Parameter):  # a module outside this wrapper (a global one): keep its tensor
+            if loaded is not None and loaded is not init:
+                with torch.no_grad():
+                    init.copy_(loaded)
+            p = init
+        elif loaded is not None:
+            p = loaded
+        else:
+            value = init() if callable(init) else init
+            p = nn.Parameter(transform_to(constraint).inv(torch.as_tensor(value)).detach().clone())
+        if id(p) not in ours or loaded is not None:
+            self.free[key] = p
+        store = pyro.get_param_store()
+        store._params[full], store._constraints[full] = p, constraint  # what pyro.param's setdefault would do
+        store._param_to_name[p] = full
+
+    def _claim_pyro_module_params(self) -> None:
+        """A ``PyroModule`` takes same-named tensors from the global store: make sure they are ours."""
+        store = pyro.get_param_store()
+        for n, p in self.named_parameters():
+            full = n.partition(".")[2].removesuffix("_unconstrained") if n.startswith("program.") else None
+            if full and full in store and store._params[full] is not p:
+                del store[full]
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        for k, v in state_dict.items():  # plain pyro.param tensors of a fresh wrapper: created here
+            key = k.partition(".")[2]
+            if k.startswith("free.") and key not in self.free:
+                self.free[key] = nn.Parameter(v.detach().clone())
+        out = super().load_state_dict(state_dict, strict=strict, **kwargs)
+        self._claim_pyro_module_params()
+        return out
+
+    # -- sampling, saving ---------------------------------------------------------------
+    def sample(self, n: int, *, mean: bool = False, **kwargs) -> torch.Tensor:
+        """``n`` draws of the observed site from the model (``mean``: its mean), with the
+        latent sites from their priors: the model runs on ``n`` placeholder examples, unconditioned."""
+        own = getattr(self._owner, "sample", None)
+        if callable(own) and not mean and not kwargs:
+            return own(n)
+        if not self.x_shape:
+            raise ValueError(f"{self.story_name}: sample needs the data shape: fit or score it first")
+        x = torch.zeros(n, *self.x_shape, device=self.device)
+        with torch.no_grad():
+            tr = poutine.trace(poutine.uncondition(self.model)).get_trace(x)
+        observed = [s for s in tr.nodes.values() if s["type"] == "sample" and s["name"] in self._observed(x)]
+        if not observed:
+            raise ValueError(f"{self.story_name}: no observed site to sample")
+        site = observed[-1]
+        value = site["fn"].mean if mean else site["value"]
+        return value.reshape(n, *self.x_shape)
+
+    def _observed(self, x) -> list:
+        checked = getattr(self, "checked", None)
+        if checked is None or not checked.observed:
+            self.checked = self.check(x)
+        return self.checked.observed
+
+    def save(self, path, *, data=None, extra=None, optimizer=None, trainer=None) -> Path:
+        info = {"class": type(self._owner).__name__ if self.style == "class" else self.story_name,
+                "style": self.style, "args_complete": self._args_complete, "x_shape": self.x_shape,
+                "spec": self.source.get("spec"), "story_name": self.story_name}
+        if self.source:
+            info["source"] = self.source
+        return super().save(path, data=data, extra={**(extra or {}), "program": info},
+                            optimizer=optimizer, trainer=trainer)
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict, *, device="cpu", story=None) -> "PyroProgram":
+        """Rebuild a wrapped program: ``story`` is the user's class, an instance, or a pair/module."""
+        info = (payload.get("extra") or {}).get("program")
+        if info is None:
+            raise ValueError(f"checkpoint holds a {payload['kind']!r} model, not a wrapped Pyro program "
+                             f"({cls.kind!r})")
+        if story is None:
+            raise ValueError(f"checkpoint holds your program {info['class']}: pass its code, "
+                             f"probgen.load(path, story={info['class']})")
+        if isinstance(story, type) and not info.get("args_complete", True) and not payload["config"]:
+            raise ValueError(f"the constructor arguments of {info['class']} were not recorded: pass an "
+                             f"instance, probgen.load(path, story={info['class']}(...))")
+        args = payload["config"] if isinstance(story, type) else None
+        model = cls(story, args=args, name=payload["kind"], source=info.get("source"))
+        model.x_shape = info.get("x_shape")
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            detail = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0])
+            raise ValueError(f"checkpoint does not fit {model.story_name}: {detail}") from None
+        model.checkpoint_extra = payload.get("extra", {})
+        model.checkpoint_data = payload.get("data")
+        model.checkpoint_optimizer, model.checkpoint_trainer = payload.get("optimizer"), payload.get("trainer")
+        return model.to(device).eval()
+
+
+def as_story(program, guide=None, **args) -> Story:
+    """Anything probgen accepts as a story, as a :class:`Story` (a Story is returned as it is).
+
+    :param program: a Story, an object with ``model``/``guide``, its class (built with ``args``),
+        a ``(model, guide)`` pair, a module defining both, or a model function with ``guide``.
+    :param args: constructor arguments of a class (recorded in checkpoints).
+    """
+    if isinstance(program, Story):
+        return program
+    if isinstance(program, type) and issubclass(program, Story):
+        return program(**args)
+    name, source = args.pop("name", None), args.pop("source", None)
+    return PyroProgram(program, guide, args=args or None, name=name, source=source)
+
+
+def _positional(fn) -> list:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+

@@ -1,0 +1,215 @@
+"""What a command checks before it works, written once for all commands (issue 19).
+
+- :data:`BOUNDS` / :func:`check_sizes`: every size-like option of every recipe's config, with a bound
+  derived from what one run may hold (images in one figure, lines of text, importance weights in memory);
+  the message says the bound.
+- :data:`ACCEPTS` / :func:`check_kind` / :func:`check_checkpoint`: the checkpoint families each command
+  takes, checked from the file's ``kind`` before anything is built.
+- :data:`OUTPUTS` / :func:`outputs_of`: the files each command writes, so that the command line refuses to
+  replace one without ``--force`` (:func:`probgen.runs.claim_outputs`).
+- :func:`check_choices`: option strings given through the API (``elbo="magic"``) checked against the
+  ``choices`` their config field declares, as argparse does for the command line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from pathlib import Path
+
+__all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "BOUNDS", "ACCEPTS",
+           "OUTPUTS", "COMMAND_OF", "count", "check_sizes", "check_kind", "check_checkpoint", "outputs_of", "check_choices",
+           "max_weights"]
+
+#: images in one figure: a 100 × 100 grid (a 28×28 grid of that size is already 7.8 M pixels)
+MAX_IMAGES = 10_000
+#: lines of text one command writes
+MAX_LINES = 10_000
+#: tokens in one sentence (the decoder's loop, and the padding of a batch of sentences)
+MAX_TOKENS = 1_000
+#: importance samples K per example
+MAX_IMPORTANCE = 100_000
+#: training steps of one run
+MAX_STEPS = 10_000_000
+
+_GRID = math.isqrt(MAX_IMAGES)
+
+
+def max_weights() -> int:
+    """Examples × importance samples whose log-weights (float64, a few arrays) fit the memory budget."""
+    from ..data.safe import memory_budget
+
+    return memory_budget() // 64
+
+
+def count(flag: str, value, lo: int, hi: int | None = None, why: str = "") -> int:
+    """``value`` as an int in ``lo..hi``; a one-line ``ValueError`` naming ``flag`` and the bound otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{flag} must be a whole number, got {value!r}")
+    value = int(value)
+    if value < lo:
+        raise ValueError(f"{flag} must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{flag} must be <= {hi}" + (f" ({why})" if why else "") + f", got {value}")
+    return value
+
+
+def _len(v) -> int:
+    return len(v) if isinstance(v, (list, tuple)) else 1
+
+
+#: config class name -> (flag, value of the config, lowest, highest, why the bound); ``None`` values skip
+BOUNDS: dict[str, list] = {
+    "SampleConfig": [("-n", lambda c: c.n, 1, MAX_IMAGES, "images in one grid")],
+    "TraverseConfig": [("--steps", lambda c: c.steps, 2, _GRID, f"a steps × steps grid of at most {MAX_IMAGES} images")],
+    "LatentMapConfig": [("--steps", lambda c: c.steps, 2, _GRID, f"a steps × steps grid of at most {MAX_IMAGES} images")],
+    "InterpolateConfig": [("--steps", lambda c: c.steps, 2, MAX_IMAGES // 2 - 2,
+                           f"two rows of steps + 2 images, at most {MAX_IMAGES}")],
+    "StyleTransferConfig": [("--index (how many)", lambda c: _len(c.index), 1, MAX_IMAGES // 101,
+                             "rows of 1 + classes images")],
+    "WalkConfig": [("--n", lambda c: c.n, 2, MAX_IMAGES // 4 + 1, f"n - 1 walks of --steps images, at most {MAX_IMAGES // 2}"),
+                   ("--steps", lambda c: c.steps, 2, MAX_IMAGES // 2, f"n - 1 walks of --steps images, at most {MAX_IMAGES // 2}"),
+                   ("(--n - 1) × --steps", lambda c: (c.n - 1) * c.steps, 2, MAX_IMAGES // 2, "images per path")],
+    "CompleteConfig": [("-n", lambda c: c.n, 1, MAX_IMAGES, "images in one grid"),
+                       ("--index (how many)", lambda c: _len(c.index), 1, MAX_IMAGES, "images in one grid"),
+                       ("images × (-n + 2)", lambda c: _len(c.index) * (c.n + 2), 1, MAX_IMAGES, "images in one grid"),
+                       ("--rows", lambda c: c.rows, 0, None, "")],
+    "JudgeConfig": [("-n", lambda c: c.n, 2, MAX_IMAGES * 10, "samples judged per model")],
+    "WhyVAEConfig": [("-n", lambda c: c.n_show, 1, MAX_IMAGES, "images in one panel"),
+                     ("--n-eval", lambda c: c.n_eval, 1, MAX_IMAGES * 10, "samples judged per model")],
+    "GanToyConfig": [("--steps", lambda c: c.steps, 1, MAX_STEPS, "generator steps of one run"),
+                     ("--snapshots", lambda c: c.snapshots, 1, 100, "panels in one figure"),
+                     ("--eval-every", lambda c: c.eval_every, 1, None, "")],
+    "PoemConfig": [("-n", lambda c: c.n, 1, MAX_LINES, "lines written at once"),
+                   ("--lines", lambda c: c.lines, 1, MAX_LINES, "lines written at once"),
+                   ("-n × --lines", lambda c: c.n * c.lines, 1, MAX_LINES, "lines written at once"),
+                   ("--max-len", lambda c: c.max_len, 1, MAX_TOKENS, "tokens in one line")],
+    "InterpolateTextConfig": [("--steps", lambda c: c.steps, 2, MAX_LINES, "lines written at once")],
+    "SentenceVAEConfig": [("--max-len", lambda c: c.max_len, 0, MAX_TOKENS,
+                           f"tokens per sentence; 0 keeps sentences up to {MAX_TOKENS}")],
+    "DiagnoseConfig": [("--num-samples", lambda c: c.num_samples, 2, MAX_IMPORTANCE, "importance samples per point"),
+                       ("--points × --num-samples", lambda c: (c.points or 1) * c.num_samples, 2, max_weights(),
+                        "log-weights held in memory (a quarter of this machine's)"),
+                       ("--draws", lambda c: c.draws, 1, MAX_IMPORTANCE, "guide draws per point"),
+                       ("--chains", lambda c: c.chains, 1, 64, "NUTS chains"),
+                       ("--nuts-samples", lambda c: c.nuts_samples, 2, MAX_IMPORTANCE, "NUTS draws per chain"),
+                       ("--nuts-warmup", lambda c: c.nuts_warmup, 0, MAX_IMPORTANCE, "NUTS warm-up steps")],
+    "CompareConfig": [("--num-samples", lambda c: c.num_samples, 1, MAX_IMPORTANCE, "importance samples per point")],
+}
+
+
+def check_sizes(cfg) -> None:
+    """Every bound :data:`BOUNDS` lists for ``cfg``'s class (and option strings, :func:`check_choices`).
+
+    :raises ValueError: one line naming the option, its bound and the value given.
+    """
+    for flag, get, lo, hi, why in BOUNDS.get(type(cfg).__name__, ()):
+        if callable(hi):
+            hi = hi()
+        value = get(cfg)
+        if value is not None:
+            count(flag, value, lo, hi, why)
+    check_choices(cfg)
+
+
+def check_choices(cfg, prefix: str = "") -> None:
+    """Every string option of config dataclass ``cfg`` (nested ones too) lies in its declared ``choices``.
+
+    :raises ValueError: ``--elbo 'magic': use one of meanfield, trace, ...``.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check_choices(value)
+            continue
+        choices = f.metadata.get("choices")
+        if choices and value is not None and value not in choices:
+            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            raise ValueError(f"{flag} {value!r}: use one of {', '.join(map(str, choices))}")
+
+
+# -- which families each command takes -----------------------------------------------------------
+_CODERS = ("vae", "cvae", "autoencoder", "mixture_vae")  # encode(x) and decode(z) over images
+_IMAGES = _CODERS + ("gan", "pixel", "gmm")  # draw images
+#: command -> the checkpoint kinds it takes (``kind`` in the file, see :data:`probgen.story.REGISTRY`)
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "sample": _IMAGES + ("sentence-vae", "program"),
+    "traverse": _CODERS,
+    "latent-map": _CODERS,
+    "interpolate": _CODERS,
+    "style-transfer": ("cvae",),
+    "walk": ("gan", "vae", "autoencoder", "mixture_vae"),  # decode(z) from a code alone (not the CVAE's)
+    "complete": ("pixel",),
+    "gan-eval": _IMAGES,
+    "problems": _CODERS,
+    "poem": ("sentence-vae",),
+    "interpolate-text": ("sentence-vae",),
+    "diagnose": ("vae", "cvae", "mixture_vae", "gmm", "sentence-vae", "program"),
+}
+
+#: why a family is refused by a command, where the list alone does not say it
+_WHY_NOT = {
+    ("diagnose", "pixel"): "it has no latent variables (its log-likelihood is exact), so there is no guide to diagnose",
+    ("diagnose", "gan"): "it has no guide q(z | x) and no likelihood to weigh its draws by",
+    ("diagnose", "autoencoder"): "its codes are point estimates: there is no guide distribution to diagnose",
+    ("walk", "gmm"): "it has no code space to walk",
+    ("walk", "pixel"): "it has no code space to walk",
+    ("walk", "sentence-vae"): "its codes decode to sentences, not images (use interpolate-text)",
+    ("walk", "cvae"): "its decoder needs a label too; traverse and interpolate take --label",
+}
+
+
+#: config class name -> its command (the recipes check the model they loaded against :data:`ACCEPTS`)
+COMMAND_OF = {"SampleConfig": "sample", "TraverseConfig": "traverse", "LatentMapConfig": "latent-map",
+              "InterpolateConfig": "interpolate", "StyleTransferConfig": "style-transfer", "WalkConfig": "walk",
+              "CompleteConfig": "complete", "JudgeConfig": "gan-eval", "ProblemsConfig": "problems",
+              "PoemConfig": "poem", "InterpolateTextConfig": "interpolate-text", "DiagnoseConfig": "diagnose"}
+
+
+def check_kind(command, kind: str, path="") -> None:
+    """Refuse a checkpoint of family ``kind`` that ``command`` (a name, or its config) cannot use, naming
+    those it takes."""
+    command = COMMAND_OF.get(type(command).__name__, command) if not isinstance(command, str) else command
+    accepted = ACCEPTS.get(command)
+    if accepted is None or kind in accepted or not any(kind in kinds for kinds in ACCEPTS.values()):
+        return  # a kind no command knows: the loader names it ("unknown model kind")
+    why = _WHY_NOT.get((command, kind))
+    a = "an" if kind[:1] in "aeiou" else "a"
+    raise ValueError(f"{path}: {command} cannot use {a} {kind} checkpoint" + (f": {why}" if why else "")
+                     + f"; it takes {', '.join(accepted)}")
+
+
+def check_checkpoint(command: str, path) -> None:
+    """:func:`check_kind` from the file's recorded ``kind`` (read without building the model)."""
+    if command not in ACCEPTS or not Path(path).is_file():
+        return  # a missing file is reported by the loader, in its words
+    from ..io import load_checkpoint
+
+    check_kind(command, str(load_checkpoint(path).get("kind")), path)
+
+
+# -- which files each command writes -----------------------------------------------------------
+def _stem(out: str, *suffixes: str) -> list[str]:
+    s = str(Path(out).with_suffix(""))
+    return [s + x for x in suffixes]
+
+
+#: command -> the files it writes, from its parsed arguments (``--out`` a file, or a folder)
+OUTPUTS: dict = {
+    "sample": lambda a: [a.out, a.npy],
+    "traverse": lambda a: [a.out, a.npy],
+    "interpolate": lambda a: [a.out, a.npy],
+    "style-transfer": lambda a: [a.out, a.npy],
+    "latent-map": lambda a: [a.out, a.npy, *_stem(a.out, "_scatter.png")],
+    "walk": lambda a: [a.out, *_stem(a.out, "_linear.png", "_spherical.png", ".json")],
+    "complete": lambda a: [a.out, a.npy],
+    "gan-eval": lambda a: [Path(a.out) / "eval.json", Path(a.out) / "class_histograms.png"],
+    "why-vae": lambda a: [Path(a.out) / n for n in ("why_vae.png", "why_vae.json", "vae.pt", "autoencoder.pt")],
+    "gan-toy": lambda a: [Path(a.out) / n for n in ("toy.png", "toy.json", "toy_wasserstein.png", "toy_gan.pt")],
+}
+
+
+def outputs_of(command: str, args) -> list:
+    """The files ``command`` would write for parsed ``args`` (empty for a command not in :data:`OUTPUTS`)."""
+    fn = OUTPUTS.get(command)
+    return [p for p in fn(args) if p is not None and str(p)] if fn else []

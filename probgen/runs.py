@@ -1,0 +1,144 @@
+"""Run folders: one writer at a time, and a manifest that says a run finished.
+
+A run (``probgen train vae``, ``probgen compare``, the tour) writes into ``--out`` inside
+:func:`run_folder`, which
+
+- takes the lock ``OUT/.<name>.lock`` (created exclusively, holding the writer's pid and host): a
+  second run on the same folder refuses with one line instead of both reporting success while one
+  silently loses; a lock left by a killed run (its pid gone, same host) is taken over;
+- refuses a folder holding a finished run of the same name (``OUT/<name>.manifest.json``) unless
+  the caller resumes it or forces a new one; the old manifest is removed before anything is written, so
+  a run killed half-way never leaves a folder that claims to be finished while mixing two runs;
+- writes the manifest last, through the atomic writer: the files of the run with their sizes.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .io import write_json
+
+__all__ = ["run_folder", "lock_path", "manifest_path", "read_manifest", "claim_outputs"]
+
+
+def lock_path(out: str | os.PathLike, name: str = "run") -> Path:
+    """``OUT/.<name>.lock``: present while a run writes."""
+    return Path(out) / f".{name}.lock"
+
+
+def manifest_path(out: str | os.PathLike, name: str = "run") -> Path:
+    """``OUT/<name>.manifest.json``: written last by a run that finished."""
+    return Path(out) / f"{name}.manifest.json"
+
+
+def read_manifest(out: str | os.PathLike, name: str = "run") -> dict | None:
+    """The manifest of a finished run, or ``None``."""
+    import json
+
+    path = manifest_path(out, name)
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return {}  # damaged: still a finished run's marker
+
+
+def claim_outputs(paths, *, force: bool = False) -> None:
+    """The output policy of every command that writes named files: an existing file is replaced only
+    with ``force`` (``--force``); a path that exists and is not a regular file is never ours to replace.
+
+    :param paths: the files the command is about to write (``None`` entries skipped).
+    :raises ValueError: one line naming the first path that exists.
+    """
+    from .io import check_output
+
+    for path in paths:
+        if path is None or not str(path):
+            continue
+        check_output(path)  # symlinks, FIFOs, devices, folders: refused even with force
+        if os.path.lexists(path) and not force:
+            raise ValueError(f"{path}: exists; pass --force to replace it, or choose another --out")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _take_lock(lock: Path) -> None:
+    me = f"{os.getpid()} {socket.gethostname()}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid_text, _, host = lock.read_text(encoding="utf-8").strip().partition(" ")
+                pid = int(pid_text)
+            except (OSError, ValueError):
+                pid, host = -1, ""
+            if host == socket.gethostname() and pid > 0 and not _alive(pid):
+                lock.unlink(missing_ok=True)  # left by a killed run: take it over
+                continue
+            who = f"pid {pid} on {host}" if pid > 0 else "unknown"
+            raise ValueError(f"{lock.parent}: another probgen run ({who}) is writing here; wait for it to "
+                             f"finish or choose another --out (if no run is alive, delete {lock})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return
+
+
+@contextmanager
+def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", resume: bool = False,
+               force: bool = False, fresh: bool = False) -> Iterator[Path]:
+    """Hold ``out`` for one run: lock, refuse a finished run, write the manifest last.
+
+    :param out: the run folder (created).
+    :param name: the run's name in the folder (``vae`` for ``train vae``): two runs of different names
+        may share a folder, one after the other.
+    :param command: recorded in the manifest.
+    :param resume: continue a finished run (its manifest is replaced at the end).
+    :param force: replace a finished run.
+    :param fresh: the folder must be empty, or hold a run of this name (the tour: never mix a user's files).
+    :raises ValueError: the folder is a file, is locked by a live run, holds a finished run and neither
+        ``resume`` nor ``force`` is given, or (``fresh``) holds files of something else.
+    """
+    out = Path(out)
+    if out.is_symlink() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a symbolic link to no folder; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    done = read_manifest(out, name)
+    ours = done is not None or lock_path(out, name).exists()  # finished, or killed half-way (its lock is left)
+    if fresh and not ours and not force and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--out {out}: folder is not empty and was not made by probgen {command or name}; "
+                         "choose an empty or new folder (or pass --force to write into it)")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = lock_path(out, name)
+    _take_lock(lock)
+    try:
+        if done is not None:
+            if not (resume or force):
+                raise ValueError(f"--out {out}: holds a finished {name} run ({manifest_path(out, name).name}); "
+                                 "pass --resume to continue it or --force to replace it, or choose another --out")
+            manifest_path(out, name).unlink(missing_ok=True)  # unfinished until the new manifest exists
+        started = time.time()
+        yield out
+        files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*"))
+                 if p.is_file() and not p.name.startswith(".") and p.stat().st_mtime >= started - 1}
+        from ._version import __version__
+
+        write_json(manifest_path(out, name), {"name": name, "command": command, "probgen": __version__,
+                                              "started": started, "finished": time.time(), "files": files})
+    finally:
+        try:
+            lock.unlink()
+        except OSError:
+            pass
