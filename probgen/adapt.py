@@ -30,7 +30,7 @@ from pyro.poutine.messenger import Messenger
 from torch import nn
 from torch.distributions import transform_to
 
-from .check import StoryCheck, at_user_frame, check_story
+from .check import StoryCheck, at_user_frame, check_story, sample_sites
 from .story import Story
 
 __all__ = ["PyroProgram", "as_story", "split_program", "constructor_args"]
@@ -147,6 +147,9 @@ class PyroProgram(Story):
         self.takes_y = len(sig) >= 2
         self.needs_labels = self.takes_y and sig[1].default is inspect.Parameter.empty
         self.x_shape: list | None = None
+        given = (args or {}).get("n_classes", getattr(owner, "n_classes", None))
+        self.n_classes: int | None = given if isinstance(given, int) and given > 0 else None
+        self._label_site: str | None | bool = False  # False: not looked for yet
         self._claim_pyro_module_params()
 
     # -- identity -------------------------------------------------------------------
@@ -178,7 +181,58 @@ class PyroProgram(Story):
     def prepare(self, x, y=None):
         x, y = super().prepare(x, y)
         self.x_shape = list(x.shape[1:])
+        if y is not None and self.takes_y and self.n_classes is None and self.label_prior(x, y) is None:
+            self.n_classes = int(torch.as_tensor(y).max()) + 1 if len(y) else None  # no prior site: the labels seen
         return x, y
+
+    # -- a label argument: an input, or a site with the program's own prior p(y) --------------
+    def label_prior(self, x, y=None) -> str | None:
+        """The model's site observed with the label (``pyro.sample("y", Categorical(pi), obs=y)``), or
+        ``None`` when the label is only an input. With such a site the program's own p(y) is part of
+        its joint, so the marginal over labels must not add another one. Found by tracing a few
+        examples (the site whose observed value is the label tensor), then cached; a ``Categorical``
+        site also gives ``n_classes`` (its support)."""
+        if self._label_site is not False or not self.takes_y:
+            return self._label_site or None
+        x = x[:4]
+        y = torch.zeros(len(x), dtype=torch.long, device=x.device) if y is None else torch.as_tensor(y)[:4]
+        try:
+            tr = self._trace_model(x, y)
+        except Exception:  # noqa: BLE001 - check_story names the program's mistake in one line
+            return None
+        self._label_site = None
+        for name, site in sample_sites(tr).items():
+            v = site.get("value")
+            if site["is_observed"] and torch.is_tensor(v) and v.shape == y.shape \
+                    and torch.equal(v.long(), y.long()):
+                self._label_site = name
+                if site["fn"].has_enumerate_support:
+                    self.n_classes = int(site["fn"].enumerate_support(expand=False).shape[0])
+                break
+        return self._label_site
+
+    def label_log_prior(self, x, y) -> torch.Tensor | None:
+        """log p(y) ``[n]`` from the program's label site, or ``None`` where there is no such site or
+        it is drawn after a latent site (then p(y) may depend on the latents and is not read off)."""
+        site = self.label_prior(x, y)
+        if site is None:
+            return None
+        tr = self._trace_model(x, torch.as_tensor(y))
+        for name, node in sample_sites(tr).items():  # in the order the model draws them
+            if not node["is_observed"]:
+                return None  # a latent first: p(y) is not one site's log-prob
+            if name == site:
+                return node["fn"].log_prob(node["value"]).reshape(len(x)).detach()
+        return None
+
+    def _trace_model(self, x, y):
+        rng = pyro.util.get_rng_state()
+        try:
+            with torch.no_grad():
+                guide_tr = poutine.trace(self.guide).get_trace(x, y)
+                return poutine.trace(poutine.replay(self.model, trace=guide_tr)).get_trace(x, y)
+        finally:
+            pyro.util.set_rng_state(rng)
 
     def check(self, x, y=None, *, elbo: str | None = None, batch: int = 4) -> StoryCheck:
         """:func:`probgen.check.check_story`, strict about what a user's program must have."""
@@ -229,34 +283,61 @@ class PyroProgram(Story):
         return out
 
     # -- sampling, saving ---------------------------------------------------------------
-    def sample(self, n: int, *, mean: bool = False, **kwargs) -> torch.Tensor:
+    def sample(self, n: int, *, mean: bool = False, label: int | None = None, **kwargs) -> torch.Tensor:
         """``n`` draws of the observed site from the model (``mean``: its mean), with the
-        latent sites from their priors: the model runs on ``n`` placeholder examples, unconditioned."""
+        latent sites from their priors: the model runs on ``n`` placeholder examples, unconditioned.
+        A program that takes a label gets ``label`` for all ``n``, else labels from its own p(y)
+        site, else uniform over ``n_classes``."""
         own = getattr(self._owner, "sample", None)
-        if callable(own) and not mean and not kwargs:
+        if callable(own) and not mean and not kwargs and label is None:
             return own(n)
         if not self.x_shape:
             raise ValueError(f"{self.story_name}: sample needs the data shape: fit or score it first")
         x = torch.zeros(n, *self.x_shape, device=self.device)
+        y, model = self._sample_labels(x, label), poutine.uncondition(self.model)
+        site = None if y is None else self.label_prior(x, y)
+        if site is not None:  # the label site keeps the labels drawn (the decoder may use its value)
+            model = poutine.condition(model, data={site: y})
         with torch.no_grad():
-            tr = poutine.trace(poutine.uncondition(self.model)).get_trace(x)
-        observed = [s for s in tr.nodes.values() if s["type"] == "sample" and s["name"] in self._observed(x)]
+            tr = poutine.trace(model).get_trace(x, *(() if y is None else (y,)))
+        observed = [s for s in tr.nodes.values() if s["type"] == "sample" and s["name"] in self._observed(x, y)
+                    and s["name"] != site]
         if not observed:
             raise ValueError(f"{self.story_name}: no observed site to sample")
         site = observed[-1]
         value = site["fn"].mean if mean else site["value"]
         return value.reshape(n, *self.x_shape)
 
-    def _observed(self, x) -> list:
+    def _observed(self, x, y=None) -> list:
         checked = getattr(self, "checked", None)
         if checked is None or not checked.observed:
-            self.checked = self.check(x)
+            self.checked = self.check(x, y)
         return self.checked.observed
+
+    def _sample_labels(self, x, label: int | None) -> torch.Tensor | None:
+        """Labels ``[n]`` for sampling a program that needs them (``None`` for one that does not)."""
+        if not self.needs_labels:
+            if label is not None:
+                raise ValueError(f"{self.story_name} takes no label: leave out label=")
+            return None
+        n = len(x)
+        if label is not None:
+            if self.n_classes and not 0 <= int(label) < self.n_classes:
+                raise ValueError(f"label must lie in 0..{self.n_classes - 1}, got {label}")
+            return torch.full((n,), int(label), dtype=torch.long, device=x.device)
+        site = self.label_prior(x)
+        if site is not None:  # the program's own p(y): one unconditioned run draws the labels
+            with torch.no_grad():
+                tr = poutine.trace(poutine.uncondition(self.model)).get_trace(x, torch.zeros(n, dtype=torch.long))
+            return tr.nodes[site]["value"].long()
+        if not self.n_classes:
+            raise ValueError(f"{self.story_name} takes a label: sample(n, label=...) or fit it with labels first")
+        return torch.randint(self.n_classes, (n,), device=x.device)
 
     def save(self, path, *, data=None, extra=None, optimizer=None, trainer=None) -> Path:
         info = {"class": type(self._owner).__name__ if self.style == "class" else self.story_name,
                 "style": self.style, "args_complete": self._args_complete, "x_shape": self.x_shape,
-                "spec": self.source.get("spec"), "story_name": self.story_name}
+                "spec": self.source.get("spec"), "story_name": self.story_name, "n_classes": self.n_classes}
         if self.source:
             info["source"] = self.source
         return super().save(path, data=data, extra={**(extra or {}), "program": info},
@@ -278,6 +359,7 @@ class PyroProgram(Story):
         args = payload["config"] if isinstance(story, type) else None
         model = cls(story, args=args, name=payload["kind"], source=info.get("source"))
         model.x_shape = info.get("x_shape")
+        model.n_classes = model.n_classes or info.get("n_classes")
         try:
             model.load_state_dict(payload["state_dict"])
         except RuntimeError as e:

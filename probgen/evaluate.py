@@ -218,11 +218,16 @@ def marginal_log_likelihood(story, x: torch.Tensor, n_classes: int, *, prior: to
     unconditional models, where log p(x | y_true) would use the label as free information.
 
     :param n_classes: number of labels C.
-    :param prior: p(y), ``[C]`` probabilities (default uniform, 1/C).
+    :param prior: p(y), ``[C]`` probabilities (default uniform, 1/C); ``"model"``: the model has
+        its own p(y) site, so each log_likelihood(x, y=c) is already log p(x, y = c) and none is added.
     :return: tensor ``[n]``.
     """
     n_classes = _check_count("n_classes", n_classes)
-    if prior is None:
+    if isinstance(prior, str) and prior != "model":
+        raise ValueError(f"prior must be probabilities or 'model', got {prior!r}")
+    if isinstance(prior, str):
+        log_prior = torch.zeros(n_classes, dtype=torch.float64)
+    elif prior is None:
         log_prior = torch.full((n_classes,), -math.log(n_classes), dtype=torch.float64)
     else:
         prior = torch.as_tensor(prior, dtype=torch.float64)
@@ -376,8 +381,9 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
 
     - exact models (GMM, pixel models, the language model): their exact log p(x);
     - a conditional model (``needs_labels``, the CVAE): log Σ_y p(y) p(x | y), p(y)
-      uniform over ``n_classes`` (default ``model.n_classes``); log p(x | y) with the given
-      labels ``y`` only in ``conditional``;
+      uniform over ``n_classes`` (default ``model.n_classes``) unless the model has its own p(y)
+      site (``model.label_prior(x, y)``: a user's ``pyro.sample("y", ..., obs=y)``); log p(x | y)
+      with the given labels ``y`` only in ``conditional``;
     - a GAN: Parzen windows on ``max(num_samples, 10000)`` generator samples, the bandwidth
       chosen on ``val`` when given (seeds ``seed`` and ``seed + 1``);
     - a story with its own proposal (the auto-encoder): its ``log_prob`` (``model.estimator``);
@@ -398,13 +404,19 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
             values = model.log_prob(x, num_samples=k, seed=seed + 1)
             return Score(values.cpu(), "Parzen", k, extra={"bandwidth": float(model.parzen_bandwidth)})
         if getattr(model, "needs_labels", False):
+            own = model.label_prior(x, y) if hasattr(model, "label_prior") else None  # p(y) inside the joint
             n_classes = n_classes or getattr(model, "n_classes", None)
             if not n_classes:
                 raise ValueError(f"{type(model).__name__} is conditional: score needs n_classes")
-            values = marginal_log_likelihood(model, x, n_classes, num_samples=num_samples)
+            values = marginal_log_likelihood(model, x, n_classes, prior="model" if own else None,
+                                             num_samples=num_samples)
             cond = None if y is None else log_likelihood(model, x, y=y, num_samples=num_samples).cpu()
+            if cond is not None and own:  # log p(x | y) = log p(x, y) − log p(y); None if p(y) is not one site
+                lp_y = model.label_log_prior(x, y)
+                cond = None if lp_y is None else cond - lp_y.cpu()
             return Score(values.cpu(), f"{'exact' if exact else 'IWAE'}, marginal over labels",
-                         None if exact else num_samples, conditional=cond)
+                         None if exact else num_samples, conditional=cond,
+                         extra={"label_prior": f"the model's site {own!r}" if own else f"uniform over {n_classes}"})
         if exact:
             values = model.log_prob(x)
             if dequantized and getattr(model, "likelihood", None) == "categorical":

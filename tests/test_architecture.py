@@ -12,7 +12,7 @@ ROOT = PKG.parent
 
 #: top-level module or sub-package of probgen -> layer; a file may import its own layer or below
 LAYERS = {
-    "_version": 0,
+    "_version": 0, "_warnings": 0,
     "data": 1, "nn": 1,
     "likelihoods": 2, "check": 2, "codes": 2, "story": 2, "adapt": 2,
     "infer": 3, "evaluate": 3, "io": 3, "runs": 3,  # one layer: trainers, the estimator, the checkpoint format

@@ -6,10 +6,11 @@ The differences between ArviZ 0.23 (``InferenceData``, Python 3.11) and ArviZ 1.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .._warnings import quiet
 
 __all__ = ["_arviz_major", "_az_from_dict", "_az_from_netcdf", "_az_groups", "_az_rhat_ess", "_az_from_pyro",
            "_az_concat_chains", "_az_stacking", "_elpd_data"]
@@ -109,8 +110,7 @@ def _az_stacking(vals: dict[str, np.ndarray]) -> dict[str, float]:
     import arviz as az
 
     elpds = {k: _elpd_data(vals[k] - shift) for k in names}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet("arviz-pandas"):
         table = az.compare(elpds, ic="loo", method="stacking")
     return {k: float(table.loc[k, "weight"]) for k in names}
 

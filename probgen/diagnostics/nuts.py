@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ import pyro
 import pyro.poutine as poutine
 import torch
 
+from .._warnings import quiet
 from ..models.bayes_gmm import bayesian_gmm
 from ._arviz import _az_concat_chains, _az_from_pyro, _az_rhat_ess
 from .guide import _is_latent
@@ -141,9 +141,7 @@ def nuts_posterior(model, x_i, *, num_chains: int = 4, num_samples: int = 500, w
     t0 = time.perf_counter()
     fn = poutine.block(model.model, hide_types=["param"])
     idatas, draws, n_div = [], [], 0
-    with _frozen(model), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.trace.*is deprecated")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    with _frozen(model), quiet("jit-trace"):
         for c in range(num_chains):
             pyro.set_rng_seed(seed + c)
             mcmc = None
@@ -249,8 +247,7 @@ def bayesian_gmm_nuts(x, *, n_components: int = 3, num_chains: int = 2, num_samp
         kernel = NUTS(bgmm, max_plate_nesting=1, init_strategy=init_to_sample, jit_compile=jit,
                       ignore_jit_warnings=True, max_tree_depth=max_tree_depth)
         mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup_steps, disable_progbar=True)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*torch.jit.trace.*is deprecated")
+        with quiet("jit-trace"):
             mcmc.run(x)
         s = mcmc.get_samples()
         locs.append(s["locs"].double().numpy())

@@ -383,6 +383,8 @@ def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, ho
             pending = []
             result.steps += 1
             n_g += 1
+            if hooks.callbacks:  # per-step D/G losses (TensorBoard)
+                hooks.step_end({"step": result.steps, **stats})
             for key, v in stats.items():
                 sums[key] = sums.get(key, 0.0) + v
             if progress:

@@ -280,6 +280,10 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
         """After each epoch (EM: iteration), before checkpoints are written; ``record`` may be extended."""
 
+    def on_step_end(self, trainer: Trainer, record: dict) -> None:
+        """After each optimizer step (SVI; the GAN's D+G round): ``{"step": n, "loss": ...}`` or the
+        game's ``d_loss``, ``g_loss``, ... (EM has no steps below its iterations)."""
+
     def on_train_end(self, trainer: Trainer) -> None:
         pass
 
@@ -293,6 +297,12 @@ class Logger(Callback):
 
     def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
         self.write(trainer.algorithm, record)
+
+    def on_step_end(self, trainer: Trainer, record: dict) -> None:
+        self.write_step(trainer.algorithm, record)
+
+    def write_step(self, algorithm: str, record: dict) -> None:
+        """Each step's record (default: nothing; a line per step would drown the epoch lines)."""
 
     def write(self, algorithm: str, record: dict) -> None:
         if self._write is not None:
@@ -327,6 +337,11 @@ class Callbacks:
         for cb in self.callbacks:
             cb.on_epoch_end(self.trainer, record)
         return self.trainer.stop
+
+    def step_end(self, record: dict) -> None:
+        """Call every callback's ``on_step_end`` (callers build ``record`` only ``if hooks.callbacks``)."""
+        for cb in self.callbacks:
+            cb.on_step_end(self.trainer, record)
 
     def end(self) -> None:
         for cb in self.callbacks:

@@ -313,6 +313,8 @@ def fit_svi(
                     + (f", checkpoint {ckpt.best} untouched)" if ckpt.best else ")")
                     + "; try a smaller --lr or gradient clipping")
             total, seen, result.steps = total + loss, seen + len(xb), result.steps + 1
+            if hooks.callbacks:  # per-step scalars (TensorBoard): loss per example of this batch
+                hooks.step_end({"step": result.steps, "loss": loss / max(len(xb), 1)})
             if progress and step % 10 == 0:
                 bar.set_postfix(loss=f"{total / seen:.3f}", step=f"{step + 1}/{n_batches}")
         story.eval()

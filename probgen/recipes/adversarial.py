@@ -29,6 +29,9 @@ class GANConfig(GameConfig):
     resume: bool = opt(False, "continue from OUT/gan.last.pt if present")
     grid_every: int = opt(1, "write the fixed-noise sample grid every N epochs to OUT/gan_grids/ (0: never)")
     no_monitor: bool = opt(False, "skip the per-epoch classifier check (coverage, mode-collapse warning)")
+    log_dir: str | None = opt(None, "write TensorBoard logs (D/G losses per step and per epoch, a sample grid "
+                                    "per epoch, hyperparameters) to this folder; needs pip install 'probgen[tb]'",
+                              metavar="DIR")
 
 
 def _build_gan(cfg: GANConfig, ds):
@@ -75,7 +78,7 @@ def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
 
     t0 = time.perf_counter()
     model.fit(ds.train, epochs=cfg.epochs, progress=not run.quiet, checkpoint=path, resume=cfg.resume,
-              monitor=monitor, on_epoch=on_epoch, **cfg.fit_options())
+              monitor=monitor, on_epoch=on_epoch, log_dir=cfg.log_dir, **cfg.fit_options())
     fit_seconds = time.perf_counter() - t0
     model.fit_parzen(ds.val, binary=ds.binarized)  # so that log_prob / compare work from the checkpoint
     history = model.train_result.history

@@ -28,6 +28,9 @@ class CompareConfig:
     from_dir: str | None = opt(None, "load DIR/<model>.pt instead of training", flag="--from")
     epochs: int | None = opt(None, "override each model's default epochs")
     no_diagnostics: bool = opt(False, "skip the ArviZ elpd comparison")
+    log_dir: str | None = opt(None, "TensorBoard logs of each model trained here under DIR/<model>, with its "
+                                    "test log-likelihood (test/log_likelihood); needs pip install 'probgen[tb]'",
+                              metavar="DIR")
     story: str = opt("", "also train and score your own story FILE.py:NAME (any Pyro model/guide pair; "
                          "runs that file's code) as one more row")
     story_args: list = opt(None, "its constructor arguments: KEY=VALUE ... or one JSON object", nargs="*",
@@ -99,17 +102,21 @@ def score_model(model, ds, *, num_samples: int, seed: int = 0) -> dict:
            "quantity": "log p(x)", "values": s.values.detach().cpu().double(), **s.extra}
     if s.conditional is not None:
         cond = s.conditional.detach().cpu().double()
-        row.update(quantity="log p(x) = log Σ_y p(y) p(x | y) (marginal over the label)",
+        prior = s.extra.get("label_prior")
+        row.update(quantity="log p(x) = log Σ_y p(y) p(x | y) (marginal over the label"
+                            + (f", p(y) {prior})" if prior else ")"),
                    conditional_log_likelihood=float(cond.mean()),
                    conditional_stderr=float(cond.std() / math.sqrt(len(cond))) if len(cond) > 1 else 0.0)
     return row
 
 
-def _trainer_params(name: str, epochs: int | None):
+def _trainer_params(name: str, epochs: int | None, log_dir: str | None = None):
     spec = MODELS[name]
     params = spec.config()
     if epochs is not None and hasattr(params, "epochs"):
         params = replace_given(params, epochs=epochs)
+    if log_dir is not None and hasattr(params, "log_dir"):
+        params = replace_given(params, log_dir=str(Path(log_dir) / name))
     return replace_given(params, resume=False)
 
 
@@ -156,7 +163,7 @@ def _compare(cfg: CompareConfig) -> CompareResult:
         else:
             seed_everything(run.seed)
             say(f"training {name} ...", flush=True)
-            res = train_model(name, _trainer_params(name, cfg.epochs), cfg.data, run, ds, path=ckpt)
+            res = train_model(name, _trainer_params(name, cfg.epochs, cfg.log_dir), cfg.data, run, ds, path=ckpt)
             model, fit_seconds = res.model, res.seconds
             extra = dict(getattr(model, "checkpoint_extra", {}) or {})
             extra["fit_seconds"] = fit_seconds
@@ -168,6 +175,11 @@ def _compare(cfg: CompareConfig) -> CompareResult:
         values = row.pop("values")
         s = summarize(values)
         pointwise[name] = values.numpy()
+        if cfg.log_dir is not None:  # the final test score beside the training curves
+            from ..infer.tensorboard import log_score
+
+            log_score(Path(cfg.log_dir) / name, {"log_likelihood": s.mean, "stderr": s.stderr,
+                                                 "num_samples": row["num_samples"], "estimator": row["estimator"]})
         rows.append({"name": name, "test_log_likelihood": s.mean, "stderr": s.stderr, **row,
                      "fit_seconds": fit_seconds,
                      "n_params": int(model.n_params()) if hasattr(model, "n_params") else None, "n_test": s.n})

@@ -85,7 +85,8 @@ class FitConfig:
                                       "best epoch is kept)", metavar="M")
     distributed: bool = opt(False, "multi-process SVI: launch with torchrun --nproc_per_node=N -m probgen train "
                             "...; --batch-size is the global batch, split across ranks (see docs/scale.md)")
-    log_dir: str | None = opt(None, "write TensorBoard logs (scalars per epoch, hyperparameters) to this folder; "
+    log_dir: str | None = opt(None, "write TensorBoard logs (losses per step and epoch, a sample grid per epoch for "
+                                    "image models, hyperparameters) to this folder; "
                               "needs pip install 'probgen[tb]'", metavar="DIR")
     threads: int | None = opt(None, "torch threads for training (default: half the cores, at most 4; 1 on a "
                                     "2-core machine)", metavar="N")

@@ -38,7 +38,7 @@ class StoryConfig(FitConfig):
     story_args: list = opt(None, "constructor arguments of the story: KEY=VALUE ... or one JSON object",
                            nargs="*", metavar="KEY=VALUE", default_factory=list)
     elbo: str | None = opt(None, "objective (default: detected; enum for enumerated sites)")
-    labels: bool = opt(False, "pass the data's labels to the story as y")
+    labels: bool = opt(False, "pass the data's labels to the story as y (automatic when its model requires y)")
     num_samples: int = opt(100, "importance samples for the test log-likelihood printed at the end, 0: skip")
 
 
@@ -52,13 +52,20 @@ class StoryResult:
     dataset: object
     test_log_likelihood: object | None = None  # summarize(...) of the IWAE values, or None
     num_samples: int = 0
+    estimator: str = "IWAE"  # "IWAE, marginal over labels" for a program that takes a label
+    conditional: object | None = None  # summarize(log p(x | true y)) for such a program
+    label_prior: str | None = None  # "uniform over 10" or "the model's site 'y'"
 
     def lines(self, spec: str) -> list[str]:
         elbo = self.model.checked.elbo if hasattr(self.model, "checked") else None
         out = [f"trained {spec} on {self.dataset.describe()} in {self.seconds:.1f} s "
                f"({self.model.n_params()} parameters, elbo={elbo}) -> {self.path}"]
         if self.test_log_likelihood is not None:
-            out.append(f"test log-likelihood: {self.test_log_likelihood} nats/image (IWAE, K={self.num_samples})")
+            out.append(f"test log-likelihood: {self.test_log_likelihood} nats/image "
+                       f"({self.estimator}, K={self.num_samples})")
+        if self.label_prior is not None:
+            cond = "n/a (p(y) depends on a latent)" if self.conditional is None else f"{self.conditional} nats/image"
+            out.append(f"  p(y): {self.label_prior}; conditional log p(x | true y): {cond} (separate column)")
         return out
 
 
@@ -262,15 +269,26 @@ def user_story(cfg: StoryConfig) -> StoryResult:
     seed_everything(cfg.run.seed)
     ds = load_data(cfg.data, need_labels=cfg.labels)
     model = build_story(obj, source, kwargs, ds)
+    labels = cfg.labels or bool(getattr(model, "needs_labels", False))  # model(x, y): y is required
+    if labels and ds.train_labels is None:
+        raise ValueError(f"{ds.name}: {source['spec'] if source else 'the story'} takes a label y, and the data has none")
+    if labels and getattr(model, "n_classes", 0) is None:
+        model.n_classes = ds.n_classes  # the uniform p(y) of the marginal, unless the program has its own
     out = out_dir(cfg.run.out)
     path = out / f"{model.kind}.pt"
     t0 = time.perf_counter()
-    fit_svi_model(model, cfg, ds, path, cfg.run, labels=cfg.labels, elbo=cfg.elbo)
+    fit_svi_model(model, cfg, ds, path, cfg.run, labels=labels, elbo=cfg.elbo)
     result = StoryResult(model, path, time.perf_counter() - t0, ds, num_samples=cfg.num_samples)
     if cfg.num_samples:
-        from ..evaluate import summarize
+        from ..evaluate import score, summarize
 
         with torch.no_grad():
-            ll = model.log_prob(ds.test, ds.test_labels if cfg.labels else None, num_samples=cfg.num_samples)
+            if getattr(model, "needs_labels", False):  # the one policy: marginal over labels, as the CVAE
+                s = score(model, ds.test.to(model.device), y=ds.test_labels, num_samples=cfg.num_samples)
+                result.estimator, result.label_prior = s.estimator, s.extra.get("label_prior")
+                result.conditional = None if s.conditional is None else summarize(s.conditional)
+                ll = s.values
+            else:
+                ll = model.log_prob(ds.test, ds.test_labels if labels else None, num_samples=cfg.num_samples)
         result.test_log_likelihood = summarize(ll)
     return result
