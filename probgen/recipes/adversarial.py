@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import RunConfig, opt, parse_int_list, resolve_device, seed_everything
 from .gan import GameConfig
-from .models import register_model, save_model
+from .models import fit_limits, register_model, save_model
 
 __all__ = ["GANConfig", "HIDDEN_DEFAULTS"]
 
@@ -26,6 +26,10 @@ class GANConfig(GameConfig):
     arch: str = opt("auto", "mlp, or dcgan (convolutional; H, W divisible by 4); auto: dcgan for such images, "
                             "else mlp", choices=("auto", "mlp", "dcgan"))
     epochs: int = opt(100, "passes over the data")
+    train_size: int | None = opt(None, "train on the first N training images only (validation and test unchanged)",
+                                 metavar="N")
+    minutes: float | None = opt(None, "stop at the end of the first epoch that finishes after M minutes (the model "
+                                      "of that epoch is kept)", metavar="M")
     resume: bool = opt(False, "continue from OUT/gan.last.pt if present")
     grid_every: int = opt(1, "write the fixed-noise sample grid every N epochs to OUT/gan_grids/ (0: never)")
     no_monitor: bool = opt(False, "skip the per-epoch classifier check (coverage, mode-collapse warning)")
@@ -58,6 +62,7 @@ def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
 
     model = model.to(resolve_device(run.device))
     notes = notes if notes is not None else []
+    x, _, limits = fit_limits(cfg, ds, None, notes)  # --train-size, --minutes (a TimeLimit callback)
     clf, monitor = None, None
     if ds.train_labels is not None and not cfg.no_monitor and len(ds.shape) == 2:
         from ..metrics import sample_quality, train_classifier
@@ -77,8 +82,10 @@ def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
             save_images(fixed.cpu(), grids / f"epoch_{epoch + 1:04d}.png", nrow=8)
 
     t0 = time.perf_counter()
-    model.fit(ds.train, epochs=cfg.epochs, progress=not run.quiet, checkpoint=path, resume=cfg.resume,
-              monitor=monitor, on_epoch=on_epoch, log_dir=cfg.log_dir, **cfg.fit_options())
+    model.fit(x, epochs=cfg.epochs, progress=not run.quiet, checkpoint=path, resume=cfg.resume,
+              monitor=monitor, on_epoch=on_epoch, callbacks=limits, log_dir=cfg.log_dir, **cfg.fit_options())
+    if model.train_result.stopped_early:
+        notes.append(f"stopped after {len(model.train_result.history)} epochs (--minutes {cfg.minutes:g})")
     fit_seconds = time.perf_counter() - t0
     model.fit_parzen(ds.val, binary=ds.binarized)  # so that log_prob / compare work from the checkpoint
     history = model.train_result.history

@@ -4,13 +4,16 @@ Each trains its family through the train recipe, draws the pictures with the fam
 and plots, and writes figures, tables and paragraphs into its section ``sec``; ``t`` is the
 :class:`~probgen.report.tour.Tour` (config, data, folders, numbers, ``step``). Every step that may
 fail runs inside ``t.step``, so a failure is written into the section and the tour goes on.
+The GAN's section is in :mod:`probgen.report.gan`; faces, problems and the user's story in
+:mod:`probgen.report.pictures`.
 """
 from __future__ import annotations
 
 import math
 
 from ..recipes.config import seed_everything
-from .pictures import faces, problems, story  # noqa: F401 - the tour looks every section up here
+from .gan import gan  # noqa: F401 - the tour looks every section up here
+from .pictures import faces, problems, story  # noqa: F401
 
 __all__ = ["pixel", "gmm", "vae", "cvae", "gan", "compare", "problems", "text", "faces", "story", "ORDER"]
 
@@ -225,61 +228,6 @@ def cvae(sec, t):
                    "q(z | x, y) is then decoded with every label 0–9. Look for the original's style carried "
                    "over to all ten digits.")
 
-
-
-# -- 5. GAN -------------------------------------------------------------------------------------
-def gan(sec, t):
-    from ..recipes.config import RunConfig
-    from ..recipes.gan import GanToyConfig, JudgeConfig, WalkConfig, gan_toy, judge, walk
-
-    d, p, ds = t.out / "gan", t.profile, t.ds
-    toy = d / "toy"
-    res = t.step(sec, "1-D toy", gan_toy, GanToyConfig(steps=p["toy_steps"], snapshots=5,
-                                                       run=RunConfig(out=str(toy), seed=t.seed, quiet=True)))
-    if res is not None:
-        t.numbers["gan"]["toy"] = {k: res.summary.get(k) for k in ("final_wasserstein", "wasserstein_floor",
-                                                                   "mode_mass", "all_modes_covered", "steps")}
-        sec.figure(toy / "toy.png", "The lecture's 1-D picture at several training steps: the data density "
-                   "(shaded blue), the generator's histogram and density (green) and the discriminator D(x) "
-                   "(red dashed, right axis). Look at D: it is "
-                   "high where data outweighs samples, and the generator moves its mass uphill on D until D "
-                   "is flat at ½.")
-        if (toy / "toy.gif").exists():
-            sec.figure(toy / "toy.gif", "The same, animated.")
-        sec.paragraph(f"After {p['toy_steps']} steps the 1-D Wasserstein distance to the data is "
-                      f"{res.final_wasserstein:.3f} (two data samples differ by {res.wasserstein_floor:.3f}); "
-                      f"mass per mode {', '.join(f'{m:.2f}' for m in res.mode_mass)}.")
-    model = t.step(sec, "train gan", t.train, "gan", epochs=p["gan_epochs"], arch=p["gan_arch"], grid_every=0,
-                   no_monitor=True)
-    if model is None:
-        return
-    if (t.models / "gan_samples.png").exists():
-        sec.figure(t.models / "gan_samples.png", "64 GAN samples G(z) on the binarized digits. Look for sharp "
-                   "strokes (no blur: nothing averages pixels) and for missing classes (mode collapse).")
-    cfg = WalkConfig(checkpoint=str(t.checkpoint("gan")), n=5, steps=8, out=str(d / "walk.png"), seed=t.seed)
-    if t.step(sec, "code-space walk", walk, cfg) is not None:
-        sec.figure(d / "walk.png", "Walks between random codes, along straight lines and great circles. Look "
-                   "for smooth changes between digits; the middle of a straight line has a smaller norm than "
-                   "typical codes, which can show as fainter images.")
-    others = [str(t.checkpoint(n)) for n in ("vae", "autoencoder", "gmm", "pixelcnn") if t.checkpoint(n).exists()]
-    cfg = JudgeConfig(checkpoints=[str(t.checkpoint("gan")), *others], n=p["eval_n"], data=t.data_config(),
-                      run=RunConfig(out=str(d / "eval"), seed=t.seed, device=t.device, quiet=True))
-    ev = t.step(sec, "coverage and Fréchet distance", judge, cfg)
-    if ev is None:
-        return
-    t.numbers["gan"]["quality"] = ev.summary
-    rows = [["real test images", "–", "–", f"{ev.frechet_floor:.2f} (val vs test)"]]
-    rows += [[name, f"{r['classes_found']}/{ds.n_classes}", f"{r['mean_confidence']:.3f}",
-              f"{r['frechet_classifier_features']:.2f}"] for name, r in ev.models.items()]
-    sec.heading("Judged by a classifier")
-    sec.table(["model", "classes found", "mean confidence", "Fréchet distance ↓"], rows,
-              caption=f"{p['eval_n']} samples per model; a digit classifier trained on the real training "
-                      f"images (test accuracy {ev.classifier_test_accuracy:.3f}) labels them. The Fréchet "
-                      "distance is measured in that classifier's features: the FID recipe, but NOT Inception "
-                      "FID, comparable only within this table.")
-    sec.figure(d / "eval" / "class_histograms.png", "Which classes each model's samples are recognised as. "
-               "Look for coverage: a collapsed GAN piles its samples into a few classes; the likelihood "
-               "models are pushed to cover every training image and rarely miss a class.")
 
 
 # -- 6. comparison ------------------------------------------------------------------------------

@@ -43,3 +43,13 @@ def test_cli_takes_both_flags(tmp_path, capsys):
     assert main(["train", "autoencoder", "--epochs", "3", "--hidden", "16", "--train-size", "64", "--minutes", "5",
                  "--quiet", "--out", str(tmp_path)]) == 0
     assert "first 64 of 1297" in capsys.readouterr().out
+
+
+def test_gan_takes_both_limits_through_the_time_limit_callback(tmp_path):
+    res = _train(tmp_path, "gan", epochs=50, hidden="8,16", z_dim=4, batch_size=32, train_size=64, minutes=1e-6,
+                 no_monitor=True, grid_every=0)
+    r = res.model.train_result
+    assert len(r.history) == 1 and r.stopped_early and r.steps == 2  # 64 images, batches of 32, one epoch
+    assert any("first 64 of 1297" in n for n in res.notes) and any("--minutes" in n for n in res.notes)
+    with pytest.raises(ValueError, match="--train-size must be >= 1"):
+        _train(tmp_path, "gan", epochs=1, train_size=0, no_monitor=True)
