@@ -15,7 +15,7 @@ from probgen.evaluate import score
 from probgen.io import CHECKPOINT_FORMAT, last_path, load_checkpoint, run_files, save_checkpoint
 from probgen.models import VAE
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "checkpoints"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "old_format"
 SCORES = json.loads((FIXTURES / "scores.json").read_text())
 KINDS = [k for k in SCORES if not k.startswith("_")]
 

@@ -18,7 +18,7 @@ from probgen.recipes import guard
 from probgen.runs import lock_path, manifest_path, run_folder
 from tests.test_reliability_hostile import run_cli  # in-process CLI: exit code, stderr lines, stdout
 
-FIX = Path(__file__).parent / "fixtures" / "checkpoints"
+FIX = Path(__file__).parent / "fixtures" / "old_format"
 
 
 def one_line(argv, *expected):
