@@ -12,7 +12,7 @@ import sys
 
 __all__ = [
     "EXIT_USAGE", "CLIError", "ArgumentParser", "add_config_args", "config_from", "add_data_args",
-    "add_run_args", "add_fit_args", "int_list", "add_recipe", "run_recipe", "TRAINERS",
+    "add_run_args", "add_fit_args", "int_list", "add_recipe", "run_recipe", "data_given", "TRAINERS",
 ]
 
 EXIT_USAGE = 2
@@ -117,6 +117,15 @@ def config_from(cls_or_cfg, args, **overrides):
         elif f.name in given:
             changes[f.name] = given[f.name]
     return dataclasses.replace(cfg, **changes)
+
+
+def data_given(args):
+    """The ``--data ...`` flags as a DataConfig, or None when none was given (then a command that reads a
+    checkpoint uses the data it was trained on; with only ``--data-dir``, that data in that folder)."""
+    from ..recipes.config import DataConfig
+
+    given = {f for f in ("data", "data_dir", "binarize", "continuous", "download") if f in vars(args)}
+    return config_from(DataConfig, args, data=getattr(args, "data", None)) if given else None
 
 
 def add_data_args(p, *, suppress: bool = False, default: str | None = None, binarize_default: bool | None = None):

@@ -5,7 +5,7 @@ unless ``--data`` is given.
 """
 from __future__ import annotations
 
-from .common import add_config_args, config_from
+from .common import add_config_args, config_from, data_given
 
 __all__ = ["register", "cmd_diagnose"]
 
@@ -28,11 +28,8 @@ def register(sub) -> None:
 
 
 def cmd_diagnose(args) -> int:
-    from ..recipes.config import DataConfig
     from ..recipes.diagnose import DiagnoseConfig, diagnose
 
-    data_flags = ("data", "data_dir", "binarize", "continuous", "download")
-    data = config_from(DataConfig, args) if any(k in vars(args) for k in data_flags) else None
-    res = diagnose(config_from(DiagnoseConfig, args, data=data))
+    res = diagnose(config_from(DiagnoseConfig, args, data=data_given(args)))
     print("\n".join(res.lines))
     return 0

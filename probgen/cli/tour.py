@@ -13,8 +13,8 @@ def register(sub) -> None:
                        description="The whole lecture in one command: trains every family on the built-in "
                                    "digits (offline), draws each family's figures, compares all of them on "
                                    "the same test set, and writes OUT/report.html (one self-contained page) "
-                                   "and OUT/report.json. Under 5 minutes on 2 CPU cores (about 2.5 measured); --quick "
-                                   "about half a minute.")
+                                   "and OUT/report.json. About 75 s on 2 CPU cores (65–74 s measured); --quick "
+                                   "about 35 s.")
     add_config_args(p, TourConfig)
     add_run_args(p, out=TourConfig().run.out)
     p.set_defaults(func=cmd_tour)

@@ -9,7 +9,7 @@ CVAE they also take ``--label``.
 """
 from __future__ import annotations
 
-from .common import add_config_args, add_data_args, add_fit_args, add_run_args, config_from
+from .common import add_config_args, add_data_args, add_fit_args, add_run_args, config_from, data_given
 
 __all__ = ["register"]
 
@@ -74,25 +74,17 @@ def register(sub) -> None:
     w.set_defaults(func=cmd_why_vae)
 
 
-def _data_given(args):
-    """The ``--data ...`` flags as a DataConfig, or None (then the checkpoint's own data)."""
-    from ..recipes.config import DataConfig
-
-    given = {f for f in ("data", "data_dir", "binarize", "continuous", "download") if f in vars(args)}
-    return config_from(DataConfig, args, data=getattr(args, "data", None)) if given else None
-
-
 def cmd_problems(args) -> int:
     from ..recipes.problems import ProblemsConfig, problems
 
-    print("\n".join(problems(config_from(ProblemsConfig, args, data=_data_given(args))).lines))
+    print("\n".join(problems(config_from(ProblemsConfig, args, data=data_given(args))).lines))
     return 0
 
 
 def _picture_command(args) -> int:
     from ..recipes import vae
 
-    cfg = config_from(getattr(vae, args.config), args, data=_data_given(args))
+    cfg = config_from(getattr(vae, args.config), args, data=data_given(args))
     print("\n".join(getattr(vae, args.recipe)(cfg).lines))
     return 0
 

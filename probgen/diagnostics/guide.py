@@ -184,8 +184,9 @@ def pareto_khat(log_weights_nk, *, flat_tol: float = 1e-4) -> np.ndarray:
 def khat_counts(khat) -> dict[str, int]:
     """How many k̂ fall in each bin: ``good`` (< 0.5), ``ok`` (0.5–0.7), ``bad`` (> 0.7)."""
     k = np.asarray(khat, dtype=np.float64)
-    return {name: int(((k >= lo) & (k < hi)).sum()) if lo > -math.inf else int((k < hi).sum())
-            for lo, hi, name in KHAT_BINS}
+    # ±inf (a flat or a too-short tail) land in the outer bins; NaN counts as bad
+    idx = np.digitize(np.nan_to_num(k, nan=np.inf), [lo for lo, _, _ in KHAT_BINS[1:]])
+    return {name: int((idx == i).sum()) for i, (_, _, name) in enumerate(KHAT_BINS)}
 
 
 @dataclass

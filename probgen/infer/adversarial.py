@@ -137,12 +137,14 @@ def _d_stat(gan: Any, logits: torch.Tensor) -> float:
 
 
 def discriminator_step(gan: Any, real: torch.Tensor, opt_d: torch.optim.Optimizer, *, smoothing: float = 0.0,
-                       noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False) -> dict:
+                       noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False,
+                       report: bool = True) -> dict:
     """One update of D: real data against detached fakes. G's parameters get no gradient.
 
     :param real: a real minibatch ``[n, *x_shape]`` — the only place real data enters.
     :param smoothing: one-sided label smoothing for the real targets.
     :param noise: instance-noise std added to *both* of D's inputs.
+    :param report: return the loss and mean outputs (three host syncs); ``False`` returns ``{}``.
     """
     D = gan.discriminator
     with torch.no_grad():
@@ -157,6 +159,8 @@ def discriminator_step(gan: Any, real: torch.Tensor, opt_d: torch.optim.Optimize
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
+    if not report:
+        return {}
     return {"d_loss": float(d_loss.detach()), "d_real": _d_stat(gan, d_real), "d_fake": _d_stat(gan, d_fake)}
 
 
@@ -198,9 +202,10 @@ def train_step(gan: Any, real_batches: Sequence[torch.Tensor], opt_d: torch.opti
     :return: the last D step's loss and mean outputs (probabilities D(x), D(G(z)); critic values
         for WGAN-GP) and the G step's loss.
     """
-    for real in real_batches:
+    last = len(real_batches) - 1
+    for i, real in enumerate(real_batches):  # only the last D step's numbers are reported: no syncs before
         stats = discriminator_step(gan, real, opt_d, smoothing=smoothing, noise=noise, gp_weight=gp_weight,
-                                   gp_one_sided=gp_one_sided)
+                                   gp_one_sided=gp_one_sided, report=i == last)
     stats.update(generator_step(gan, batch_size or len(real_batches[-1]), opt_g, noise=noise))
     return stats
 
@@ -392,7 +397,7 @@ def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, ho
         gan.eval()
         record = {"epoch": epoch + 1, "steps": result.steps, "seconds": time.perf_counter() - t0,
                   **{key: v / max(n_g, 1) for key, v in sums.items()}}
-        fixed = gan.decode(gan.fixed_z)  # the same codes every epoch: watch G learn
+        fixed = gan.decode(gan.fixed_z) if on_epoch is not None else None  # the same codes every epoch
         if monitor is not None:  # e.g. a classifier's coverage of the digit classes
             codes = torch.randn(monitor_n, gan.z_dim, generator=torch.Generator().manual_seed(4321))
             record.update({key: v for key, v in monitor(gan.decode(codes)).items() if isinstance(v, (int, float, bool))})

@@ -45,23 +45,15 @@ import torch
 
 from ..data import check_data
 from ..evaluate import parzen_log_prob, select_parzen_bandwidth
-from ..infer.adversarial import LOSSES, check_loss, fit_adversarial
+from ..infer.adversarial import check_loss, fit_adversarial
 from ..infer.callbacks import TrainResult
 from ..nn import (OUTPUTS, ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator, check_hidden,
                   check_positive_int)
 from ..story import Story
 
-__all__ = [
-    "GAN", "LOSSES", "ARCHS",
-    "parzen_log_prob", "select_parzen_bandwidth",
-]
+__all__ = ["GAN", "ARCHS"]
 
 ARCHS = ("mlp", "dcgan")
-
-
-# ---------------------------------------------------------------------------------------------
-# Parzen windows (a density estimate for a model without one)
-# ---------------------------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------------------------

@@ -270,6 +270,7 @@ class GMM(Story):
             return self
         self.train_result = fit_em(self, x, max_iter=max_iter, tol=tol, seed=seed, init=init, progress=progress,
                                    callbacks=callbacks, log_dir=log_dir)
+        self.__dict__.pop("_squares_cache", None)  # EM's [x², x] features: not kept alive after the fit
         self.em_history = [r["log_likelihood"] for r in self.train_result.history]
         self.converged, self.fit_seconds = self.train_result.converged, self.train_result.seconds
         return self

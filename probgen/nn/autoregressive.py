@@ -313,8 +313,11 @@ class RowLSTMNet(nn.Module):
     def init_cache(self, x: torch.Tensor, y: torch.Tensor | None, *, columns: bool = True) -> dict:
         n, _, _, w = x.shape
         zeros = [x.new_zeros(n, l.hidden, w) for l in self.layers]
+        conv, r = self.input_conv, self.context_rows
+        # the masked mask-A kernel, rows at and above the pixel, flattened once (not once per pixel)
+        w_in = (conv.weight * conv.mask)[:, :, :r + 1].reshape(conv.out_channels, -1)
         return {"cond": [l.condition(y) for l in self.layers], "h": zeros, "c": [z.clone() for z in zeros],
-                "columns": columns}
+                "columns": columns, "w_in": w_in}
 
     def begin_row(self, cache: dict, x: torch.Tensor, i: int) -> None:
         cache["s2s"] = [l.s2s(h) for l, h in zip(self.layers, cache["h"])]  # [n, 4h, W], fixed for row i
@@ -338,21 +341,20 @@ class RowLSTMNet(nn.Module):
             cs.append(c)
         return f, hs, cs
 
-    def _input_column(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """The mask-A convolution at (i, j) alone: ``[n, C]``."""
+    def _input_column(self, x: torch.Tensor, i: int, j: int, weight: torch.Tensor) -> torch.Tensor:
+        """The mask-A convolution at (i, j) alone: ``[n, C]`` (``weight``: the cached flattened kernel;
+        rows below (i, j) are masked out anyway)."""
         r, w = self.context_rows, x.shape[-1]
         crop = x[:, :, max(0, i - r):i + 1, max(0, j - r):j + r + 1]
         crop = F.pad(crop, (r - (j - max(0, j - r)), j + r + 1 - min(w, j + r + 1), r - (i - max(0, i - r)), 0))
-        conv = self.input_conv
-        weight = (conv.weight * conv.mask)[:, :, :r + 1]  # rows below (i, j) are masked out anyway
-        return F.linear(crop.reshape(len(crop), -1), weight.reshape(len(weight), -1), conv.bias)
+        return F.linear(crop.reshape(len(crop), -1), weight, self.input_conv.bias)
 
     def pixel_logits(self, cache: dict, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """Logits ``[n, out]`` of pixel (i, j)."""
         if not cache["columns"]:
             f, _, _ = self._row(cache, x, i, j)
             return self.head(f[..., -1:])[:, :, 0, 0]
-        f = self._input_column(x, i, j)  # [n, C]
+        f = self._input_column(x, i, j, cache["w_in"])  # [n, C]
         for l, (layer, buf) in enumerate(zip(self.layers, cache["f"])):
             pad = layer.k // 2
             buf[..., pad + j] = f

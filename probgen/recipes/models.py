@@ -95,17 +95,28 @@ def remember_data(model, ds) -> None:
         model.checkpoint_data = spec
 
 
-def load_checkpoint_data(path, data_cfg: DataConfig | None = None, *, seed: int = 0):
-    """The data set of checkpoint ``path``: ``data_cfg`` when given, else the spec the checkpoint
-    records (``payload["data"]``), else the default :class:`DataConfig`."""
-    if data_cfg is not None:
-        return load_data(data_cfg)
-    spec = checkpoint_data(path)
-    if spec:
-        from ..data import from_spec
+def load_checkpoint_data(path, data_cfg: DataConfig | None = None, *, seed: int = 0, need_labels: bool = False):
+    """The data set of checkpoint ``path``: the one ``data_cfg`` names; when ``data_cfg`` or its
+    ``data`` is None, the spec the checkpoint records (in ``data_cfg.data_dir`` when given), else
+    the default :class:`DataConfig`.
 
-        return from_spec(spec)
-    return load_data(DataConfig(seed=seed))
+    :raises ValueError: ``need_labels`` and the data set has none.
+    """
+    from dataclasses import replace
+
+    if data_cfg is None or data_cfg.data is None:
+        spec = checkpoint_data(path)
+        if spec:
+            from ..data import from_spec
+
+            ds = from_spec(spec, data_dir=data_cfg.data_dir if data_cfg is not None else None)
+        else:  # an old checkpoint that does not say: the default data set
+            ds = load_data(replace(data_cfg or DataConfig(seed=seed), data=DataConfig().data))
+    else:
+        ds = load_data(data_cfg)
+    if need_labels and ds.train_labels is None:
+        raise ValueError(f"{ds.name}: this model needs labels, and the data has none")
+    return ds
 
 
 def checkpoint_data(path) -> dict | None:

@@ -65,7 +65,7 @@ def problems(cfg: ProblemsConfig) -> ProblemsResult:
     from ..metrics import grey_share, nearest_neighbours, sharpness
     from ..models import load
     from ..plots.vae import distance_histogram, nearest_pairs, panel_figure
-    from .vae import _dataset
+    from .models import load_checkpoint_data
 
     for flag, value in (("-n", cfg.n), ("--n-eval", cfg.n_eval), ("--pairs", cfg.pairs)):
         if value < 1:
@@ -76,7 +76,7 @@ def problems(cfg: ProblemsConfig) -> ProblemsResult:
     if "mean" not in inspect.signature(model.sample).parameters:
         raise ValueError(f"{cfg.checkpoint}: a {model.kind} has no decoder means; pass a vae checkpoint first "
                          "(and this one with --compare)")
-    ds = _dataset(cfg.data, cfg.checkpoint, need_labels=False)
+    ds = load_checkpoint_data(cfg.checkpoint, cfg.data)
     if ds.x_dim != getattr(model, "x_dim", ds.x_dim):
         raise ValueError(f"{cfg.checkpoint}: the model takes {model.x_dim} values per image, {ds.name} has {ds.x_dim}")
     others = [(path, load(path, device=device).eval()) for path in cfg.compare]

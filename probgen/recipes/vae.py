@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .code_space import WhyVAEConfig, WhyVAEResult, why_vae  # noqa: F401 - `probgen why-vae` lives there
-from .config import DataConfig, load_data, opt, resolve_device, seed_everything
+from .config import DataConfig, opt, resolve_device, seed_everything
+from .models import load_checkpoint_data
 
 __all__ = ["PictureConfig", "TraverseConfig", "LatentMapConfig", "InterpolateConfig", "StyleTransferConfig",
            "WhyVAEConfig", "PictureResult", "WhyVAEResult", "traverse", "latent_map", "interpolate",
@@ -38,7 +39,7 @@ class TraverseConfig(PictureConfig):
     """``probgen traverse``: every code dim fixed at a base code except two, swept on a grid."""
 
     out: str = opt("traverse.png", "PNG file")
-    dims: list | None = opt(None, "the two code dimensions to sweep (default: the two most active, by average "
+    dims: list[int] | None = opt(None, "the two code dimensions to sweep (default: the two most active, by average "
                                   "KL per dimension on the test images)", nargs=2, metavar=("I", "J"))
     span: float = opt(3.0, "sweep each dim over [-range, range]", flag="--range")
     steps: int = opt(9, "grid points per dim")
@@ -97,28 +98,6 @@ def save_npy(path, images) -> None:
     atomic_write(path, lambda f: np.save(f, arr))
 
 
-def _dataset(data: DataConfig | None, checkpoint, *, need_labels: bool):
-    """The data set ``data`` names; when ``data`` or its ``data`` is None, the one the checkpoint
-    records (in ``data.data_dir`` when given), else the default data set."""
-    from dataclasses import replace
-
-    from .models import checkpoint_data
-
-    if data is None or data.data is None:
-        spec = checkpoint_data(checkpoint)
-        if spec:
-            from ..data import from_spec
-
-            ds = from_spec(spec, data_dir=data.data_dir if data is not None else None)
-        else:  # an old checkpoint that does not say: the default data set
-            ds = load_data(replace(data or DataConfig(), data=DataConfig().data))
-    else:
-        ds = load_data(data)
-    if need_labels and ds.train_labels is None:
-        raise ValueError(f"{ds.name}: this model needs labels, and the data has none")
-    return ds
-
-
 def load_coder(cfg: PictureConfig, *, need_labels: bool = False):
     """Checkpoint + data set, checked against each other (seeded, on ``cfg.device``)."""
     import torch
@@ -136,7 +115,7 @@ def load_coder(cfg: PictureConfig, *, need_labels: bool = False):
         raise ValueError(f"{cfg.checkpoint}: a {model.kind} checkpoint has no encoder/decoder "
                          "(use a vae, cvae or autoencoder checkpoint)")
     conditional = getattr(model, "needs_labels", False)
-    ds = _dataset(cfg.data, cfg.checkpoint, need_labels=need_labels or conditional)
+    ds = load_checkpoint_data(cfg.checkpoint, cfg.data, need_labels=need_labels or conditional)
     if ds.x_dim != model.x_dim:
         raise ValueError(f"{cfg.checkpoint}: the model takes {model.x_dim} values per image, "
                          f"--data {ds.name} has {ds.x_dim} (shape {ds.shape}); pass the data it was trained on")

@@ -117,7 +117,8 @@ def story(sec, t):
     run = RunConfig(out=str(d), seed=t.seed, device=t.device, quiet=True)
     res = t.step(sec, "train your story", user_story, StoryConfig(
         story=cfg.story, story_args=cfg.story_args, data=t.data_config(), num_samples=0, run=run,
-        epochs=t.profile["vae_epochs"], batch_size=t.profile["batch"], train_size=cfg.train_size))
+        epochs=t.profile["vae_epochs"], batch_size=t.profile["batch"], train_size=cfg.train_size,
+        threads=cfg.threads))
     if res is None:
         return
     model = res.model.eval()

@@ -128,8 +128,6 @@ def _picture(t, cls, name: str, png, **fields):
 
 
 def vae(sec, t):
-    import torch
-
     from ..recipes.vae import InterpolateConfig, TraverseConfig, interpolate, traverse
 
     ds, d, p = t.ds, t.out / "vae", t.profile
@@ -141,12 +139,11 @@ def vae(sec, t):
     if t.step(sec, "samples", t.sample, "vae", d / "samples.png", mean=True) is not None:
         sec.figure(d / "samples.png", "64 samples: z ~ N(0, I), then the decoder's mean image. Look for "
                    "variety (all ten digits) and for blur: mean images average over the pixel noise.")
-    # the two code dimensions the encoder uses most (smallest posterior spread)
-    _, scale = model.encode(ds.test)
-    active = torch.argsort(scale.mean(0))[:2].tolist()
-    t.numbers["vae"]["traversed_dims"] = active
-    cfg = _picture(t, TraverseConfig, "vae", d / "traverse.png", dims=tuple(active), base="image:0", steps=9)
-    if t.step(sec, "traversal", traverse, cfg) is not None:
+    # traverse picks the two most active code dimensions (largest average KL on held-out data)
+    cfg = _picture(t, TraverseConfig, "vae", d / "traverse.png", dims=None, base="image:0", steps=9)
+    res = t.step(sec, "traversal", traverse, cfg)
+    if res is not None:
+        active = t.numbers["vae"]["traversed_dims"] = res.numbers["dims"]
         sec.figure(d / "traverse.png", f"Fix 8, vary 2: the code of test image 0 with {model.z_dim - 2} dimensions "
                    f"held fixed and dimensions {active[0]} (down) and {active[1]} (across) swept from -3 to 3. "
                    "Look for smooth change: one direction may turn the digit into another class, the other "
@@ -370,7 +367,7 @@ def text(sec, t):
         return
     params = replace_given(SentenceVAEConfig(), text=cfg.text, epochs=p["text_epochs"], hidden=p["text_hidden"],
                            embed_dim=p["text_embed"], z_dim=16, eval_samples=20, eval_max=200, val_max=200,
-                           max_lines=p["text_lines"] or None)
+                           max_lines=p["text_lines"] or None, threads=cfg.threads)
     ckpt = t.checkpoint("sentence-vae")
 
     def fit():

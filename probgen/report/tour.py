@@ -103,9 +103,9 @@ class TourConfig:
     data: str = opt("digits", "image data set: digits (built in), mnist, binarized-mnist (labelled: every family) "
                               "or frey-face (grey faces: the faces page)")
     data_dir: str | None = opt(None, "folder with the shared data (default: $PROBGEN_DATA_DIR)")
-    text: str = opt("sonnets", "corpus of section 7: sonnets, tang, ptb (under the data folder) or a .txt file, "
+    text: str = opt("sonnets", "corpus of section 8: sonnets, tang, ptb (under the data folder) or a .txt file, "
                                "one line per sentence")
-    quick: bool = opt(False, "small runs (about 1 minute): a smoke test of the page")
+    quick: bool = opt(False, "small runs (about 35 s on 2 CPU cores): a smoke test of the page")
     train_size: int | None = opt(None, "train the families on the first N training images (MNIST: 5000 keeps a "
                                        "full run short)", metavar="N")
     threads: int = opt(1, "torch CPU threads during the tour (nets this small run fastest on one)")
@@ -204,6 +204,7 @@ class Tour:
 
         seed_everything(self.seed)
         spec = model_spec(name)
+        params = {"threads": self.cfg.threads, **params}  # the tour's --threads, not the trainers' default
         if self.cfg.train_size is not None:
             params = {"train_size": self.cfg.train_size, **params}  # families without the option ignore it
         res = train_model(name, replace_given(spec.config(), **params), None, self.run_cfg,
@@ -290,7 +291,7 @@ def _tour(cfg: TourConfig, out: Path) -> TourResult:
                         "code map) and its problems. The families that need labels or black-and-white "
                         "pixels are on the digits page (probgen tour).")
                        + (" This is a --quick run: the models are trained for a few epochs only, so "
-                          "expect rough pictures; the full run (no --quick) takes about 5 minutes."
+                          "expect rough pictures; the full run (no --quick) takes about 75 s on 2 CPU cores."
                           if cfg.quick else ""))
     sections = {key: rep.section(key, title, INTRO[key]) for key, title in page_sections.items()}
     for key in page_sections:

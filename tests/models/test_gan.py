@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from probgen.models.gan import GAN, parzen_log_prob, select_parzen_bandwidth
+from probgen.evaluate import parzen_log_prob, select_parzen_bandwidth
+from probgen.models.gan import GAN
 
 
 # -- Parzen windows ------------------------------------------------------------------------------
