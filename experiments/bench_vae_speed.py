@@ -6,13 +6,20 @@ process so that machine load affects both alike. Two measurements:
 
 - **per step**: median ms of one step, plain eager PyTorch vs probgen's step
   (:class:`probgen.infer.svi.SVIStep`: Pyro's ELBO as a module + one ``torch.optim.Adam``),
-  for each ELBO variant, and Pyro's own ``SVI.step`` for reference;
+  for each ELBO variant, and Pyro's own ``SVI.step`` for reference; with ``--compile inductor``
+  (the default) also plain compiled PyTorch (``torch.compile`` of the plain loss) and probgen's
+  compiled step (:mod:`probgen.infer.compiled`);
 - **per epoch**: median seconds of one whole epoch through the public API
   (``VAE.fit(x, epochs=1)``: data shuffling, batching and the training loop included, no
-  validation) vs a plain epoch loop over the same shuffled batches.
+  validation; ``compile=True`` for probgen compiled) vs a plain epoch loop over the same
+  shuffled batches (eager and compiled).
+
+Every side steps the same ``torch.optim.Adam(lr=1e-3)`` (default implementation). Compilation
+warm-up is left out of the medians (the first epoch and the first 20 steps are not counted).
 
     python experiments/bench_vae_speed.py                 # binarized MNIST if $PROBGEN_DATA_DIR, else digits
     python experiments/bench_vae_speed.py --quick         # few steps (smoke test)
+    python experiments/bench_vae_speed.py --compile none  # eager sides only (no compiler warm-up)
 """
 from __future__ import annotations
 
@@ -29,18 +36,30 @@ import torch
 import torch.nn.functional as F
 
 from probgen.data import load
+from probgen.infer.compiled import CompiledStep
 from probgen.infer.svi import SVIStep, make_elbo
 from probgen.io import write_json
 from probgen.models import VAE
 
 
-def plain_step(enc, dec, opt, x):
-    """The textbook VAE step: reparameterised z, Bernoulli log-lik, analytic KL."""
+def plain_loss(enc, dec, x):
+    """The textbook VAE loss: reparameterised z, Bernoulli log-lik, analytic KL."""
     loc, scale = enc(x)
     z = loc + scale * torch.randn_like(loc)
     rec = F.binary_cross_entropy_with_logits(dec(z), x, reduction="sum")
     kl = 0.5 * (loc**2 + scale**2 - 1 - 2 * torch.log(scale)).sum()
-    loss = rec + kl
+    return rec + kl
+
+
+_compiled_loss = None
+
+
+def plain_step(enc, dec, opt, x, compiled: bool = False):
+    """One plain step; ``compiled``: the loss under ``torch.compile`` (the usual way to compile)."""
+    global _compiled_loss
+    if compiled and _compiled_loss is None:
+        _compiled_loss = torch.compile(plain_loss)
+    loss = (_compiled_loss if compiled else plain_loss)(enc, dec, x)
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -55,46 +74,71 @@ def _pair(x, hidden, z_dim):
     return vae, enc, dec, opt
 
 
-def run_steps(x, variant: str, steps: int, batch_size: int, hidden, z_dim: int, warmup: int) -> dict:
-    """Median ms per step: plain, probgen's step, Pyro's SVI.step (interleaved)."""
+def run_steps(x, variant: str, steps: int, batch_size: int, hidden, z_dim: int, warmup: int,
+              backend: str | None = "inductor") -> dict:
+    """Median ms per step: plain (eager, compiled), probgen's step (default, compiled), Pyro's
+    SVI.step, interleaved on the same batches."""
     pyro.clear_param_store()
     vae, enc, dec, opt = _pair(x, hidden, z_dim)
     ours = SVIStep(vae, make_elbo(variant), lr=1e-3)
     ref = copy.deepcopy(vae)
     svi = pyro.infer.SVI(ref.model, ref.guide, pyro.optim.Adam({"lr": 1e-3}), make_elbo(variant))
+    sides = {"plain": lambda xb: plain_step(enc, dec, opt, xb), "probgen": ours, "pyro_svi": svi.step}
+    if backend is not None:
+        vae_c, enc_c, dec_c, opt_c = _pair(x, hidden, z_dim)
+        ours_c = CompiledStep(SVIStep(vae_c, make_elbo(variant), lr=1e-3), backend=backend, elbo=variant)
+        sides["probgen_compiled"] = ours_c
+        if backend == "inductor":
+            sides["plain_compiled"] = lambda xb: plain_step(enc_c, dec_c, opt_c, xb, compiled=True)
     g = torch.Generator().manual_seed(0)
-    times = {"plain": [], "probgen": [], "pyro_svi": []}
+    times = {k: [] for k in sides}
     for i in range(steps + warmup):
         xb = x[torch.randint(0, len(x), (batch_size,), generator=g)]
-        for name, fn in (("plain", lambda: plain_step(enc, dec, opt, xb)), ("probgen", lambda: ours(xb)),
-                         ("pyro_svi", lambda: svi.step(xb))):
+        for name, fn in sides.items():
             t0 = time.perf_counter()
-            fn()
-            if i >= warmup:  # the first steps include JIT compilation
+            fn(xb)
+            if i >= warmup:  # the first steps include tracing and compilation
                 times[name].append(time.perf_counter() - t0)
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    return {"elbo": variant, "plain_ms": ms["plain"], "probgen_ms": ms["probgen"], "pyro_svi_ms": ms["pyro_svi"],
-            "ratio": ms["probgen"] / ms["plain"], "pyro_svi_ratio": ms["pyro_svi"] / ms["plain"], "steps": steps}
+    row = {"elbo": variant, "steps": steps, **{f"{k}_ms": v for k, v in ms.items()},
+           **{f"{k}_ratio": v / ms["plain"] for k, v in ms.items() if k != "plain"}}
+    row["ratio"] = row["probgen_ratio"]
+    if backend is not None:
+        row["compiled_active"] = ours_c.active
+    return row
 
 
-def run_epochs(x, epochs: int, batch_size: int, hidden, z_dim: int) -> dict:
-    """Median seconds per epoch: ``VAE.fit(x, epochs=1)`` vs a plain loop over shuffled batches."""
+def run_epochs(x, epochs: int, batch_size: int, hidden, z_dim: int, backend: str | None = "inductor") -> dict:
+    """Median seconds per epoch: ``VAE.fit(x, epochs=1)`` (default and ``compile=``) vs a plain
+    loop over shuffled batches (eager and compiled), interleaved."""
     pyro.clear_param_store()
     vae, enc, dec, opt = _pair(x, hidden, z_dim)
+    vae_c, enc_c, dec_c, opt_c = _pair(x, hidden, z_dim)
     g = torch.Generator().manual_seed(0)
-    t_plain, t_fit = [], []
-    for e in range(epochs + 1):
-        t0 = time.perf_counter()
+    fit = dict(batch_size=batch_size, lr=1e-3, elbo="meanfield", progress=False)
+
+    def plain_epoch(e, compiled=False):
         for idx in torch.randperm(len(x), generator=g).split(batch_size):
-            plain_step(enc, dec, opt, x[idx])
-        t1 = time.perf_counter()
-        vae.fit(x, epochs=1, batch_size=batch_size, lr=1e-3, elbo="meanfield", progress=False, check=e == 0)
-        t2 = time.perf_counter()
-        if e > 0:  # the first fit also runs the story check
-            t_plain.append(t1 - t0)
-            t_fit.append(t2 - t1)
-    p, q = statistics.median(t_plain), statistics.median(t_fit)
-    return {"plain_epoch_s": p, "probgen_fit_epoch_s": q, "epoch_ratio": q / p, "epochs": epochs}
+            plain_step(enc_c if compiled else enc, dec_c if compiled else dec, opt_c if compiled else opt, x[idx],
+                       compiled=compiled)
+
+    sides = {"plain": plain_epoch, "probgen": lambda e: vae.fit(x, epochs=1, check=e == 0, **fit)}
+    if backend is not None:
+        sides["probgen_compiled"] = lambda e: vae_c.fit(x, epochs=1, check=e == 0, compile=backend, **fit)
+        if backend == "inductor":
+            sides["plain_compiled"] = lambda e: plain_epoch(e, compiled=True)
+    times = {k: [] for k in sides}
+    for e in range(epochs + 1):
+        for name, fn in sides.items():
+            t0 = time.perf_counter()
+            fn(e)
+            if e > 0:  # the first epoch runs the story check, tracing and compilation
+                times[name].append(time.perf_counter() - t0)
+    s = {k: statistics.median(v) for k, v in times.items()}
+    out = {"epochs": epochs, **{f"{k}_epoch_s": v for k, v in s.items()},
+           **{f"{k}_epoch_ratio": v / s["plain"] for k, v in s.items() if k != "plain"}}
+    out["probgen_fit_epoch_s"], out["epoch_ratio"] = s["probgen"], out["probgen_epoch_ratio"]
+    return out
 
 
 def main(argv=None) -> int:
@@ -106,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on a shared machine)")
     ap.add_argument("--data", default=None, help="default: binarized-mnist if available, else digits")
     ap.add_argument("--variants", default="meanfield,trace")
+    ap.add_argument("--compile", default="inductor", choices=("inductor", "trace", "none"),
+                    help="compiled sides: torch.compile (inductor), probgen's traced graph only, or none")
     ap.add_argument("--out", default="runs/bench_vae_speed.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -118,16 +164,18 @@ def main(argv=None) -> int:
     if args.quick:
         x = x[:512]
     variants = args.variants.split(",")[:1 if args.quick else None]
-    rows = [run_steps(x, v, steps, args.batch_size, hidden, z_dim, warmup) for v in variants]
-    epoch = run_epochs(x, epochs, args.batch_size, hidden, z_dim)
+    backend = None if args.compile == "none" else args.compile
+    rows = [run_steps(x, v, steps, args.batch_size, hidden, z_dim, warmup, backend) for v in variants]
+    epoch = run_epochs(x, epochs, args.batch_size, hidden, z_dim, backend)
     print(f"data {name}, x_dim {x.shape[1]}, hidden {hidden}, batch {args.batch_size}, "
-          f"threads {torch.get_num_threads()}")
-    print(f"{'elbo':<12}{'plain ms':>10}{'probgen ms':>12}{'ratio':>8}{'SVI.step ms':>13}{'ratio':>8}")
+          f"threads {torch.get_num_threads()}, compile {args.compile}; ms per step (ratio to plain eager)")
+    sides = [k[:-3] for k in rows[0] if k.endswith("_ms")]
+    print(f"{'elbo':<11}" + "".join(f"{k:>24}" for k in sides))
     for r in rows:
-        print(f"{r['elbo']:<12}{r['plain_ms']:>10.2f}{r['probgen_ms']:>12.2f}{r['ratio']:>8.2f}"
-              f"{r['pyro_svi_ms']:>13.2f}{r['pyro_svi_ratio']:>8.2f}")
-    print(f"epoch: plain {epoch['plain_epoch_s']:.3f} s, probgen fit {epoch['probgen_fit_epoch_s']:.3f} s, "
-          f"ratio {epoch['epoch_ratio']:.2f}")
+        print(f"{r['elbo']:<11}" + "".join(f"{r[k + '_ms']:>16.2f} ({r.get(k + '_ratio', 1.0):.2f}×)" for k in sides))
+    print("epoch s   " + "".join(f"  {k} {epoch[k + '_epoch_s']:.3f} ({epoch.get(k + '_epoch_ratio', 1.0):.2f}×)"
+                                  for k in ("plain", "plain_compiled", "probgen", "probgen_compiled")
+                                  if k + "_epoch_s" in epoch))
     write_json(args.out, {"data": name, "x_dim": x.shape[1], "hidden": list(hidden), "batch_size": args.batch_size,
                           "threads": torch.get_num_threads(), "rows": rows, "epoch": epoch})
     print(f"wrote {args.out}")

@@ -6,12 +6,14 @@ epoch under ``--work`` and resumes there on the next invocation; the best-valida
 scored once on the test images by :func:`probgen.evaluate.score` (IWAE with k importance
 samples, exact, marginal over labels, or Parzen for the GAN). Rows are merged by name into
 ``OUT/likelihood_table.json`` and ``OUT/table.md``, with a sample grid and a learning curve
-per row; the VAE's checkpoint is copied to ``OUT/vae.pt``. Rows this CPU budget cannot
-reach are listed as "not run", with what they would need.
+per row; the VAE's checkpoint is copied to ``OUT/vae.pt``. Rows not trained yet are listed
+as "not run", with their measured CPU cost per epoch.
 
     python experiments/binarized_mnist.py --models vae --minutes 40       # train / resume
     python experiments/binarized_mnist.py --models vae --minutes 0 --iwae-k 1000   # score only
     python experiments/binarized_mnist.py --models gmm,cvae,gan --minutes 6 --test-size 1000
+    python experiments/binarized_mnist.py --models iwae --iwae-train-k 50 --minutes 40   # row iwae-k50
+    python experiments/binarized_mnist.py --models hierarchical,pixelcnn --minutes 30
     python experiments/binarized_mnist.py --quick                         # smoke test, seconds
 
 The test split is sorted by class: ``--test-size N`` scores N test images drawn at random
@@ -28,55 +30,69 @@ from pathlib import Path
 
 import torch
 
-from probgen.infer.callbacks import Callback
-
-ROWS = ("gmm", "vae", "cvae", "gan")
-#: rows not trained here, with the published number and what they would need (estimates in docs/binarized_mnist.md)
-NOT_RUN = {
-    "iwae-k50": ("IWAE, 1 stochastic layer, trained with k=50", 87.10,
-                 "not run: needs a GPU or ~20 CPU-hours (rough estimate, not measured)"),
-    "pixelcnn": ("PixelCNN (gated, exact)", 81.30, "not run: needs a GPU (CPU cost not measured)"),
-    "pixelrnn": ("PixelRNN, Row LSTM (exact)", 80.54, "not run: needs a GPU (CPU cost not measured)"),
-    "hierarchical": ("hierarchical / PixelVAE-style story", None, "not run: no such story in probgen yet"),
-}
-PUBLISHED = {  # static binarization unless said otherwise
-    "gmm": (137.64, "Larochelle & Murray 2011 (NADE), Table 2"),
-    "vae": (88.71, "as cited in issue 17 (k=1 training, eval k=5000); Burda et al. 2016 Table 1 print 86.76 "
-                   "on dynamically binarized MNIST"),
-    "iwae-k50": (87.10, "as cited in issue 17; Burda et al. 2016 Table 1 print 84.78 on dynamic binarization"),
-    "pixelcnn": (81.30, "van den Oord et al. 2016, Table 4"),
-    "pixelrnn": (80.54, "van den Oord et al. 2016, Table 4 (Diagonal BiLSTM: 79.20)"),
-}
+#: ``--models`` names; ``iwae`` is the row ``iwae-k<K>`` (K = ``--iwae-train-k``)
+ROWS = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
+#: one training epoch on 50,000 images, one uncontended torch thread (measured 2026-12-01; the command is in
+#: docs/binarized_mnist.md)
+COST = {"vae": "3 s/epoch", "iwae-k5": "8 s/epoch", "iwae-k50": "83 s/epoch", "hierarchical": "3 s/epoch",
+        "pixelcnn": "344 s/epoch", "pixelrnn": "226 s/epoch"}
 FAMILY = {"gmm": "mixture of 500 Bernoullis (EM, exact)", "vae": "VAE 784-200-200-50 tanh, k=1 ELBO",
-          "cvae": "CVAE 784+10-200-200-50 tanh (marginal over labels)", "gan": "GAN, MLP (Parzen window)"}
+          "cvae": "CVAE 784+10-200-200-50 tanh (marginal over labels)", "gan": "GAN, MLP (Parzen window)",
+          "hierarchical": "VAE, 2 stochastic layers x-100-100-z1(100)-50-50-z2(50) tanh, k=1 ELBO",
+          "pixelcnn": "Gated PixelCNN, 32 channels × 5 blocks, 7×7 mask A (exact)",
+          "pixelrnn": "PixelRNN, Row LSTM, 32 channels × 2 layers (exact)"}
+#: rows listed without a number until they are trained, with their measured CPU cost
+NOT_RUN = {name: f"not run yet: {COST[name]} on one CPU thread" for name in ("iwae-k50", "hierarchical", "pixelcnn",
+                                                                                "pixelrnn")}
+NOT_RUN["iwae-k50"] += f" (k=5: {COST['iwae-k5']}); the paper trains 3,280 epochs"
+ORDER = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
+
+
+def published() -> dict:
+    """Row name -> (published NLL, source and note), from :data:`probgen.evaluate.PUBLISHED` (the one list)."""
+    from probgen.evaluate import PUBLISHED
+
+    return {e["row"]: (e["nll"], e["source"] + (f"; {e['note']}" if e.get("note") else ""))
+            for e in PUBLISHED["binarized-mnist"] if e.get("row")}
+
+
+def row_name(model: str, iwae_k: int) -> str:
+    """A ``--models`` entry -> its row: ``iwae`` becomes ``iwae-k<K>``."""
+    return f"iwae-k{iwae_k}" if model == "iwae" else model
+
+
+def family(name: str) -> str:
+    if name.startswith("iwae-k"):
+        return f"IWAE 784-200-200-50 tanh, trained with the k={name[6:]} bound"
+    return FAMILY[name]
 
 
 def _settings(name: str, quick: bool) -> dict:
     """Constructor / trainer options of each row (quick: tiny)."""
     if name == "gmm":
         return {"n_components": 10, "max_iter": 3} if quick else {"n_components": 500, "max_iter": 200}
-    if name in ("vae", "cvae"):  # the IWAE paper's 1-stochastic-layer architecture
+    if name in ("vae", "cvae") or name.startswith("iwae-k"):  # the IWAE paper's 1-stochastic-layer architecture
         return {"z_dim": 4, "hidden": (16,), "batch_size": 256} if quick else \
             {"z_dim": 50, "hidden": (200, 200), "batch_size": 100}
+    if name == "hierarchical":  # the IWAE paper's 2-stochastic-layer architecture (probgen train hvae)
+        return {"z1_dim": 8, "z2_dim": 4, "hidden1": "16", "hidden2": "8", "batch_size": 256} if quick else \
+            {"z1_dim": 100, "z2_dim": 50, "hidden1": "100,100", "hidden2": "50,50", "batch_size": 100}
+    if name in ("pixelcnn", "pixelrnn"):  # small enough for CPU epochs of minutes
+        return {"channels": 4, "n_layers": 1, "batch_size": 256} if quick else \
+            {"channels": 32, "n_layers": 5 if name == "pixelcnn" else 2, "batch_size": 64}
     if name == "gan":
         return {"hidden": "16,32", "batch_size": 256} if quick else {"hidden": "256,512", "batch_size": 100}
     raise ValueError(f"unknown row {name!r}")
 
 
-class Deadline(Callback):
-    """Stop a trainer after the epoch that crosses ``seconds`` of wall time."""
-
-    def __init__(self, seconds: float):
-        self.end = time.time() + seconds
-
-    def on_epoch_end(self, trainer, record) -> None:
-        if time.time() > self.end:
-            trainer.stop = True
-
-
-def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: int, device: str, quiet: bool):
-    """Train (or resume, or with ``minutes == 0`` just load) row ``name``; returns the model."""
+def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: int, device: str, quiet: bool,
+              warm_start: bool = False):
+    """Train (or resume, or with ``minutes == 0`` just load) row ``name``; returns the model.
+    ``warm_start``: an IWAE row starts from the VAE row's best weights (same network) instead of
+    from scratch (a CPU-budget measure the row's status states)."""
     import probgen
+    from probgen.infer.callbacks import TimeLimit
+    from probgen.io import last_path
     from probgen.models import CVAE, VAE
     from probgen.recipes.config import RunConfig, seed_everything
     from probgen.recipes.models import GMMConfig, VAEConfig, fit_svi_model, model_spec, save_model
@@ -89,22 +105,33 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
         return probgen.load(path, device=device)
     seed_everything(seed)
     run = RunConfig(out=str(work), seed=seed, device=device, quiet=quiet)
-    opts, stop = _settings(name, quick), Deadline(minutes * 60)
+    opts, epochs = _settings(name, quick), 2 if quick else 100_000
     if name == "gmm":
         cfg = GMMConfig(n_components=opts["n_components"], max_iter=opts["max_iter"])
         model = model_spec("gmm").build(cfg, ds).to(device)
-        model.fit(ds.train.to(device), max_iter=cfg.max_iter, seed=seed, progress=not quiet, callbacks=[stop])
+        model.fit(ds.train.to(device), max_iter=cfg.max_iter, seed=seed, progress=not quiet,
+                  callbacks=[TimeLimit(minutes)])
         save_model(model, path, ds, extra={"fit_seconds": model.fit_seconds,
                                            "history": model.train_result.history})
         return model
-    if name in ("vae", "cvae"):
-        cls = VAE if name == "vae" else CVAE
-        args = (ds.x_dim,) if name == "vae" else (ds.x_dim, ds.n_classes)
+    if name in ("vae", "cvae") or name.startswith("iwae-k"):
+        iwae_k = int(name[6:]) if name.startswith("iwae-k") else 1
+        cls = CVAE if name == "cvae" else VAE
+        args = (ds.x_dim, ds.n_classes) if name == "cvae" else (ds.x_dim,)
         model = cls(*args, z_dim=opts["z_dim"], hidden=opts["hidden"], likelihood="bernoulli", x_shape=ds.shape,
-                    activation="tanh", elbo="meanfield")
-        cfg = VAEConfig(epochs=2 if quick else 100_000, batch_size=opts["batch_size"], lr=1e-3, patience=None,
-                        resume=True)
-        return fit_svi_model(model, cfg, ds, path, run, labels=name == "cvae", callbacks=[stop])
+                    activation="tanh", elbo="iwae" if iwae_k > 1 else "meanfield")
+        cfg = VAEConfig(epochs=epochs, batch_size=opts["batch_size"], lr=1e-3, patience=None, resume=True,
+                        minutes=minutes, elbo=model.elbo, num_particles=iwae_k)
+        if warm_start and iwae_k > 1 and not last_path(path).is_file():
+            if not (work / "vae.pt").is_file():
+                raise FileNotFoundError(f"--warm-start: {work / 'vae.pt'} missing (train the vae row first)")
+            model.load_state_dict(probgen.load(work / "vae.pt").state_dict())
+            (work / f"{name}.warm").write_text("warm-started from vae.pt\n")  # the row's status says so
+        return fit_svi_model(model, cfg, ds, path, run, labels=name == "cvae")
+    if name in ("hierarchical", "pixelcnn", "pixelrnn"):  # the registry's own build and fit
+        spec = model_spec("hvae" if name == "hierarchical" else name)
+        cfg = spec.config(epochs=epochs, patience=None, resume=True, minutes=minutes, **opts)
+        return spec.fit(spec.build(cfg, ds), cfg, ds, path, run, [])
     # the GAN: the recipe's fit (classifier monitor, Parzen bandwidth on the validation set);
     # one epoch to time it, then as many as the budget allows, resuming each time
     from probgen.recipes.adversarial import GANConfig
@@ -178,20 +205,26 @@ def sample_grid(name: str, model, out: Path, seed: int) -> str:
     from probgen.recipes.train import save_images
 
     seed_everything(seed)
-    mean = "mean" in inspect.signature(model.sample).parameters
+    params = inspect.signature(model.sample).parameters
     with torch.no_grad():
-        x = model.sample(64, mean=True) if mean else model.sample(64)
+        x = model.sample(64, mean=True) if "mean" in params else \
+            model.sample(64, progress=False) if "progress" in params else model.sample(64)
     save_images(x.cpu().reshape(64, 28, 28), out / f"{name}_samples.png", nrow=8,
-                title=f"{name}: {'means' if mean else 'draws'}")
+                title=f"{name}: {'means' if 'mean' in params else 'draws'}")
     return f"{name}_samples.png"
+
+
+def _order(name: str) -> int:
+    base = "iwae" if name.startswith("iwae-k") else name
+    return ORDER.index(base) if base in ORDER else len(ORDER)
 
 
 def write_table(out: Path, rows: dict, meta: dict) -> None:
     """``likelihood_table.json`` (every row, merged by name) and ``table.md``."""
+    from probgen.evaluate import PUBLISHED
     from probgen.io import atomic_write, write_json
 
-    order = [*ROWS, *NOT_RUN]
-    rows = {n: rows[n] for n in sorted(rows, key=lambda n: order.index(n) if n in order else 99)}
+    rows = {n: rows[n] for n in sorted(rows, key=lambda n: (_order(n), n))}
     write_json(out / "likelihood_table.json", {**meta, "rows": list(rows.values())})
     lines = ["# Binarized MNIST (static binarization): test NLL, nats per image, lower is better", "",
              "| model | test NLL ± s.e. | test images | estimator | k̂ > 0.7 | params | epochs | train CPU-h "
@@ -205,12 +238,28 @@ def write_table(out: Path, rows: dict, meta: dict) -> None:
         cpu = f"{r['cpu_hours']:.2f}" if r.get("cpu_hours") is not None else "—"
         lines.append(f"| {r['name']} | {nll} | {r.get('n_test') or '—'} | {est} | {kh} | {r.get('n_params') or '—'} "
                      f"| {r.get('epochs') or '—'} | {cpu} | {r['status']} | {pub} |")
-    lines += ["", "Published numbers: " + "; ".join(f"{n} {v:.2f} ({src})" for n, (v, src) in PUBLISHED.items()),
-              "", f"probgen {meta['probgen_version']}; seed {meta['seed']}; test images drawn at random "
+    lines += ["", "Published numbers (static binarization unless noted):", ""]
+    lines += [f"- {e['model']}: {e['nll']:.2f} ({e['source']}" + (f"; {e['note']}" if e.get("note") else "") + ")"
+              for e in PUBLISHED["binarized-mnist"]]
+    lines += ["", f"probgen {meta['probgen_version']}; seed {meta['seed']}; test images drawn at random "
               "(the split is sorted by class); CPU-h = training wall-hours on one torch thread (shared, niced CPU)."]
     if meta.get("quick"):
         lines.insert(1, "\n**quick smoke run, tiny models: not a result**")
     atomic_write(out / "table.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+
+
+def _status(name: str, model, hist: list, quick: bool) -> str:
+    if quick:
+        return "quick smoke run: not a result"
+    if name == "gmm":
+        return "EM converged" if getattr(model, "converged", False) else f"EM stopped after {len(hist)} iterations"
+    status = f"budget-limited: {len(hist)} epochs, not converged"
+    if name in COST or name.startswith("iwae-k"):
+        status += f"; one CPU epoch: {COST.get(name, '?')}" + \
+            (f" (k=5: {COST['iwae-k5']}, k=50: {COST['iwae-k50']})" if name.startswith("iwae-k") else "")
+    if name == "gan":
+        status += "; Parzen windows are not a likelihood (they reward blur and memorisation)"
+    return status
 
 
 def main(argv=None) -> int:
@@ -221,6 +270,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train-size", type=int, default=0, help="train on N random training images (0: all 50,000)")
     ap.add_argument("--test-size", type=int, default=1000, help="score N random test images (0: all 10,000)")
     ap.add_argument("--iwae-k", type=int, default=1000, help="importance samples per test image (paper: 5000)")
+    ap.add_argument("--iwae-train-k", type=int, default=50, help="k of the IWAE bound the `iwae` row trains with")
+    ap.add_argument("--warm-start", action="store_true",
+                    help="an IWAE row starts from the VAE row's best weights (stated in its status)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-dir", default=None, help="default: $PROBGEN_DATA_DIR")
     ap.add_argument("--seed", type=int, default=0)
@@ -229,13 +281,15 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny models, 2k training images, seconds")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    for name in names:
-        if name not in ROWS:
-            ap.error(f"unknown model {name!r}; choose from {', '.join(ROWS)}")
-    for flag in ("train_size", "test_size", "iwae_k"):
-        if getattr(args, flag) < (1 if flag == "iwae_k" else 0):
-            ap.error(f"--{flag.replace('_', '-')} must be >= {1 if flag == 'iwae_k' else 0}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for model in models:
+        if model not in ROWS:
+            ap.error(f"unknown model {model!r}; choose from {', '.join(ROWS)}")
+    for flag in ("train_size", "test_size", "iwae_k", "iwae_train_k"):
+        low = 0 if flag in ("train_size", "test_size") else 1 if flag == "iwae_k" else 2
+        if getattr(args, flag) < low:
+            ap.error(f"--{flag.replace('_', '-')} must be >= {low}")
+    names = [row_name(m, args.iwae_train_k) for m in models]
     torch.set_num_threads(1)
 
     from probgen import __version__
@@ -263,31 +317,37 @@ def main(argv=None) -> int:
     (out / "curves").mkdir(exist_ok=True)
     table = out / "likelihood_table.json"
     rows = {r["name"]: r for r in json.loads(table.read_text())["rows"]} if table.is_file() else {}
-    for name, (family, pub, status) in NOT_RUN.items():
-        rows.setdefault(name, {"name": name, "family": family, "nll": None, "published_nll": pub, "status": status})
-    for name in ROWS:  # a row not yet trained says so, never a number
+    pub = published()
+    for name, status in NOT_RUN.items():  # untrained rows: the current cost estimate, never a number
+        if rows.get(name, {}).get("nll") is None:
+            rows[name] = {"name": name, "family": family(name), "nll": None,
+                          "published_nll": pub.get(name, (None,))[0], "status": status}
+    for name in ("gmm", "vae", "cvae", "gan"):
         rows.setdefault(name, {"name": name, "family": FAMILY[name], "nll": None, "status": "not run yet",
-                               "published_nll": PUBLISHED.get(name, (None,))[0]})
+                               "published_nll": pub.get(name, (None,))[0]})
 
     from probgen.io import write_json
 
     for name in names:
         model = train_row(name, ds, work, minutes=0.1 if args.quick else args.minutes, quick=args.quick,
-                          seed=args.seed, device=args.device, quiet=args.quiet)
+                          seed=args.seed, device=args.device, quiet=args.quiet, warm_start=args.warm_start)
         hist = history_of(work / f"{name}.pt")
         write_json(out / "curves" / f"{name}.json", {"name": name, "history": hist})
-        row = {"name": name, "family": FAMILY[name], **score_row(name, model, ds, test, test_y, k=k, seed=args.seed)}
+        row = {"name": name, "family": family(name),
+               **score_row(name, model, ds, test, test_y, k=k, seed=args.seed)}
         secs = train_seconds(hist) or getattr(model, "fit_seconds", 0.0)
         row.update({"n_params": model.n_params(), "epochs": len(hist), "train_size": len(ds.train),
-                    "train_wall_seconds": secs, "cpu_hours": secs / 3600, "device": args.device,
-                    "torch_threads": 1, "seed": args.seed, "probgen_version": __version__,
-                    "published_nll": PUBLISHED.get(name, (None,))[0], "samples": sample_grid(name, model, out, args.seed),
-                    "curve": f"curves/{name}.json"})
-        row["status"] = "quick smoke run: not a result" if args.quick else \
-            f"budget-limited: {len(hist)} epochs, not converged" if name != "gmm" else \
-            ("EM converged" if getattr(model, "converged", False) else f"EM stopped after {len(hist)} iterations")
+                    "train_wall_seconds": secs, "seconds_per_epoch": secs / max(len(hist), 1),
+                    "cpu_hours": secs / 3600, "device": args.device, "torch_threads": torch.get_num_threads(),
+                    "seed": args.seed, "probgen_version": __version__, "published_nll": pub.get(name, (None,))[0],
+                    "samples": sample_grid(name, model, out, args.seed), "curve": f"curves/{name}.json",
+                    "status": _status(name, model, hist, args.quick)})
+        if name.startswith("iwae-k"):
+            row["train_k"] = int(name[6:])
+            if (work / f"{name}.warm").is_file():
+                row["warm_start"] = "vae row"
+                row["status"] += "; warm-started from the VAE row's best weights, epochs counted from there"
         if name == "gan":
-            row["status"] += "; Parzen windows are not a likelihood (they reward blur and memorisation)"
             q = (getattr(model, "checkpoint_extra", None) or {}).get("quality") or {}
             row.update({k2: q[k2] for k2 in ("coverage", "classes_found", "classifier_test_accuracy") if k2 in q})
         if name == "vae" and not args.quick:
@@ -295,11 +355,13 @@ def main(argv=None) -> int:
             row["checkpoint"] = "vae.pt"
         rows[name] = row
         print(f"{name}: NLL {row['nll']:.2f} ± {row['stderr']:.2f} nats ({row['estimator']}"
-              f"{' k=' + str(row['k']) if row['k'] else ''}, {row['n_test']} test images), {len(hist)} epochs, "
-              f"{secs / 60:.1f} train min" + (f"; warning: {row['warning']}" if row.get("warning") else ""), flush=True)
+              f"{' k=' + str(row['k']) if row['k'] else ''}, {row['n_test']} test images, "
+              f"scored in {row['eval_seconds']:.0f} s), {len(hist)} epochs, {secs / 60:.1f} train min"
+              + (f"; warning: {row['warning']}" if row.get("warning") else ""), flush=True)
     if table.is_file():  # another invocation may have written rows meanwhile: keep them
-        rows = {**{r["name"]: r for r in json.loads(table.read_text())["rows"]},
-                **{n: r for n, r in rows.items() if n in names}}
+        mine, rows = rows, {**rows, **{r["name"]: r for r in json.loads(table.read_text())["rows"]}}
+        rows.update({n: mine[n] for n in names})
+        rows.update({n: mine[n] for n in NOT_RUN if rows[n].get("nll") is None})
     write_table(out, rows, {"data": "binarized-mnist (Larochelle & Murray static binarization, 50k/10k/10k)",
                             "probgen_version": __version__, "seed": args.seed, "quick": args.quick})
     print((out / "table.md").read_text())

@@ -30,7 +30,7 @@ from pyro.poutine.messenger import Messenger
 from torch import nn
 from torch.distributions import transform_to
 
-from .check import StoryCheck, at_user_frame, check_story, sample_sites
+from .check import StoryCheck, at_user_frame, check_story, sample_sites, trace_pair
 from .story import Story
 
 __all__ = ["PyroProgram", "as_story", "split_program", "constructor_args"]
@@ -229,8 +229,7 @@ class PyroProgram(Story):
         rng = pyro.util.get_rng_state()
         try:
             with torch.no_grad():
-                guide_tr = poutine.trace(self.guide).get_trace(x, y)
-                return poutine.trace(poutine.replay(self.model, trace=guide_tr)).get_trace(x, y)
+                return trace_pair(self.model, self.guide, x, y)[1]
         finally:
             pyro.util.set_rng_state(rng)
 

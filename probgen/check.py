@@ -20,7 +20,7 @@ import torch
 from pyro.poutine.util import site_is_subsample
 
 __all__ = ["ELBOS", "check_elbo", "StoryCheck", "check_story", "resolve_elbo", "sample_sites", "is_enumerated", "latent_sites",
-           "first_line", "user_frame", "at_user_frame"]
+           "first_line", "user_frame", "at_user_frame", "trace_pair"]
 
 #: objective name -> (Pyro ELBO class name, is_jit)
 ELBOS = {
@@ -30,6 +30,7 @@ ELBOS = {
     "jit-meanfield": ("JitTraceMeanField_ELBO", True),
     "enum": ("TraceEnum_ELBO", False),  # sums out enumerated discrete sites
     "jit-enum": ("JitTraceEnum_ELBO", True),
+    "iwae": ("RenyiELBO", False),  # alpha=0: the IWAE bound, k = num_particles (infer.svi.IWAE_ELBO)
 }
 
 
@@ -71,10 +72,13 @@ def check_story(story, x, y=None, *, elbo: str | None = None, batch: int = 4, st
     story.eval()  # no dropout / batch-norm updates from the check
     try:
         with torch.no_grad():
-            guide_tr = _trace_for_check(f"{name}.guide", story.guide, x, y)
-            if strict:  # shapes of the guide's values against the model's own, before the model uses them
-                _check_shapes_against_prior(name, story, guide_tr, x, y)
-            model_tr = _trace_for_check(f"{name}.model", poutine.replay(story.model, trace=guide_tr), x, y)
+            def run(role, fn):
+                tr = _trace_for_check(f"{name}.{role}", fn, x, y)
+                if strict and role == "guide":  # the guide's shapes against the model's own, before the model uses them
+                    _check_shapes_against_prior(name, story, tr, x, y)
+                return tr
+
+            guide_tr, model_tr = trace_pair(story.model, story.guide, x, y, run=run)
             found = _check_sites(name, model_tr, guide_tr, x)
             nesting = _check_log_probs(name, model_tr, guide_tr, story.max_plate_nesting)
             if strict:
@@ -225,6 +229,23 @@ def first_line(e: BaseException) -> str:
 def sample_sites(tr) -> dict:
     """The sample sites of a trace, without subsample sites: ``{name: site}``."""
     return {n: s for n, s in tr.nodes.items() if s["type"] == "sample" and not site_is_subsample(s)}
+
+
+def trace_pair(model, guide, *args, enum_dim: int | None = None, run=None):
+    """Trace the guide, then the model replayed on the guide's values (the one place that does it).
+
+    :param args: the arguments of both, e.g. ``(x, y)``.
+    :param enum_dim: enumerate the model's marked sites from this dim leftwards (``None``: no enumeration).
+    :param run: ``run(role, fn) -> trace`` traces ``fn(*args)`` for role ``"guide"`` then ``"model"``
+        (default ``poutine.trace(fn).get_trace(*args)``; the check wraps errors there).
+    :return: ``(guide_trace, model_trace)``.
+    """
+    run = run or (lambda role, fn: poutine.trace(fn).get_trace(*args))
+    guide_tr = run("guide", guide)
+    replayed = poutine.replay(model, trace=guide_tr)
+    if enum_dim is not None:
+        replayed = poutine.enum(replayed, first_available_dim=enum_dim)
+    return guide_tr, run("model", replayed)
 
 
 def is_enumerated(site) -> bool:

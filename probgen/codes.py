@@ -28,17 +28,28 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
     A Gaussian code in d dimensions lies near the sphere of radius √d; the straight line's
     midpoint has norm ≈ √(d/2), in a region the decoder never saw. Slerp keeps the norm in the
-    typical range. (Anti)parallel codes fall back to the straight line.
+    typical range. The angle comes from ``2 atan2(|û0 − û1|, |û0 + û1|)`` in float64, accurate at both
+    ends (the arccos of the cosine loses half the digits there, and near-opposite codes, where
+    sin Ω ≈ 0 divides, would leave the sphere). The direction follows the circle and the norm goes
+    linearly from |z0| to |z1| (for equal norms this is Shoemake's formula; for unequal ones it does
+    not amplify the norm difference by 1/sin Ω near opposite codes). Only codes (anti)parallel to
+    within 1e-6 rad, or a zero code, fall back to the straight line (no circle is defined).
 
     :param z0: start code ``[z_dim]``; ``z1``: end code ``[z_dim]``; ``t``: positions ``[m]``.
-    :return: ``[m, z_dim]``.
+    :return: ``[m, z_dim]`` in ``z0``'s dtype.
     """
-    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
-    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    if float(omega.sin().abs()) < 1e-4:  # the circle is not defined: the line is the best we can do
+    a, b = z0.double(), z1.double()
+    n0, n1 = a.norm(), b.norm()
+    if float(n0) == 0.0 or float(n1) == 0.0:
         return lerp(z0, z1, t)
-    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / omega.sin()
+    u0, u1 = a / n0, b / n1
+    omega = 2 * torch.atan2((u0 - u1).norm(), (u0 + u1).norm())
+    sin = omega.sin()
+    if float(sin) < 1e-6:  # the circle is not defined: the line is the best we can do
+        return lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=torch.float64, device=z0.device).reshape(-1, 1)
+    direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / sin  # unit, on the great circle
+    return (direction * ((1 - t) * n0 + t * n1)).to(z0.dtype)
 
 
 def grid(*, span: float, steps: int) -> torch.Tensor:

@@ -19,6 +19,8 @@ it in memory. :func:`run_files` is the one place that names the files of a run.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import tempfile
@@ -40,6 +42,7 @@ __all__ = [
     "write_json",
     "save_checkpoint",
     "load_checkpoint",
+    "read_once",
     "check_model_size",
     "check_finite",
     "MAX_CONFIG_INT",
@@ -250,6 +253,44 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.is_dir():
         raise ValueError(f"{path}: is a folder, not a checkpoint file")
     regular_file(path, "checkpoint")  # a FIFO would block, a device never end
+    if not _READ_ONCE:
+        return _read_checkpoint(path, map_location)
+    st = path.stat()  # the file's identity: a file replaced since (atomic_write renames) is read again
+    key, who = (str(path.resolve()), str(map_location)), (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    cache = _READ_ONCE[-1]
+    if cache.get(key, (None,))[0] != who:
+        cache[key] = (who, _read_checkpoint(path, map_location))
+    return _fresh(cache[key][1])
+
+
+#: the caches of the open :func:`read_once` blocks, innermost last: ``{(path, device): (identity, payload)}``
+_READ_ONCE: list[dict] = []
+
+
+@contextlib.contextmanager
+def read_once():
+    """Inside this block :func:`load_checkpoint` reads each file from disk once (per device); every call
+    still gets its own dicts and tensors, as from a fresh read, and a file rewritten in between is read
+    again. The CLI runs each command inside one (its checks, the data spec and the model read one file)."""
+    _READ_ONCE.append({})
+    try:
+        yield
+    finally:
+        _READ_ONCE.pop()
+
+
+def _fresh(obj: Any) -> Any:
+    """A copy of a payload: new dicts and lists, cloned tensors (cheap beside unpickling the file)."""
+    if isinstance(obj, dict):
+        new = copy.copy(obj)  # keeps the type (OrderedDict) and a state dict's ``_metadata``
+        new.update((k, _fresh(v)) for k, v in obj.items())
+        return new
+    if type(obj) in (list, tuple):
+        return type(obj)(_fresh(v) for v in obj)
+    return obj.clone() if isinstance(obj, torch.Tensor) else obj
+
+
+def _read_checkpoint(path: Path, map_location) -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
@@ -320,12 +361,15 @@ def check_model_size(config: dict, state_dict: dict, *, slack: int = 4) -> None:
     """Refuse a config that would build a model far larger than the weights stored beside it, without
     building anything: a network's parameters are at most (sum of its sizes) x (largest size), so that
     product over the config's integers must stay within ``slack`` x the stored tensors (plus 2**24).
+    A vocabulary size only ever meets the other sizes (embedding rows, output columns), never itself,
+    so it counts as ``vocab x (sum of the others)``.
 
     :raises ValueError: the model the config describes is too large for the file.
     """
-    sizes = [v for v in _ints(config) if v > 0]
+    vocab = [v for k, v in _ints(config) if v > 0 and "vocab" in k]
+    sizes = [v for k, v in _ints(config) if v > 0 and "vocab" not in k]
     stored = sum(v.numel() for v in state_dict.values() if isinstance(v, torch.Tensor))
-    wanted = sum(sizes) * max(sizes, default=0)
+    wanted = sum(sizes) * max(sizes, default=0) + sum(vocab) * (sum(sizes) + 1)
     if wanted > slack * stored + 2**24:
         raise ValueError(f"checkpoint config describes a model of up to {wanted} parameters but the file "
                          f"stores {stored}; refusing to build it (damaged or hostile file)")
@@ -339,7 +383,7 @@ def _ints(obj: Any, key: str = ""):
         for v in obj:
             yield from _ints(v, key)
     elif isinstance(obj, int) and not isinstance(obj, bool) and "seed" not in key:
-        yield obj
+        yield key, obj
 
 
 def _upgrade(payload: dict) -> dict:

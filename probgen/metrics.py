@@ -25,7 +25,15 @@ from torch import nn
 from .data import Dataset, batches
 
 __all__ = ["DigitClassifier", "train_classifier", "sample_quality", "frechet_distance", "nearest_distance",
-           "nearest_neighbours", "sharpness", "grey_share", "classes_found", "judge_rows"]
+           "nearest_neighbours", "sharpness", "grey_share", "classes_found", "judge_rows", "QUALITY_TARGETS",
+           "check_targets"]
+
+#: issue 18's quality targets, the one source (the tour's GAN section, experiments/quality_targets.py)
+QUALITY_TARGETS = {
+    "gan": {"mean_confidence": 0.85, "max_class_fraction": 0.20},  # and every class found; a real-data judge
+    "cvae": {"min_class_confidence": 0.9},  # decoder-mean images of every class, the same kind of judge
+    "text": {"mean_distinct_lines": 5},  # greedy lines on a 9-step walk between two held-out codes
+}
 
 _CACHE: dict = {}
 
@@ -173,6 +181,19 @@ def grey_share(images: torch.Tensor, *, margin: float = 0.1) -> float:
 def classes_found(q: dict) -> int:
     """Classes predicted for at least 1 % of the samples (from :func:`sample_quality`)."""
     return int(sum(h >= 0.01 for h in q["class_histogram"]))
+
+
+def check_targets(r: dict, n_classes: int) -> dict:
+    """A GAN's judged numbers ``r`` (``mean_confidence``, ``classes_found``, ``max_class_fraction``)
+    against ``QUALITY_TARGETS["gan"]``: ``{name: {"value", "target", "met"}, ..., "met": all of them}``."""
+    target = QUALITY_TARGETS["gan"]
+    conf, share = r["mean_confidence"], r["max_class_fraction"]
+    checks = {"mean_confidence": {"value": conf, "target": f">= {target['mean_confidence']}",
+                                  "met": conf >= target["mean_confidence"]},
+              "classes_found": {"value": r["classes_found"], "target": n_classes, "met": r["classes_found"] >= n_classes},
+              "max_class_fraction": {"value": share, "target": f"<= {target['max_class_fraction']}",
+                                     "met": share <= target["max_class_fraction"]}}
+    return {**checks, "met": all(c["met"] for c in checks.values())}
 
 
 def judge_rows(clf: DigitClassifier, samples: dict, *, n: int | None = None,

@@ -10,6 +10,12 @@ A run (``probgen train vae``, ``probgen compare``, the tour) writes into ``--out
   the caller resumes it or forces a new one; the old manifest is removed before anything is written, so
   a run killed half-way never leaves a folder that claims to be finished while mixing two runs;
 - writes the manifest last, through the atomic writer: the files of the run with their sizes.
+
+Commands that write named files (``sample``, ``traverse``, ``problems``, ...) resolve ``--out`` with
+:func:`output_file` (a file, or a folder that receives the command's own file name; by default
+``runs/<command>/``) and claim their files with :func:`claim_outputs`: an existing file is replaced
+only with ``--force``, whether the recipe is called from the command line or from Python. Inside a
+folder held by :func:`run_folder` (the tour), the run folder's own policy has already decided.
 """
 from __future__ import annotations
 
@@ -17,12 +23,16 @@ import os
 import socket
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
 from .io import write_json
 
-__all__ = ["run_folder", "lock_path", "manifest_path", "read_manifest", "claim_outputs"]
+__all__ = ["run_folder", "lock_path", "manifest_path", "read_manifest", "claim_outputs", "output_file"]
+
+#: run folders this process holds (:func:`run_folder`): their files are the run's to replace
+_HELD: ContextVar[tuple[Path, ...]] = ContextVar("probgen_held_run_folders", default=())
 
 
 def lock_path(out: str | os.PathLike, name: str = "run") -> Path:
@@ -51,16 +61,37 @@ def claim_outputs(paths, *, force: bool = False) -> None:
     with ``force`` (``--force``); a path that exists and is not a regular file is never ours to replace.
 
     :param paths: the files the command is about to write (``None`` entries skipped).
+    :param force: replace existing files. Files inside a folder this process holds with :func:`run_folder`
+        count as forced: that folder's policy (fresh, resume, force) has already been applied.
     :raises ValueError: one line naming the first path that exists.
     """
     from .io import check_output
 
+    held = _HELD.get()
     for path in paths:
         if path is None or not str(path):
             continue
         check_output(path)  # symlinks, FIFOs, devices, folders: refused even with force
-        if os.path.lexists(path) and not force:
+        inside = any(Path(path).resolve().is_relative_to(folder) for folder in held)
+        if os.path.lexists(path) and not (force or inside):
             raise ValueError(f"{path}: exists; pass --force to replace it, or choose another --out")
+
+
+def output_file(out: str | os.PathLike, name: str) -> Path:
+    """Where a command that writes file ``name`` (``traverse.png``) writes it, from its ``--out``.
+
+    ``--out`` ending in ``name``'s suffix (``my.png``) is the file itself; any other path without a
+    suffix, or an existing folder, is a folder that receives ``name`` (``runs/traverse`` ->
+    ``runs/traverse/traverse.png``).
+
+    :raises ValueError: ``--out`` has another suffix (``x.jpg`` for a PNG command).
+    """
+    path, suffix = Path(out), Path(name).suffix
+    if path.is_dir() or str(out).endswith(("/", os.sep)) or not path.suffix:
+        return path / name
+    if path.suffix.lower() != suffix.lower():
+        raise ValueError(f"--out {out}: must be a {suffix} file or a folder (it receives {name})")
+    return path
 
 
 def _alive(pid: int) -> bool:
@@ -123,6 +154,7 @@ def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", 
     out.mkdir(parents=True, exist_ok=True)
     lock = lock_path(out, name)
     _take_lock(lock)
+    held = _HELD.set(_HELD.get() + (out.resolve(),))
     try:
         if done is not None:
             if not (resume or force):
@@ -138,6 +170,7 @@ def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", 
         write_json(manifest_path(out, name), {"name": name, "command": command, "probgen": __version__,
                                               "started": started, "finished": time.time(), "files": files})
     finally:
+        _HELD.reset(held)
         try:
             lock.unlink()
         except OSError:

@@ -27,6 +27,31 @@ def test_lerp_and_parallel_slerp_are_the_straight_line():
     assert torch.allclose(slerp(z0, 3 * z0, t), lerp(z0, 3 * z0, t))  # parallel: no circle to follow
 
 
+@pytest.mark.parametrize("eps", [1e-2, 1e-3, 1e-4, 1e-5])
+def test_slerp_of_near_opposite_codes_stays_on_the_sphere(eps):
+    # sin Ω ≈ 0: the arccos-of-cosine angle drifted off the sphere (norm 4.38 at 1e-3) or fell back to the
+    # line through 0 (norm 2e-4 at 1e-4); the great circle through the small perpendicular part is defined
+    torch.manual_seed(1)
+    z0 = torch.randn(16)
+    z0 = z0 / z0.norm() * 4
+    perp = torch.randn(16)
+    perp = perp - (perp @ z0) / (z0 @ z0) * z0
+    z1 = -z0 + eps * 4 * perp / perp.norm()
+    z1 = z1 / z1.norm() * 4
+    path = slerp(z0, z1, torch.linspace(0, 1, 11))
+    assert torch.isfinite(path).all() and path.dtype == z0.dtype
+    assert torch.allclose(path.norm(dim=1), torch.full((11,), 4.0), atol=1e-4)
+    assert torch.allclose(path[0], z0, atol=1e-5) and torch.allclose(path[-1], z1, atol=1e-5)
+    steps = (path[1:] - path[:-1]).norm(dim=1)  # equal angles: equal chords along the half circle
+    assert torch.allclose(steps, steps.mean().expand(10), rtol=1e-3)
+
+
+def test_slerp_of_exactly_opposite_or_zero_codes_is_the_line():
+    z0, t = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.5, 1.0])
+    assert torch.equal(slerp(z0, -z0, t), lerp(z0, -z0, t))  # no circle is defined
+    assert torch.equal(slerp(torch.zeros(2), z0, t), lerp(torch.zeros(2), z0, t))
+
+
 def test_grid_is_laid_out_as_a_picture():
     g = grid(span=2.0, steps=3)
     assert g.shape == (3, 3, 2)

@@ -42,6 +42,48 @@ def test_format_2_round_trip(tmp_path):
     assert set(raw) == {"probgen", "kind", "config", "state_dict", "optimizer", "trainer", "data", "extra"}
 
 
+def test_read_once_reads_each_file_once_and_hands_out_fresh_copies(tmp_path, monkeypatch):
+    import probgen.io as io
+
+    disk = []
+    read = io._read_checkpoint
+    monkeypatch.setattr(io, "_read_checkpoint", lambda path, loc: disk.append(path.name) or read(path, loc))
+    p = save_checkpoint(tmp_path / "m.pt", kind="vae", config={"x_dim": 4}, state_dict={"w": torch.ones(2)},
+                        extra={"note": "x"})
+    with io.read_once():
+        a, b = load_checkpoint(p), load_checkpoint(tmp_path / "." / "m.pt")  # the same file: read once
+        assert disk == ["m.pt"] and a == {**a, "extra": {"note": "x"}}
+        a["extra"]["note"] = "changed"
+        a["state_dict"]["w"].add_(1)
+        c = load_checkpoint(p)  # every caller gets its own dicts and tensors
+        assert c["extra"] == {"note": "x"} and torch.equal(c["state_dict"]["w"], torch.ones(2))
+        assert b["state_dict"]["w"] is not c["state_dict"]["w"]
+        save_checkpoint(p, kind="vae", config={"x_dim": 4}, state_dict={"w": torch.zeros(2)})  # rewritten: read again
+        assert torch.equal(load_checkpoint(p)["state_dict"]["w"], torch.zeros(2)) and disk == ["m.pt", "m.pt"]
+        with pytest.raises(FileNotFoundError):
+            load_checkpoint(tmp_path / "missing.pt")
+    load_checkpoint(p)
+    load_checkpoint(p)  # outside a block: every call reads the file
+    assert len(disk) == 4
+
+
+def test_cli_reads_a_checkpoint_once_per_command(tmp_path, monkeypatch, capsys):
+    import probgen.io as io
+    from probgen.cli import main
+
+    ckpt = tmp_path / "run" / "vae.pt"
+    assert main(["train", "vae", "--epochs", "1", "--hidden", "8", "--z-dim", "2", "--out", str(ckpt.parent),
+                 "--quiet"]) == 0
+    disk = []
+    read = io._read_checkpoint
+    monkeypatch.setattr(io, "_read_checkpoint", lambda path, loc: disk.append(path.name) or read(path, loc))
+    for argv in (["sample", str(ckpt), "-n", "4", "--out", str(tmp_path / "s.png")],
+                 ["traverse", str(ckpt), "--out", str(tmp_path / "t.png")]):
+        disk.clear()
+        assert main(argv) == 0, capsys.readouterr()
+        assert disk == ["vae.pt"], argv  # was 3: the CLI's kind check, the data spec, the model
+
+
 def test_story_save_records_the_data_and_loading_exposes_it(tmp_path):
     vae = VAE(4, z_dim=2, hidden=(3,))
     spec = {"name": "digits", "data_dir": None, "binarize": True, "dequantize": False, "seed": 0,
@@ -150,3 +192,18 @@ def test_one_number_for_one_checkpoint_and_seed(kind, fixture_test_data):
     assert row["estimator"] == api.estimator and row["num_samples"] == api.k
     if kind == "cvae":
         assert api.estimator == "IWAE, marginal over labels" and "marginal" in row["quantity"]
+
+
+def test_model_size_check_counts_a_vocabulary_against_the_other_sizes():
+    """A PTB-sized sentence VAE (10,002 words) loads; a vocabulary claim the file cannot back is refused."""
+    import pytest
+    import torch
+
+    from probgen.io import check_model_size
+
+    cfg = {"vocab_size": 10002, "embed_dim": 353, "hidden": 191, "z_dim": 13, "max_len": 80}
+    check_model_size(cfg, {"w": torch.zeros(4_500_000)})  # the real model: ~4.5 M parameters
+    with pytest.raises(ValueError, match="refusing to build"):
+        check_model_size({**cfg, "vocab_size": 10**9}, {"w": torch.zeros(4_500_000)})
+    with pytest.raises(ValueError, match="refusing to build"):
+        check_model_size({**cfg, "hidden": 60000}, {"w": torch.zeros(4_500_000)})

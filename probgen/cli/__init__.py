@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from .common import EXIT_USAGE, CLIError, ArgumentParser
+from .common import EXIT_USAGE, CLIError, ArgumentParser, name_first
 
 __all__ = ["main", "build_parser", "command_first", "COMMAND_MODULES"]
 
@@ -48,14 +48,7 @@ def command_first(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]
     """``[OPTIONS] COMMAND [ARGS]`` → ``COMMAND [OPTIONS] [ARGS]``: options may come before the command
     too (``probgen --seed 1 compare``); a value of an option is never taken for the command."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    takes_value = {flag for p in sub.choices.values() for flag, action in p._option_string_actions.items()
-                   if action.nargs != 0}
-    i = 0
-    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
-        i += 2 if argv[i] in takes_value else 1
-    if 0 < i < len(argv) and argv[i] in sub.choices:
-        return [argv[i], *argv[:i], *argv[i + 1:]]
-    return argv
+    return name_first(argv, 0, sub.choices, sub.choices.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = command_first(parser, list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(model_first(argv))
     try:
-        _check_paths(args)
-        code = args.func(args)
+        from ..io import read_once
+
+        with read_once():  # each checkpoint is read from disk once per command (checks, data spec, model)
+            _check_paths(args)
+            code = args.func(args)
     except BrokenPipeError:  # `probgen ... | head`: the reader left; stop quietly, as Unix tools do
         _silence_stdout()
         return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
@@ -129,13 +125,13 @@ def _check_paths(args) -> None:
     inputs = [v for v in values(_INPUT_ARGS) if isinstance(v, str) and v]
     outputs = [v for v in values(_OUTPUT_ARGS) if isinstance(v, str) and v and not os.path.isdir(v)]
     check_outputs(outputs, inputs)
-    from ..recipes.guard import check_checkpoint, outputs_of
-    from ..runs import claim_outputs
+    from ..recipes.guard import check_checkpoint
 
     for path in values(("checkpoint", "checkpoints")):  # the family, from the file, before anything is built
         if isinstance(path, str) and path:
             check_checkpoint(args.command, path)
-    claim_outputs(outputs_of(args.command, args), force=bool(getattr(args, "force", False)))
+    # nothing is replaced without --force: each recipe claims its files (probgen.recipes.guard.claim), so
+    # probgen.recipes.<command>(config) from Python follows the same policy
 
 
 def _say(line: str) -> None:

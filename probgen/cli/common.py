@@ -12,7 +12,7 @@ import sys
 
 __all__ = [
     "EXIT_USAGE", "CLIError", "ArgumentParser", "add_config_args", "config_from", "add_data_args",
-    "add_run_args", "add_fit_args", "int_list", "add_recipe", "run_recipe", "data_given", "TRAINERS",
+    "add_run_args", "add_fit_args", "int_list", "add_recipe", "run_recipe", "data_given", "TRAINERS", "name_first",
 ]
 
 EXIT_USAGE = 2
@@ -143,10 +143,16 @@ def add_run_args(p, *, out: str | None = None, suppress: bool = False):
     add_config_args(p, RunConfig, suppress=suppress, skip=() if out else ("out",), defaults={"out": out})
 
 
-def add_fit_args(p, *, cls=None, suppress: bool = False, **defaults):
-    """The SVI trainer's flags (``--epochs --batch-size --lr --patience --resume --clip-norm --distributed``)."""
+def add_fit_args(p, *, cls=None, suppress: bool = False, fit=None, **defaults):
+    """The SVI trainer's flags (``--epochs --batch-size --lr --patience --resume --clip-norm --distributed``).
+
+    :param fit: a ``FitConfig`` instance whose values are the defaults (a recipe's own, e.g. why-vae's
+        ``FitConfig(epochs=100)``), so that no default is written a second time here.
+    """
     from ..recipes.config import FitConfig
 
+    if fit is not None:
+        defaults = {**{f.name: getattr(fit, f.name) for f in dataclasses.fields(fit)}, **defaults}
     add_config_args(p, cls or FitConfig, suppress=suppress, defaults=defaults, title="training",
                     only=[f.name for f in dataclasses.fields(FitConfig)])
 
@@ -166,6 +172,21 @@ def run_recipe(args) -> int:
     """Build the command's config from ``args``, run its recipe, print what it reports."""
     print("\n".join(args.recipe(config_from(args.config, args)).lines))
     return 0
+
+
+def name_first(argv: list[str], at: int, names, parsers) -> list[str]:
+    """Move the first word of ``argv[at:]`` that is one of ``names`` (never an option's value, never after
+    ``--``) to position ``at``: ``[OPTIONS] COMMAND`` → ``COMMAND [OPTIONS]`` (``at`` = 0), ``train [OPTIONS]
+    MODEL`` → ``train MODEL [OPTIONS]`` (``at`` = 1). ``parsers``: those whose options may come first.
+    """
+    takes_value = {flag for parser in parsers for flag, action in parser._option_string_actions.items()
+                   if action.nargs != 0}
+    i = at
+    while i < len(argv) and argv[i] != "--":
+        if argv[i] in names:
+            return [*argv[:at], argv[i], *argv[at:i], *argv[i + 1:]]
+        i += 2 if argv[i] in takes_value else 1
+    return argv
 
 
 # -- `probgen train MODEL` ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def register(sub) -> None:
                     "an ArviZ netCDF file and figures.")
     p.add_argument("checkpoint", help="a .pt file written by probgen (vae, gmm, ...)")
     add_config_args(p, DataConfig, suppress=True, title="data (default: the checkpoint's)")
-    add_config_args(p, RunConfig, defaults={"out": "runs/diagnose"})
+    add_config_args(p, RunConfig, defaults={"out": DiagnoseConfig().run.out})
     add_config_args(p, DiagnoseConfig, skip=("checkpoint",))
     p.set_defaults(func=cmd_diagnose)
 

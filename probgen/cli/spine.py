@@ -21,13 +21,15 @@ def register(sub) -> None:
     from ..recipes.config import DataConfig, FitConfig, RunConfig
     from ..recipes.models import MODELS, model_spec
     from ..recipes.story import StoryConfig
+    from ..recipes.train import TrainConfig
 
+    out = {"out": TrainConfig().run.out}  # the recipe's default, written once there
     model_spec("gmm")  # imports every family's recipe module, so that MODELS is complete
     # -- train ------------------------------------------------------------------
     p = sub.add_parser("train", help="train one model and write OUT/<model>.pt",
                        description="Train a model. `probgen train MODEL --help` lists a model's flags; "
                                    "the shared flags go before or after MODEL.")
-    add_config_args(p, RunConfig, suppress=True, defaults={"out": "runs/train"})
+    add_config_args(p, RunConfig, suppress=True, defaults=out)
     add_config_args(p, StoryConfig, suppress=True, title="with --story (your own Story subclass)",
                     only=("story", "story_args", "elbo", "labels", "num_samples"))
     add_config_args(p, DataConfig, suppress=True, title="data")
@@ -39,7 +41,7 @@ def register(sub) -> None:
     common.TRAINERS.clear()
     for name, spec in MODELS.items():
         m = models.add_parser(name, help=spec.help, description=spec.help)
-        add_config_args(m, RunConfig, suppress=True, defaults={"out": "runs/train"})
+        add_config_args(m, RunConfig, suppress=True, defaults=out)
         text = spec.load is not None  # a text family: its corpus is its own flag, only --data-dir applies
         add_config_args(m, DataConfig, suppress=True, title="data", defaults=spec.data_defaults,
                         only=("data_dir", "seed") if text else None)
@@ -56,7 +58,7 @@ def register(sub) -> None:
                                    "in nats per image (for the CVAE the marginal log Σ_y p(y) p(x|y)), with "
                                    "its estimator and K.")
     add_config_args(c, DataConfig, title="data")
-    add_config_args(c, RunConfig, defaults={"out": "runs/compare"})
+    add_config_args(c, RunConfig, defaults={"out": CompareConfig().run.out})
     add_config_args(c, CompareConfig)
     c.set_defaults(func=cmd_compare)
 
@@ -76,18 +78,11 @@ def model_first(argv: list[str]) -> list[str]:
             a == "--story" or a.startswith("--story=") for a in argv):
         return argv  # --story takes no MODEL (cmd_train says so)
     models = common._TRAIN_SUBPARSERS[0].choices
-    takes_value = {flag for parser in (_TRAIN_PARSER[0], *models.values())
-                   for flag, action in parser._option_string_actions.items() if action.nargs != 0}
-    i = 1
-    while i < len(argv) and argv[i] != "--":
-        if argv[i] in models:
-            return [argv[0], argv[i], *argv[1:i], *argv[i + 1:]]
-        i += 2 if argv[i] in takes_value else 1
-    return argv
+    return common.name_first(argv, 1, models, (_TRAIN_PARSER[0], *models.values()))
 
 
 def cmd_train(args) -> int:
-    from ..recipes import DataConfig, RunConfig
+    from ..recipes import DataConfig
     from ..recipes.models import model_spec
     from ..recipes.train import TrainConfig, train
 
@@ -102,7 +97,7 @@ def cmd_train(args) -> int:
         raise CLIError(f"choose a model: {', '.join(common.TRAINERS)} (or --story FILE.py:Class)")
     spec = model_spec(model)
     data = config_from(DataConfig(**(spec.data_defaults or {})), args)
-    run = config_from(RunConfig(out="runs/train"), args)
+    run = config_from(TrainConfig().run, args)
     result = train(TrainConfig(model, config_from(spec.config, args), data, run))
     for line in result.notes:
         print(line)
@@ -138,5 +133,5 @@ def cmd_sample(args) -> int:
     if res.path is None:  # text models
         print("\n".join(res.samples))
         return 0
-    print(f"wrote {args.n} samples from {args.checkpoint} to {args.out}" + (f" and {args.npy}" if args.npy else ""))
+    print(f"wrote {args.n} samples from {args.checkpoint} to {res.path}" + (f" and {args.npy}" if args.npy else ""))
     return 0

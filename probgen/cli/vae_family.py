@@ -70,7 +70,7 @@ def register(sub) -> None:
     add_data_args(w)
     add_run_args(w, out=cfg.run.out)
     add_config_args(w, vae.WhyVAEConfig)
-    add_fit_args(w, epochs=cfg.fit.epochs, batch_size=cfg.fit.batch_size, lr=cfg.fit.lr)
+    add_fit_args(w, fit=cfg.fit)
     w.set_defaults(func=cmd_why_vae)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from ._arviz import _az_groups  # noqa: F401 - tests and the CLI read group names through it
 from .compare import compare_pointwise
 from .guide import (KHAT_BINS, GuideQuality, gmm_responsibilities, guide_quality, khat_counts,
-                    load_inference_data, pareto_khat, save_inference_data, to_inference_data)
+                    load_inference_data, pareto_khat, quality_from_weights, save_inference_data, to_inference_data)
 from .nuts import BayesGMMResult, NutsResult, bayesian_gmm_nuts, nuts_posterior
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "save_inference_data",
     "load_inference_data",
     "guide_quality",
+    "quality_from_weights",
     "GuideQuality",
     "pareto_khat",
     "khat_counts",

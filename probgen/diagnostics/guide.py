@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from pyro.poutine.util import site_is_subsample
 
-from ..evaluate import log_weights, particle_traces, psis_khat
+from ..evaluate import log_likelihood, particle_traces, psis_khat
 from ._arviz import _az_from_dict, _az_from_netcdf
 
 __all__ = ["to_inference_data", "save_inference_data", "load_inference_data", "guide_quality", "GuideQuality",
+           "quality_from_weights",
            "pareto_khat", "khat_counts", "gmm_responsibilities", "KHAT_BINS"]
 
 #: k̂ bins of the issue / of Vehtari et al.: good, ok (PSIS still works), bad
@@ -266,33 +267,37 @@ def guide_quality(model, x, num_samples: int = 1000, *, y=None, index: Sequence[
     :param num_samples: K importance samples per point.
     :param y: labels for conditional models.
     :param index: labels of the points (default 0..n-1), used in ``summary()["worst_points"]``.
+    :param chunk_size: data points per batch (default: from the estimator's memory budget).
     :return: :class:`GuideQuality`.
+    :raises ValueError: ``num_samples`` < 2, or a model with an exact log p(x) (no importance weights).
     """
     K = int(num_samples)
     if K < 2:
         raise ValueError(f"num_samples must be >= 2 for k̂, got {num_samples}")
     x, y = model.prepare(x, y) if hasattr(model, "prepare") else (torch.as_tensor(x), y)
     x = x.to(getattr(model, "device", "cpu"))
-    n = len(x)
-    chunk_size = chunk_size or _chunk(x, K)
-    was_training = model.training
-    model.eval()
-    parts = []
-    try:
-        for start in range(0, n, chunk_size):
-            yb = None if y is None else y[start:start + chunk_size]
-            with torch.no_grad():
-                parts.append(log_weights(model, x[start:start + chunk_size], K, yb).double().cpu())
-    finally:
-        model.train(was_training)
-    lw = torch.cat(parts, dim=1).T.numpy()  # n × K
-    khat = pareto_khat(lw)
+    _, lw = log_likelihood(model, x, y=y, num_samples=K, batch_size=chunk_size, return_weights=True)  # the one IWAE
+    if lw is None:
+        raise ValueError(f"{type(model).__name__} has an exact log p(x): there are no importance weights to judge")
+    return quality_from_weights(lw, index=index)
+
+
+def quality_from_weights(log_weights_nk, *, khat=None, index: Sequence[int] | None = None) -> GuideQuality:
+    """:class:`GuideQuality` of importance log-weights already drawn (e.g. :class:`probgen.evaluate.Score`'s
+    ``log_weights``, with its ``khat``), so that a caller that scored a model computes no weight or k̂ twice.
+
+    :param log_weights_nk: ``[n, K]`` log p(x, z_k) − log q(z_k | x).
+    :param khat: ``[n]`` k̂ of those weights (default: computed here).
+    :param index: labels of the points (default 0..n-1).
+    """
+    lw = np.asarray(log_weights_nk.numpy() if isinstance(log_weights_nk, torch.Tensor) else log_weights_nk,
+                    dtype=np.float64)  # n × K
+    khat = pareto_khat(lw) if khat is None else np.asarray(khat, dtype=np.float64)
     w = np.exp(lw - lw.max(1, keepdims=True))
     w /= w.sum(1, keepdims=True)
     ess = 1.0 / (w**2).sum(1)
-    iwae = _logmeanexp(lw)
-    return GuideQuality(khat=khat, ess=ess, iwae=iwae, elbo=lw.mean(1), num_samples=K,
-                        index=np.arange(n) if index is None else np.asarray(index))
+    return GuideQuality(khat=khat, ess=ess, iwae=_logmeanexp(lw), elbo=lw.mean(1), num_samples=lw.shape[1],
+                        index=np.arange(len(lw)) if index is None else np.asarray(index))
 
 
 def _chunk(x: torch.Tensor, K: int) -> int:

@@ -27,14 +27,45 @@ from ..data import batches
 from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, EarlyStopping, Trainer, TrainResult,
                         progress_bar, rng_state, set_rng_state)
 
-__all__ = ["ELBOS", "make_elbo", "fit_svi", "Objective", "SVIStep"]
+__all__ = ["ELBOS", "make_elbo", "fit_svi", "Objective", "SVIStep", "IWAE_ELBO"]
+
+
+class IWAE_ELBO(pyro.infer.RenyiELBO):
+    """The importance-weighted bound of Burda et al. (2016), ``RenyiELBO(alpha=0)`` with the
+    ``differentiable_loss`` the trainer needs: −Σ_n log (1/k) Σ_k p(x_n, z_k) / q(z_k | x_n),
+    k = ``num_particles``, whose gradient is the IWAE gradient (self-normalised weights times
+    the reparameterised gradients). k = 1 is the ordinary ELBO. Guide sites must be reparameterised."""
+
+    def __init__(self, *, num_particles: int = 1, max_plate_nesting: int = 1, vectorize_particles: bool = True):
+        super().__init__(alpha=0, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
+                         vectorize_particles=vectorize_particles)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        from pyro.infer.util import get_dependent_plate_dims, torch_sum
+
+        weights = []  # one [batch] (or, vectorized, [k, batch]) log-weight tensor per trace
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            sum_dims = get_dependent_plate_dims(model_trace.nodes.values())
+            lw = 0.0
+            for tr, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
+                for name, site in tr.nodes.items():
+                    if site["type"] != "sample":
+                        continue
+                    if sign < 0 and not getattr(site["fn"], "has_rsample", False):
+                        raise ValueError(f"elbo='iwae': guide site {name!r} is not reparameterised "
+                                         "(IWAE needs rsample); use elbo='trace'")
+                    lw = lw + sign * torch_sum(site["log_prob"], sum_dims)
+            weights.append(lw)
+        lw = weights[0] if self.vectorize_particles and self.num_particles > 1 else torch.stack(weights)
+        return -(torch.logsumexp(lw, dim=0) - math.log(self.num_particles)).sum()
+
 
 def make_elbo(name: str, *, num_particles: int = 1, max_plate_nesting: int = 1) -> pyro.infer.ELBO:
     """Build a Pyro ELBO by name.
 
     :param name: one of :data:`ELBOS` (``trace``, ``meanfield``, ``jit``, ``jit-meanfield``,
-        ``enum``, ``jit-enum``).
-    :param num_particles: samples per data point for the gradient estimate.
+        ``enum``, ``jit-enum``, ``iwae``).
+    :param num_particles: samples per data point for the gradient estimate (``iwae``: k of the bound).
     :param max_plate_nesting: plates nested in the model (needed by enumeration).
     """
     if name not in ELBOS:
@@ -44,7 +75,7 @@ def make_elbo(name: str, *, num_particles: int = 1, max_plate_nesting: int = 1) 
                                   vectorize_particles=num_particles > 1)
     if is_jit:
         kwargs["ignore_jit_warnings"] = True
-    return getattr(pyro.infer, cls_name)(**kwargs)
+    return (IWAE_ELBO if name == "iwae" else getattr(pyro.infer, cls_name))(**kwargs)
 
 
 class Objective(ELBOModule):
@@ -124,7 +155,11 @@ class SVIStep:
 
     def __call__(self, *args: Any) -> float:
         """One step on a batch: ``step(x)`` or ``step(x, y)``; returns the loss as a float."""
-        loss = self.backward(*args)
+        return self.update(self.backward(*args))
+
+    def update(self, loss: torch.Tensor) -> float:
+        """Clip (``clip_norm``) and apply the gradients in ``.grad``; the loss as a float
+        (also used by :class:`probgen.infer.compiled.CompiledStep`)."""
         if self.clip_norm is not None:  # the global norm over all parameters together
             torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], self.clip_norm)
         self.optim.step()
@@ -218,6 +253,7 @@ def fit_svi(
     distributed: Any = None,
     callbacks: Sequence[Callback] = (),
     log_dir: str | Path | None = None,
+    compile: bool | str = False,
     **unknown: Any,
 ) -> TrainResult:
     """Train ``story.model`` / ``story.guide`` with ``pyro.infer.SVI``.
@@ -241,16 +277,23 @@ def fit_svi(
         and rank 0 alone shows progress and writes checkpoints (``None``: one process).
     :param callbacks: :class:`probgen.infer.callbacks.Callback` objects (logging hooks).
     :param log_dir: write TensorBoard logs here (:mod:`probgen.infer.tensorboard`; rank 0 only).
+    :param compile: capture the step once and run it under ``torch.compile`` (``True``/``"inductor"``)
+        or as a traced graph (``"trace"``); a dynamic story trains eagerly after one notice
+        (:mod:`probgen.infer.compiled`).
     :raises DivergenceError: the loss became NaN/inf; the best state so far is restored.
     """
     _check_options(x, y, val, val_y, epochs, batch_size, num_particles, lr, patience, clip_norm, unknown)
+    from .compiled import check_compile, compile_step  # same layer; compiled.py builds on this module
+
+    backend = check_compile(compile)
     result = TrainResult()
     ckpt = Checkpointer(story, checkpoint)
 
     # -- the objective (Pyro's ELBO as a module) and one torch optimizer over its parameters
     svi_elbo = make_elbo(elbo, num_particles=num_particles, max_plate_nesting=story.max_plate_nesting)
-    # validation uses the non-JIT twin: same objective, any batch shape
+    # validation uses the non-JIT twin: same objective, any batch shape (IWAE: the same k-sample bound)
     val_elbo = make_elbo(elbo.replace("jit-", "").replace("jit", "trace"),
+                         num_particles=num_particles if elbo == "iwae" else 1,
                          max_plate_nesting=story.max_plate_nesting)
     step_fn = SVIStep(story, svi_elbo, lr=lr, clip_norm=clip_norm)
 
@@ -282,6 +325,8 @@ def fit_svi(
         if not distributed.is_main:  # rank 0 alone shows progress and writes checkpoints
             progress = False
             ckpt.disable()
+    step_fn = compile_step(step_fn, backend, elbo=elbo, num_particles=num_particles,
+                           distributed=distributed is not None)
     drop_last = ELBOS[elbo][1] and len(x) > batch_size  # JIT traces one batch shape
     n_batches = len(x) // batch_size if drop_last else math.ceil(len(x) / batch_size)
     hparams = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "elbo": elbo, "num_particles": num_particles,

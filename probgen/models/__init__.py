@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 
 __all__ = ["GMM", "VAE", "CVAE", "AutoEncoder", "PixelModel", "GAN", "SentenceVAE", "MixtureVAE",
-           "load", "MODULES"]
+           "HVAE", "load", "MODULES"]
 
 #: public name -> module file in this package
 MODULES = {
@@ -20,6 +20,7 @@ MODULES = {
     "GAN": "gan",
     "SentenceVAE": "sentence_vae",
     "MixtureVAE": "mixture_vae",
+    "HVAE": "hvae",
 }
 
 

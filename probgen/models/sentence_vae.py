@@ -44,6 +44,7 @@ from torch import nn
 from ..data.text import SPECIALS, Vocab
 from ..infer.callbacks import log
 from ..nn import SentenceDecoder, SentenceEncoder, check_positive_int
+from ..nn.decoding import beam_search, repeat_mask
 from ..story import Story
 
 __all__ = ["SentenceVAE", "ANNEAL_SCHEDULES"]
@@ -269,23 +270,42 @@ class SentenceVAE(Story):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor | None, n: int, *, temperature: float = 1.0, greedy: bool = False,
-                 max_len: int | None = None, allow_unk: bool = False) -> torch.Tensor:
+                 max_len: int | None = None, allow_unk: bool = False, beam: int = 1,
+                 no_repeat: int = 0) -> torch.Tensor:
         """Run the decoder from ``<bos>``: token ids ``[n, ≤max_len+1]`` (``<eos>``, then padding).
 
         ``allow_unk=False`` renormalises over the known tokens (``<unk>`` stands for thousands
-        of rare ones, so it is often the single likeliest token, especially for greedy decoding)."""
+        of rare ones, so it is often the single likeliest token, especially for greedy decoding).
+        ``beam > 1``: beam search for the likeliest line per code instead of sampling or greedy.
+        ``no_repeat = m``: never write an m-gram twice in a line (2: "to thee to thee" cannot happen)."""
         if not greedy and not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         max_len = self.max_len if max_len is None else check_positive_int("max_len", max_len)
+        beam = check_positive_int("beam", beam)
+        if isinstance(no_repeat, bool) or not isinstance(no_repeat, int) or no_repeat < 0:
+            raise ValueError(f"no_repeat must be a whole number >= 0, got {no_repeat!r}")
+        banned = [PAD_ID, BOS_ID] if allow_unk else [PAD_ID, UNK_ID, BOS_ID]
         dev = self.device
+        zz = None if z is None else z.repeat_interleave(beam, 0)  # [n*beam, z]
+
+        def step(tok, h):  # tokens [B], state [1, B, H] -> logits [B, V], state
+            logits, h = self.decoder(self.embed(tok).unsqueeze(1), zz, h)
+            return logits[:, -1], h
+
+        h = self.decoder.initial_state(zz, n * beam, dev)
+        if beam > 1:
+            return beam_search(step, h, n=n, k=beam, max_len=max_len, bos=BOS_ID, eos=EOS_ID, pad=PAD_ID,
+                               banned=banned, no_repeat=no_repeat)
         tok = torch.full((n,), BOS_ID, dtype=torch.long, device=dev)
-        h = self.decoder.initial_state(z, n, dev)
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         out = []
         for _ in range(max_len + 1):
-            logits, h = self.decoder(self.embed(tok).unsqueeze(1), z, h)
-            logits = logits[:, -1]
-            logits[:, [PAD_ID, BOS_ID] if allow_unk else [PAD_ID, UNK_ID, BOS_ID]] = -math.inf
+            logits, h = step(tok, h)
+            logits[:, banned] = -math.inf
+            if no_repeat and out:
+                block = repeat_mask(torch.stack(out, 1), no_repeat, logits.shape[-1])
+                block[:, EOS_ID] = False  # a line may always end
+                logits[block] = -math.inf
             if len(out) == max_len:  # out of room: end the sentence
                 tok = torch.full_like(tok, EOS_ID)
             elif greedy:
@@ -301,22 +321,26 @@ class SentenceVAE(Story):
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, *, greedy: bool = True, temperature: float = 1.0,
-               max_len: int | None = None, allow_unk: bool = False) -> list[str]:
+               max_len: int | None = None, allow_unk: bool = False, beam: int = 1,
+               no_repeat: int = 0) -> list[str]:
         """Sentences for codes ``z [n, z_dim]`` (greedy by default: the decoder's best guess)."""
         self._need_latent("decode")
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device).reshape(-1, self.z_dim)
         ids = self.generate(z, len(z), temperature=temperature, greedy=greedy, max_len=max_len,
-                            allow_unk=allow_unk)
+                            allow_unk=allow_unk, beam=beam, no_repeat=no_repeat)
         return self.to_text(ids)
 
     @torch.no_grad()
     def sample(self, n: int, *, temperature: float = 1.0, greedy: bool = False, z: torch.Tensor | None = None,
-               max_len: int | None = None, allow_unk: bool = False) -> list[str]:
+               max_len: int | None = None, allow_unk: bool = False, beam: int = 1,
+               no_repeat: int = 0) -> list[str]:
         """Write ``n`` new sentences: z ~ N(0, I) (or the given ``z``), then the decoder.
 
         :param temperature: divides the logits (< 1: safer, > 1: wilder).
         :param greedy: most likely token at each step (for a VAE, diversity comes from z).
         :param allow_unk: let the decoder write ``<unk>`` (default: no, see :meth:`generate`).
+        :param beam: with ``> 1``, beam search of this width: the likeliest line per code (the most fluent).
+        :param no_repeat: never repeat an n-gram of this size within a line (0: off).
         """
         n = check_positive_int("n", n)
         if self.latent and z is None:
@@ -325,10 +349,11 @@ class SentenceVAE(Story):
             self._need_latent("sampling from given codes")
             z = torch.as_tensor(z, dtype=torch.float32, device=self.device).reshape(n, self.z_dim)
         return self.to_text(self.generate(z, n, temperature=temperature, greedy=greedy, max_len=max_len,
-                                          allow_unk=allow_unk))
+                                          allow_unk=allow_unk, beam=beam, no_repeat=no_repeat))
 
     @torch.no_grad()
-    def interpolate(self, a, b, steps: int = 7, *, greedy: bool = True, temperature: float = 1.0) -> list[str]:
+    def interpolate(self, a, b, steps: int = 7, *, greedy: bool = True, temperature: float = 1.0,
+                    beam: int = 1, no_repeat: int = 0) -> list[str]:
         """Homotopy between two sentences (Bowman et al., Table 8): decode the codes on the
         straight line between the posterior means of ``a`` and ``b``, ends included."""
         self._need_latent("interpolate")
@@ -336,7 +361,8 @@ class SentenceVAE(Story):
             raise ValueError(f"steps must be >= 2, got {steps}")
         loc, _ = self.encode([a, b])
         t = torch.linspace(0, 1, steps, device=self.device).unsqueeze(1)
-        return self.decode((1 - t) * loc[0] + t * loc[1], greedy=greedy, temperature=temperature)
+        return self.decode((1 - t) * loc[0] + t * loc[1], greedy=greedy, temperature=temperature, beam=beam,
+                           no_repeat=no_repeat)
 
     # -- likelihoods -------------------------------------------------------------------------
     @torch.no_grad()

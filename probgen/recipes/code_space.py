@@ -192,10 +192,11 @@ def why_vae(cfg: WhyVAEConfig) -> WhyVAEResult:
     from ..io import atomic_write, write_json
     from ..metrics import train_classifier
     from ..models import VAE, AutoEncoder
-    from .guard import check_sizes
+    from .guard import check_sizes, claim
     from .models import fit_svi_model, save_model
 
     check_sizes(cfg)  # the upper bounds; the lower ones below
+    claim(cfg)  # before two models train: nothing in --out replaced without --force
     for flag, value in (("-n", cfg.n_show), ("--n-eval", cfg.n_eval), ("--z-dim", cfg.z_dim),
                         ("--pairs", cfg.pairs), ("--steps", cfg.steps)):
         if value < 1:

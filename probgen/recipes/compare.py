@@ -86,9 +86,10 @@ def _names(models) -> list[str]:
     return names
 
 
-def score_model(model, ds, *, num_samples: int, seed: int = 0) -> dict:
+def score_model(model, ds, *, num_samples: int, seed: int = 0, weights: bool = False) -> dict:
     """One row's numbers: :func:`probgen.evaluate.score` on ``ds.test`` (labels, validation split and
-    dequantization passed on; the values are popped by :func:`compare` into ``pointwise.npz``)."""
+    dequantization passed on; the values are popped by :func:`compare` into ``pointwise.npz``); with
+    ``weights`` also the score's ``log_weights`` and ``khat`` (``None`` where none), for the caller to pop."""
     import torch
 
     from ..evaluate import score
@@ -100,6 +101,8 @@ def score_model(model, ds, *, num_samples: int, seed: int = 0) -> dict:
                   dequantized=bool(ds.dequantized))
     row = {"estimator": s.estimator, "num_samples": s.k, "khat_share": s.khat_share, "warning": s.warning,
            "quantity": "log p(x)", "values": s.values.detach().cpu().double(), **s.extra}
+    if weights:
+        row.update(log_weights=s.log_weights, khat=s.khat)
     if s.conditional is not None:
         cond = s.conditional.detach().cpu().double()
         prior = s.extra.get("label_prior")
@@ -165,11 +168,14 @@ def _compare(cfg: CompareConfig) -> CompareResult:
             say(f"training {name} ...", flush=True)
             res = train_model(name, _trainer_params(name, cfg.epochs, cfg.log_dir), cfg.data, run, ds, path=ckpt)
             model, fit_seconds = res.model, res.seconds
-            extra = dict(getattr(model, "checkpoint_extra", {}) or {})
-            extra["fit_seconds"] = fit_seconds
-            from .models import save_model
+            if getattr(model, "fit_seconds", None) is not None:  # the trainer saved it with its time (EM): no rewrite
+                fit_seconds = float(model.fit_seconds)
+            else:  # the SVI trainer's best checkpoint, rewritten once at the end with the fit time (for --from)
+                extra = dict(getattr(model, "checkpoint_extra", {}) or {})
+                extra["fit_seconds"] = fit_seconds
+                from .models import save_model
 
-            save_model(model, ckpt, ds, extra=extra)
+                save_model(model, ckpt, ds, extra=extra)
         seed_everything(run.seed)
         row = score_model(model, ds, num_samples=cfg.num_samples, seed=run.seed)
         values = row.pop("values")

@@ -90,6 +90,8 @@ class FitConfig:
                               "needs pip install 'probgen[tb]'", metavar="DIR")
     threads: int | None = opt(None, "torch threads for training (default: half the cores, at most 4; 1 on a "
                                     "2-core machine)", metavar="N")
+    compile: bool = opt(False, "capture the SVI step once and run it under torch.compile (static stories; a "
+                        "dynamic one trains eagerly after a one-line notice; see docs/scale.md)")
 
 
 def seed_everything(seed: int) -> None:

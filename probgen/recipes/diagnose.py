@@ -52,9 +52,10 @@ def _check(cfg: DiagnoseConfig) -> None:
         raise ValueError(f"--draws must be >= 1, got {cfg.draws}")
     if cfg.chains < 1 or cfg.nuts_samples < 2 or cfg.nuts_warmup < 0:
         raise ValueError("--chains >= 1, --nuts-samples >= 2 and --nuts-warmup >= 0 are required")
-    from .guard import check_sizes
+    from .guard import check_sizes, claim
 
     check_sizes(cfg)  # upper bounds: the importance weights held in memory, NUTS draws
+    claim(cfg)  # nothing in --out replaced without --force
 
 
 def _holds_user_story(path: Path) -> bool:

@@ -106,9 +106,11 @@ class WalkConfig:
     checkpoint: str = opt("", "a GAN or VAE .pt file")
     n: int = opt(5, "number of codes; n-1 walks", flag="--n")
     steps: int = opt(8, "images per walk, endpoints included")
-    out: str = opt("walk.png", "figure; also writes <stem>_linear.png, <stem>_spherical.png, <stem>.json")
+    out: str = opt("runs/walk", "a .png file (also writes <stem>_linear.png, <stem>_spherical.png, <stem>.json), "
+                                "or a folder that receives walk.png and those")
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu or cuda")
+    force: bool = opt(False, "replace the files this command writes if they exist")
 
 
 @dataclass
@@ -179,10 +181,11 @@ def gan_toy(cfg: GanToyConfig) -> ToyResult:
     """Train a small GAN on 1-D data; draw data density, generator density and D(x) at several steps."""
     import torch
 
-    from .guard import check_sizes
+    from .guard import check_sizes, claim
 
     cfg.check()
     check_sizes(cfg)
+    claim(cfg)  # nothing in --out replaced without --force
     if cfg.target not in TOY_TARGETS:
         raise ValueError(f"--target {cfg.target!r}: use one of {', '.join(sorted(TOY_TARGETS))}")
     for flag, v in (("--steps", cfg.steps), ("--snapshots", cfg.snapshots), ("--eval-every", cfg.eval_every)):
@@ -295,12 +298,10 @@ def walk(cfg: WalkConfig) -> WalkResult:
     from ..models import load
     from ..plots import gan as gplots, image_grid
 
-    from .guard import check_kind, check_sizes
+    from .guard import check_kind, check_sizes, claim
 
     check_sizes(cfg)  # --n and --steps: the images of one figure
-    out = Path(cfg.out)
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out {out}: must be a .png file")
+    out = claim(cfg)[0]  # --out: a .png or a folder; nothing replaced without --force
     model = load(cfg.checkpoint, device=str(resolve_device(cfg.device)))
     check_kind("walk", model.kind, cfg.checkpoint)
     if not hasattr(model, "decode") or not hasattr(model, "z_dim"):
@@ -378,9 +379,10 @@ def judge(cfg: JudgeConfig) -> JudgeResult:
     from ..models import load
     from ..plots import gan as gplots, image_grid
 
-    from .guard import check_checkpoint, check_sizes
+    from .guard import check_checkpoint, check_sizes, claim
 
     check_sizes(cfg)
+    claim(cfg)  # nothing in --out replaced without --force
     for ckpt in cfg.checkpoints:  # before the classifier trains
         check_checkpoint("gan-eval", ckpt)
     seed = cfg.run.seed

@@ -5,8 +5,8 @@
   the message says the bound.
 - :data:`ACCEPTS` / :func:`check_kind` / :func:`check_checkpoint`: the checkpoint families each command
   takes, checked from the file's ``kind`` before anything is built.
-- :data:`OUTPUTS` / :func:`outputs_of`: the files each command writes, so that the command line refuses to
-  replace one without ``--force`` (:func:`probgen.runs.claim_outputs`).
+- :data:`OUTPUTS` / :func:`outputs_of` / :func:`claim`: the files each command writes, so that every recipe
+  (command line or Python) refuses to replace one without ``force`` (:func:`probgen.runs.claim_outputs`).
 - :func:`check_choices`: option strings given through the API (``elbo="magic"``) checked against the
   ``choices`` their config field declares, as argparse does for the command line.
 """
@@ -17,8 +17,8 @@ import math
 import numbers
 from pathlib import Path
 
-__all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "BOUNDS", "ACCEPTS",
-           "OUTPUTS", "COMMAND_OF", "count", "check_sizes", "check_kind", "check_checkpoint", "outputs_of", "check_choices",
+__all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "MAX_BEAM", "BOUNDS", "ACCEPTS",
+           "OUTPUTS", "COMMAND_OF", "count", "check_sizes", "check_kind", "check_checkpoint", "outputs_of", "claim", "check_choices",
            "max_weights"]
 
 #: images in one figure: a 100 × 100 grid (a 28×28 grid of that size is already 7.8 M pixels)
@@ -31,6 +31,8 @@ MAX_TOKENS = 1_000
 MAX_IMPORTANCE = 100_000
 #: training steps of one run
 MAX_STEPS = 10_000_000
+#: beam width of text decoding (hypotheses × vocabulary logits per line and step)
+MAX_BEAM = 100
 
 _GRID = math.isqrt(MAX_IMAGES)
 
@@ -83,8 +85,12 @@ BOUNDS: dict[str, list] = {
     "PoemConfig": [("-n", lambda c: c.n, 1, MAX_LINES, "lines written at once"),
                    ("--lines", lambda c: c.lines, 1, MAX_LINES, "lines written at once"),
                    ("-n × --lines", lambda c: c.n * c.lines, 1, MAX_LINES, "lines written at once"),
-                   ("--max-len", lambda c: c.max_len, 1, MAX_TOKENS, "tokens in one line")],
-    "InterpolateTextConfig": [("--steps", lambda c: c.steps, 2, MAX_LINES, "lines written at once")],
+                   ("--max-len", lambda c: c.max_len, 1, MAX_TOKENS, "tokens in one line"),
+                   ("--beam", lambda c: c.beam, 1, MAX_BEAM, "hypotheses kept per line"),
+                   ("--no-repeat", lambda c: c.no_repeat, 0, MAX_TOKENS, "tokens in one line")],
+    "InterpolateTextConfig": [("--steps", lambda c: c.steps, 2, MAX_LINES, "lines written at once"),
+                              ("--beam", lambda c: c.beam, 1, MAX_BEAM, "hypotheses kept per line"),
+                              ("--no-repeat", lambda c: c.no_repeat, 0, MAX_TOKENS, "tokens in one line")],
     "SentenceVAEConfig": [("--max-len", lambda c: c.max_len, 0, MAX_TOKENS,
                            f"tokens per sentence; 0 keeps sentences up to {MAX_TOKENS}")],
     "DiagnoseConfig": [("--num-samples", lambda c: c.num_samples, 2, MAX_IMPORTANCE, "importance samples per point"),
@@ -95,6 +101,8 @@ BOUNDS: dict[str, list] = {
                        ("--nuts-samples", lambda c: c.nuts_samples, 2, MAX_IMPORTANCE, "NUTS draws per chain"),
                        ("--nuts-warmup", lambda c: c.nuts_warmup, 0, MAX_IMPORTANCE, "NUTS warm-up steps")],
     "CompareConfig": [("--num-samples", lambda c: c.num_samples, 1, MAX_IMPORTANCE, "importance samples per point")],
+    **{name: [("--num-particles", lambda c: c.num_particles, 1, MAX_IMPORTANCE, "samples of z per example and step")]
+       for name in ("VAEConfig", "CVAEConfig", "HVAEConfig")},
 }
 
 
@@ -130,7 +138,7 @@ def check_choices(cfg, prefix: str = "") -> None:
 
 # -- which families each command takes -----------------------------------------------------------
 _CODERS = ("vae", "cvae", "autoencoder", "mixture_vae")  # encode(x) and decode(z) over images
-_IMAGES = _CODERS + ("gan", "pixel", "gmm")  # draw images
+_IMAGES = _CODERS + ("gan", "pixel", "gmm", "hvae")  # draw images
 #: command -> the checkpoint kinds it takes (``kind`` in the file, see :data:`probgen.story.REGISTRY`)
 ACCEPTS: dict[str, tuple[str, ...]] = {
     "sample": _IMAGES + ("sentence-vae", "program"),
@@ -144,7 +152,7 @@ ACCEPTS: dict[str, tuple[str, ...]] = {
     "problems": _CODERS,
     "poem": ("sentence-vae",),
     "interpolate-text": ("sentence-vae",),
-    "diagnose": ("vae", "cvae", "mixture_vae", "gmm", "sentence-vae", "program"),
+    "diagnose": ("vae", "cvae", "mixture_vae", "gmm", "sentence-vae", "hvae", "program"),
 }
 
 #: why a family is refused by a command, where the list alone does not say it
@@ -189,27 +197,60 @@ def check_checkpoint(command: str, path) -> None:
 
 
 # -- which files each command writes -----------------------------------------------------------
-def _stem(out: str, *suffixes: str) -> list[str]:
-    s = str(Path(out).with_suffix(""))
-    return [s + x for x in suffixes]
+def _png(name: str):
+    """``--out`` as the command's PNG: the file itself, or a folder that receives ``name``."""
+    from ..runs import output_file
+
+    return lambda c: output_file(c.out, name)
 
 
-#: command -> the files it writes, from its parsed arguments (``--out`` a file, or a folder)
+def _beside(png: Path, *suffixes: str) -> list[Path]:
+    stem = str(png.with_suffix(""))
+    return [Path(stem + x) for x in suffixes]
+
+
+def _in_run(*names: str):
+    return lambda c: [Path(c.run.out) / n for n in names]
+
+
+#: command -> the files it writes, from its config (``out``: a file or a folder, default ``runs/<command>/``;
+#: ``run.out``: the folder of commands that write several files)
 OUTPUTS: dict = {
-    "sample": lambda a: [a.out, a.npy],
-    "traverse": lambda a: [a.out, a.npy],
-    "interpolate": lambda a: [a.out, a.npy],
-    "style-transfer": lambda a: [a.out, a.npy],
-    "latent-map": lambda a: [a.out, a.npy, *_stem(a.out, "_scatter.png")],
-    "walk": lambda a: [a.out, *_stem(a.out, "_linear.png", "_spherical.png", ".json")],
-    "complete": lambda a: [a.out, a.npy],
-    "gan-eval": lambda a: [Path(a.out) / "eval.json", Path(a.out) / "class_histograms.png"],
-    "why-vae": lambda a: [Path(a.out) / n for n in ("why_vae.png", "why_vae.json", "vae.pt", "autoencoder.pt")],
-    "gan-toy": lambda a: [Path(a.out) / n for n in ("toy.png", "toy.json", "toy_wasserstein.png", "toy_gan.pt")],
+    "sample": lambda c: [_png("samples.png")(c), c.npy],
+    "traverse": lambda c: [_png("traverse.png")(c), c.npy],
+    "interpolate": lambda c: [_png("interpolate.png")(c), c.npy],
+    "style-transfer": lambda c: [_png("style_transfer.png")(c), c.npy],
+    "latent-map": lambda c: [_png("latent_map.png")(c), c.npy, *_beside(_png("latent_map.png")(c), "_scatter.png")],
+    "walk": lambda c: [_png("walk.png")(c), *_beside(_png("walk.png")(c), "_linear.png", "_spherical.png", ".json")],
+    "complete": lambda c: [_png("complete.png")(c), c.npy],
+    "gan-eval": _in_run("eval.json", "class_histograms.png"),
+    "why-vae": lambda c: _in_run("why_vae.png", "why_vae.json", "vae.pt", "autoencoder.pt")(c)
+    + (_in_run("why_vae_samples.npz")(c) if c.npy else []),
+    "gan-toy": _in_run("toy.png", "toy.json", "toy_wasserstein.png", "toy_gan.pt"),
+    "problems": _in_run("blur.png", "nearest.png", "distances.png", "problems.json"),
+    "diagnose": _in_run("summary.json", "khat.png", "diagnostics.nc", "responsibilities.png"),
 }
+#: configs of commands that read no checkpoint (not in :data:`COMMAND_OF`) but write files
+_WRITERS = {"WhyVAEConfig": "why-vae", "GanToyConfig": "gan-toy"}
 
 
-def outputs_of(command: str, args) -> list:
-    """The files ``command`` would write for parsed ``args`` (empty for a command not in :data:`OUTPUTS`)."""
-    fn = OUTPUTS.get(command)
-    return [p for p in fn(args) if p is not None and str(p)] if fn else []
+def outputs_of(cfg) -> list[Path]:
+    """The files the command of config ``cfg`` would write (empty for a config not in :data:`OUTPUTS`)."""
+    name = type(cfg).__name__
+    fn = OUTPUTS.get(COMMAND_OF.get(name) or _WRITERS.get(name, ""))
+    return [Path(p) for p in fn(cfg) if p is not None and str(p)] if fn else []
+
+
+def claim(cfg) -> list[Path]:
+    """The output policy of every recipe that writes named files, from the command line or from Python: the
+    files of :func:`outputs_of`, each refused when it exists unless the config's ``force`` (``--force``).
+
+    :return: those files, the main one first (the figure or the first file of the folder).
+    :raises ValueError: one line naming the first file that exists, or an ``--out`` of the wrong kind.
+    """
+    from ..runs import claim_outputs
+
+    paths = outputs_of(cfg)
+    force = getattr(cfg, "force", None)
+    claim_outputs(paths, force=bool(cfg.run.force if force is None else force))
+    return paths

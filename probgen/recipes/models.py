@@ -28,7 +28,7 @@ from .config import DataConfig, FitConfig, RunConfig, load_data, opt, parse_int_
 
 __all__ = ["ModelSpec", "MODELS", "register_model", "model_spec", "fit_svi_model", "fit_limits", "save_model",
            "checkpoint_data", "load_checkpoint_data", "remember_data", "resolve_likelihood", "GMMConfig",
-           "CoderConfig", "VAEConfig", "CVAEConfig", "AutoEncoderConfig", "MixtureVAEConfig", "PixelCNNConfig",
+           "CoderConfig", "VAEConfig", "CVAEConfig", "HVAEConfig", "AutoEncoderConfig", "MixtureVAEConfig", "PixelCNNConfig",
            "PixelRNNConfig"]
 
 
@@ -168,6 +168,10 @@ def fit_svi_model(model, cfg: FitConfig, ds, path: Path, run: RunConfig, notes: 
     x, y, limits = fit_limits(cfg, ds, ds.train_labels if labels else None, notes)
     val_y = ds.val_labels if labels else None
     options["callbacks"] = [*options.get("callbacks", ()), *limits]
+    if getattr(cfg, "num_particles", None) is not None:  # families with a --num-particles option
+        options.setdefault("num_particles", cfg.num_particles)
+    if cfg.compile:  # only then: families with a fit of their own need not know the option
+        options["compile"] = True
     model.fit(x, y=y, val=ds.val, val_y=val_y, epochs=cfg.epochs, batch_size=cfg.batch_size,
               lr=cfg.lr, patience=cfg.patience, checkpoint=path, resume=cfg.resume,
               progress=not run.quiet, clip_norm=cfg.clip_norm, log_dir=cfg.log_dir, **options)
@@ -250,8 +254,11 @@ class CoderConfig(FitConfig):
 class VAEConfig(CoderConfig):
     """Variational auto-encoder (SVI, Trace_ELBO or analytic KL)."""
 
-    elbo: str = opt("meanfield", "meanfield = Trace_ELBO with analytic KL",
-                    choices=("meanfield", "trace", "jit", "jit-meanfield"))
+    elbo: str = opt("meanfield", "meanfield = Trace_ELBO with analytic KL; iwae = the importance-weighted bound "
+                                 "(Burda et al. 2016) with k = --num-particles",
+                    choices=("meanfield", "trace", "jit", "jit-meanfield", "iwae"))
+    num_particles: int = opt(1, "samples of z per example and step (--elbo iwae: k of the bound, e.g. 50)",
+                             metavar="K")
 
 
 def _build_vae(cfg: VAEConfig, ds):
@@ -273,6 +280,31 @@ def _build_cvae(cfg: CVAEConfig, ds):
     if ds.train_labels is None:
         raise ValueError(f"{ds.name}: a CVAE needs labels, and the data has none")
     return CVAE(ds.x_dim, ds.n_classes, elbo=cfg.elbo, **cfg.coder(ds))
+
+
+@dataclass
+class HVAEConfig(FitConfig):
+    """VAE with two stochastic layers p(z2) p(z1 | z2) p(x | z1), guide q(z1 | x) q(z2 | z1)."""
+
+    z1_dim: int = opt(100, "size of the lower code z1")
+    z2_dim: int = opt(50, "size of the upper code z2")
+    hidden1: str = opt("100,100", "widths between x and z1, comma-separated")
+    hidden2: str = opt("50,50", "widths between z1 and z2, comma-separated")
+    activation: str = opt("tanh", "hidden activation", choices=("tanh", "relu", "softplus", "elu", "gelu"))
+    likelihood: str = opt("auto", "auto: bernoulli for binary data, else normal",
+                          choices=("auto", "normal", "bernoulli"))
+    elbo: str = opt("trace", "trace = Monte Carlo ELBO; iwae = the importance-weighted bound, k = --num-particles",
+                    choices=("trace", "iwae"))
+    num_particles: int = opt(1, "samples of z per example and step (--elbo iwae: k of the bound)", metavar="K")
+    epochs: int = opt(300, "passes over the data")
+
+
+def _build_hvae(cfg: HVAEConfig, ds):
+    from ..models import HVAE
+
+    return HVAE(ds.x_dim, z1_dim=cfg.z1_dim, z2_dim=cfg.z2_dim, hidden1=parse_int_list(cfg.hidden1, "--hidden1"),
+                hidden2=parse_int_list(cfg.hidden2, "--hidden2"), likelihood=resolve_likelihood(cfg.likelihood, ds),
+                x_shape=ds.shape, activation=cfg.activation, elbo=cfg.elbo)
 
 
 @dataclass
@@ -389,6 +421,9 @@ register_model("vae", VAEConfig, _build_vae, fit_svi_model,
                help="variational auto-encoder (SVI, Trace_ELBO or analytic KL)")
 register_model("cvae", CVAEConfig, _build_cvae, _labelled_fit, labels=True,
                help="conditional VAE p(z) p(x | z, y), q(z | x, y) (SVI, Trace_ELBO); needs labels")
+register_model("hvae", HVAEConfig, _build_hvae, fit_svi_model,
+               help="VAE with two stochastic layers (the IWAE paper's 2-layer story: x-100-100-z1(100)-50-50-z2(50)), "
+                    "Monte Carlo ELBO or the IWAE bound")
 register_model("autoencoder", AutoEncoderConfig, _build_ae, _fit_ae,
                help="plain auto-encoder, same layers as the VAE, maximum likelihood of the reconstruction "
                     "(no latent site, no KL)")

@@ -24,11 +24,12 @@ class CompleteConfig:
     data_dir: str | None = opt(None, "folder with the benchmark data")
     label: int | None = opt(None, "class to complete as (conditional models; default: the image's own label)")
     temperature: float = opt(1.0, "divide the logits by T")
-    out: str = opt("complete.png", "PNG file")
+    out: str = opt("runs/complete", "a .png file, or a folder that receives complete.png")
     npy: str | None = opt(None, "also save the completions, [images, n, H, W]")
+    quiet: bool = opt(False, "no progress bar")
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu or cuda")
-    quiet: bool = opt(False, "no progress bar")
+    force: bool = opt(False, "replace the files this command writes if they exist")
 
 
 @dataclass
@@ -61,10 +62,11 @@ def complete(cfg: CompleteConfig) -> CompleteResult:
 
     from ..io import atomic_write
 
-    from .guard import check_kind, check_sizes
+    from .guard import check_kind, check_sizes, claim
 
     check_sizes(cfg)
-    model = load_for_sampling(cfg.checkpoint, n=cfg.n, out=cfg.out, seed=cfg.seed, device=cfg.device)
+    png = claim(cfg)[0]  # --out: a .png or a folder; nothing replaced without --force
+    model = load_for_sampling(cfg.checkpoint, n=cfg.n, seed=cfg.seed, device=cfg.device)
     check_kind("complete", model.kind, cfg.checkpoint)
     if not hasattr(model, "complete"):
         raise ValueError(f"{cfg.checkpoint}: a {model.kind} checkpoint cannot complete images (train pixelcnn "
@@ -96,12 +98,12 @@ def complete(cfg: CompleteConfig) -> CompleteResult:
     kept = x.clone()
     kept[:, rows:] = 0.5  # grey where the model has to draw
     grid = torch.cat([x[:, None], kept[:, None], out], dim=1).reshape(-1, h, w)
-    path = save_images(grid, cfg.out, nrow=cfg.n + 2)
+    path = save_images(grid, png, nrow=cfg.n + 2)
     npy = None
     if cfg.npy:
         arr = out.numpy()
         atomic_write(cfg.npy, lambda f: np.save(f, arr))
         npy = Path(cfg.npy)
-    line = (f"completed {len(cfg.index)} {cfg.split} image(s) from row {rows} ({cfg.n} draws each) -> {cfg.out}"
+    line = (f"completed {len(cfg.index)} {cfg.split} image(s) from row {rows} ({cfg.n} draws each) -> {png}"
             + (f" and {cfg.npy}" if cfg.npy else ""))
     return CompleteResult(out, rows, path, npy, [line])

@@ -70,6 +70,9 @@ def problems(cfg: ProblemsConfig) -> ProblemsResult:
     for flag, value in (("-n", cfg.n), ("--n-eval", cfg.n_eval), ("--pairs", cfg.pairs)):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
+    from .guard import claim
+
+    claim(cfg)  # nothing in --out replaced without --force
     seed_everything(cfg.run.seed)
     device = str(resolve_device(cfg.run.device))
     model = load(cfg.checkpoint, device=device).eval()

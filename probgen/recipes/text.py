@@ -144,8 +144,13 @@ class PoemConfig:
     n: int = opt(5, "number of poems", flag="-n")
     lines: int = opt(1, "lines per poem")
     coherence: float = opt(0.8, "with --lines > 1: correlation of consecutive lines' codes in [0, 1)")
-    temperature: float = opt(1.0, "divide the logits by T")
+    temperature: float = opt(0.7, "divide the logits by T (0.7: on the sonnets a share 0.61 of word pairs occur in "
+                                  "the training lines, real held-out lines 0.66, T = 1 0.37; docs/sentence_vae.md)")
     greedy: bool = opt(False, "most likely token at each step (variety from z only)")
+    beam: int = opt(1, "beam search of this width: the likeliest line for each code (the most fluent; variety "
+                       "from z only); 1 = sample (or --greedy)")
+    no_repeat: int = opt(2, "never write the same run of this many tokens twice in a line (2: no repeated word "
+                            "pair, against 'to thee to thee'); 0 = off")
     max_len: int | None = opt(None, "longest line in tokens (default: the model's)")
     allow_unk: bool = opt(False, "let the decoder write <unk> (default: renormalise over known tokens)")
     seed: int = opt(0, "random seed")
@@ -174,7 +179,8 @@ def poem(cfg: PoemConfig) -> PoemResult:
         raise ValueError(f"--temperature must be > 0, got {cfg.temperature}")
     seed_everything(cfg.seed)
     model = _load_text_model(cfg.checkpoint, cfg.device)
-    kw = dict(temperature=cfg.temperature, greedy=cfg.greedy, max_len=cfg.max_len, allow_unk=cfg.allow_unk)
+    kw = dict(temperature=cfg.temperature, greedy=cfg.greedy, max_len=cfg.max_len, allow_unk=cfg.allow_unk,
+              beam=cfg.beam, no_repeat=cfg.no_repeat)
     with torch.no_grad():
         if not model.latent or cfg.lines == 1:
             lines = model.sample(cfg.n * cfg.lines, **kw)
@@ -198,6 +204,9 @@ class InterpolateTextConfig:
     second: str = opt("", "second sentence")
     steps: int = opt(7, "codes on the path, both ends included")
     sample: bool = opt(False, "sample each line instead of greedy decoding")
+    beam: int = opt(1, "beam search of this width instead of greedy decoding (the likeliest line per code)")
+    no_repeat: int = opt(2, "never write the same run of this many tokens twice in a line (2: no repeated word "
+                            "pair); 0 = off")
     temperature: float = opt(1.0, "with --sample")
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu or cuda")
@@ -237,5 +246,5 @@ def interpolate_text(cfg: InterpolateTextConfig) -> InterpolateTextResult:
             unknown += [t for t in model.vocab.tokenize(s) if t not in model.vocab]
     with torch.no_grad():
         lines = model.interpolate(cfg.first, cfg.second, cfg.steps, greedy=not cfg.sample,
-                                  temperature=cfg.temperature)
+                                  temperature=cfg.temperature, beam=cfg.beam, no_repeat=cfg.no_repeat)
     return InterpolateTextResult(cfg.first, cfg.second, torch.linspace(0, 1, cfg.steps).tolist(), lines, unknown)

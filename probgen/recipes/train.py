@@ -95,7 +95,7 @@ class SampleConfig:
 
     checkpoint: str = opt("", "a .pt file written by probgen")
     n: int = opt(64, "number of samples", flag="-n")
-    out: str = opt("samples.png", "PNG file")
+    out: str = opt("runs/sample", "a .png file, or a folder that receives samples.png")
     npy: str | None = opt(None, "also save the raw samples, [n, H, W] in [0, 1]")
     label: int | None = opt(None, "class to generate (conditional models)")
     mean: bool = opt(False, "decoder/component means (the default where a model has them; the flag insists)")
@@ -105,6 +105,7 @@ class SampleConfig:
                                   "file; never done without this flag)", metavar="FILE.py:NAME")
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu or cuda")
+    force: bool = opt(False, "replace the files this command writes if they exist")
 
 
 @dataclass
@@ -118,14 +119,12 @@ class SampleResult:
 MAX_SAMPLES = MAX_IMAGES
 
 
-def load_for_sampling(checkpoint, *, n: int, out: str, seed: int, device: str, story: str | None = None):
-    """Checks ``n`` and the ``.png`` output, seeds, and loads the checkpoint on ``device`` (a user's
-    program only with ``story``, the code named explicitly)."""
+def load_for_sampling(checkpoint, *, n: int, seed: int, device: str, story: str | None = None):
+    """Checks ``n``, seeds, and loads the checkpoint on ``device`` (a user's program only with ``story``,
+    the code named explicitly)."""
     from .story import load_story_checkpoint
 
     count("-n", n, 1, MAX_SAMPLES, "images in one grid")
-    if not str(out).lower().endswith(".png"):
-        raise ValueError(f"--out {out}: must be a .png file")
     seed_everything(seed)
     return load_story_checkpoint(checkpoint, allow_code=bool(story), story=story or None,
                                  device=str(resolve_device(device)))
@@ -150,9 +149,12 @@ def sample(cfg: SampleConfig) -> SampleResult:
     """``model.sample(n, **options)`` for the options given (label, mean, temperature)."""
     import torch
 
-    model = load_for_sampling(cfg.checkpoint, n=cfg.n, out=cfg.out, seed=cfg.seed, device=cfg.device,
-                              story=cfg.story)
+    from .guard import claim
+
+    model = load_for_sampling(cfg.checkpoint, n=cfg.n, seed=cfg.seed, device=cfg.device, story=cfg.story)
     check_kind("sample", model.kind, cfg.checkpoint)
+    text = model.kind == "sentence-vae"  # lines are printed, no file written
+    png = None if text else claim(cfg)[0]  # --out: a .png or a folder; nothing replaced without --force
     params = inspect.signature(model.sample).parameters
     if cfg.mean and cfg.draws:
         raise ValueError("--mean and --draws exclude each other")
@@ -168,4 +170,4 @@ def sample(cfg: SampleConfig) -> SampleResult:
         x = model.sample(cfg.n, **kwargs)
     if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):  # text models
         return SampleResult(list(x), None, model)
-    return SampleResult(x.cpu(), save_images(x.cpu(), cfg.out, npy=cfg.npy), model)
+    return SampleResult(x.cpu(), save_images(x.cpu(), png, npy=cfg.npy), model)

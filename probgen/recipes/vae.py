@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .code_space import WhyVAEConfig, WhyVAEResult, why_vae  # noqa: F401 - `probgen why-vae` lives there
 from .config import DataConfig, opt, resolve_device, seed_everything
+from .guard import outputs_of
 from .models import load_checkpoint_data
 
 __all__ = ["PictureConfig", "TraverseConfig", "LatentMapConfig", "InterpolateConfig", "StyleTransferConfig",
@@ -26,19 +27,20 @@ class PictureConfig:
     """What every picture recipe reads and writes."""
 
     checkpoint: str = opt("", "a .pt file written by probgen (vae, cvae, autoencoder)")
-    out: str = opt("picture.png", "PNG file")
+    out: str = opt("runs/picture", "a .png file, or a folder that receives the command's PNG")
     npy: str | None = opt(None, "also save the raw images as .npy", metavar="FILE")
     label: int | None = opt(None, "CVAE only: class to decode as (default: the label of the image used)")
     data: DataConfig | None = None  # None (or its data None): the data the checkpoint was trained on
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu or cuda")
+    force: bool = opt(False, "replace the files this command writes if they exist")
 
 
 @dataclass
 class TraverseConfig(PictureConfig):
     """``probgen traverse``: every code dim fixed at a base code except two, swept on a grid."""
 
-    out: str = opt("traverse.png", "PNG file")
+    out: str = opt("runs/traverse", "a .png file, or a folder that receives traverse.png")
     dims: list[int] | None = opt(None, "the two code dimensions to sweep (default: the two most active, by average "
                                   "KL per dimension on the test images)", nargs=2, metavar=("I", "J"))
     span: float = opt(3.0, "sweep each dim over [-range, range]", flag="--range")
@@ -51,7 +53,7 @@ class TraverseConfig(PictureConfig):
 class LatentMapConfig(PictureConfig):
     """``probgen latent-map``: a 2-D code's decoded grid and the test codes as a scatter."""
 
-    out: str = opt("latent_map.png", "PNG file")
+    out: str = opt("runs/latent-map", "a .png file, or a folder that receives latent_map.png")
     span: float = opt(3.0, "grid half-width", flag="--range")
     steps: int = opt(20, "grid points per axis")
 
@@ -60,7 +62,7 @@ class LatentMapConfig(PictureConfig):
 class InterpolateConfig(PictureConfig):
     """``probgen interpolate``: walk between the codes of two test images."""
 
-    out: str = opt("interpolate.png", "PNG file")
+    out: str = opt("runs/interpolate", "a .png file, or a folder that receives interpolate.png")
     src: int = opt(0, "test image index", flag="--from")
     dst: int = opt(1, "test image index", flag="--to")
     steps: int = opt(10, "decoded points on the path, ends included")
@@ -71,7 +73,7 @@ class InterpolateConfig(PictureConfig):
 class StyleTransferConfig(PictureConfig):
     """``probgen style-transfer``: CVAE, test digits rewritten as every class."""
 
-    out: str = opt("style_transfer.png", "PNG file")
+    out: str = opt("runs/style-transfer", "a .png file, or a folder that receives style_transfer.png")
     index: list = opt(None, "test image index(es)", nargs="+", default_factory=lambda: [0])
 
 
@@ -103,11 +105,10 @@ def load_coder(cfg: PictureConfig, *, need_labels: bool = False):
     import torch
 
     from ..models import load
-    from .guard import check_kind, check_sizes
+    from .guard import check_kind, check_sizes, claim
 
     check_sizes(cfg)  # --steps, --index: bounded by the images one figure holds
-    if not str(cfg.out).lower().endswith(".png"):
-        raise ValueError(f"--out {cfg.out}: must be a .png file")
+    claim(cfg)  # --out: a .png or a folder; nothing replaced without --force
     seed_everything(cfg.seed)
     model = load(cfg.checkpoint, device=str(resolve_device(cfg.device)))
     check_kind(cfg, model.kind, cfg.checkpoint)
@@ -199,6 +200,7 @@ def traverse(cfg: TraverseConfig) -> PictureResult:
     from ..plots.vae import traversal_grid
 
     model, ds = load_coder(cfg)
+    png = outputs_of(cfg)[0]  # --out: the file, or the command's file in that folder
     z_dim = model.z_dim
     if z_dim < 2:
         raise ValueError(f"traverse needs a code of at least 2 dims, this {model.kind} has z_dim={z_dim}")
@@ -230,14 +232,14 @@ def traverse(cfg: TraverseConfig) -> PictureResult:
     z = traversal(base, (i, j), span=cfg.span, steps=cfg.steps)  # rows × cols × z_dim
     images = decode_mean(model, z.reshape(-1, z_dim), label).cpu()
     grid = images.reshape(cfg.steps, cfg.steps, *images.shape[1:])
-    traversal_grid(grid, cfg.out)
+    traversal_grid(grid, png)
     save_npy(cfg.npy, grid)
     mean, peak = neighbour_change(grid)
     lines = [why, f"traversal of dims {i} (rows) and {j} (columns) over [-{cfg.span:g}, {cfg.span:g}], "
              f"{cfg.steps}×{cfg.steps}, base {cfg.base}" + (f", label {label}" if label is not None else ""),
              f"neighbouring images differ by {mean:.3f} mean |Δpixel| on average, {peak:.3f} at most",
-             _wrote(cfg, cfg.out)]
-    return PictureResult(grid, [Path(cfg.out)], {"label": label, "dims": [i, j], "neighbour_change_mean": mean,
+             _wrote(cfg, png)]
+    return PictureResult(grid, [png], {"label": label, "dims": [i, j], "neighbour_change_mean": mean,
                                                  "neighbour_change_max": peak}, lines)
 
 
@@ -247,6 +249,7 @@ def latent_map(cfg: LatentMapConfig) -> PictureResult:
     from ..plots.vae import latent_map as map_figure, latent_scatter
 
     model, ds = load_coder(cfg)
+    png = outputs_of(cfg)[0]  # --out: the file, or the command's file in that folder
     if model.z_dim != 2:
         raise ValueError(f"latent-map needs a 2-D code, this {model.kind} has z_dim={model.z_dim} "
                          f"(train one with --z-dim 2, or use `probgen traverse`)")
@@ -255,10 +258,10 @@ def latent_map(cfg: LatentMapConfig) -> PictureResult:
     z = code_grid(span=cfg.span, steps=cfg.steps).reshape(-1, 2)  # top row = high z₂
     images = decode_mean(model, z, cfg.label).cpu()
     grid = images.reshape(cfg.steps, cfg.steps, *images.shape[1:])
-    map_figure(grid, cfg.out)
+    map_figure(grid, png)
     conditional = getattr(model, "needs_labels", False)
     codes = encode_mean(model, ds.test, ds.test_labels if conditional else None).cpu()
-    scatter = Path(cfg.out).with_name(Path(cfg.out).stem + "_scatter.png")
+    scatter = png.with_name(png.stem + "_scatter.png")
     latent_scatter(codes, ds.test_labels, scatter, extent=cfg.span,
                    title=f"{model.kind}: test codes" + (" q(z | x, y)" if conditional else ""))
     save_npy(cfg.npy, grid)
@@ -266,8 +269,8 @@ def latent_map(cfg: LatentMapConfig) -> PictureResult:
     lines = [f"decoded a {cfg.steps}×{cfg.steps} grid over [-{cfg.span:g}, {cfg.span:g}]²"
              + (f" as label {cfg.label if cfg.label is not None else 0}" if conditional else "")
              + f"; {100 * inside:.0f}% of the {len(codes)} test codes fall inside it",
-             _wrote(cfg, cfg.out, scatter)]
-    return PictureResult(grid, [Path(cfg.out), scatter], {"inside": inside}, lines)
+             _wrote(cfg, png, scatter)]
+    return PictureResult(grid, [png, scatter], {"inside": inside}, lines)
 
 
 def interpolate(cfg: InterpolateConfig) -> PictureResult:
@@ -278,6 +281,7 @@ def interpolate(cfg: InterpolateConfig) -> PictureResult:
     from ..plots.vae import interpolation_strip
 
     model, ds = load_coder(cfg)
+    png = outputs_of(cfg)[0]  # --out: the file, or the command's file in that folder
     a, b = _test_index(ds, cfg.src, "--from"), _test_index(ds, cfg.dst, "--to")
     conditional = getattr(model, "needs_labels", False)
     ya = ds.test_labels[a:a + 1] if conditional else None
@@ -300,12 +304,12 @@ def interpolate(cfg: InterpolateConfig) -> PictureResult:
     rows = [torch.cat([ds.test[a:a + 1].cpu(), decode_mean(model, z, label).cpu(), ds.test[b:b + 1].cpu()])
             for _, z in paths]
     strip = torch.stack(rows)  # paths × (steps + 2) × H × W
-    interpolation_strip(strip, cfg.out)
+    interpolation_strip(strip, png)
     save_npy(cfg.npy, strip)
     names = " and ".join(name for name, _ in paths)
     lines = [f"{names} interpolation between test images {a} and {b} in {cfg.steps} steps "
-             f"(|z_from| = {float(za.norm()):.2f}, |z_to| = {float(zb.norm()):.2f})", _wrote(cfg, cfg.out)]
-    return PictureResult(strip, [Path(cfg.out)], {"from": a, "to": b}, lines)
+             f"(|z_from| = {float(za.norm()):.2f}, |z_to| = {float(zb.norm()):.2f})", _wrote(cfg, png)]
+    return PictureResult(strip, [png], {"from": a, "to": b}, lines)
 
 
 def style_transfer(cfg: StyleTransferConfig) -> PictureResult:
@@ -315,6 +319,7 @@ def style_transfer(cfg: StyleTransferConfig) -> PictureResult:
     from ..plots.vae import traversal_grid
 
     model, ds = load_coder(cfg, need_labels=True)
+    png = outputs_of(cfg)[0]
     if not hasattr(model, "transfer"):
         raise ValueError(f"{cfg.checkpoint}: style-transfer needs a cvae checkpoint, got {model.kind}")
     c = model.n_classes
@@ -327,6 +332,6 @@ def style_transfer(cfg: StyleTransferConfig) -> PictureResult:
         rows.append(torch.cat([ds.test[k:k + 1].cpu(), out]))
         lines.append(f"test image {k} (label {int(y[0])}) rewritten as classes 0..{c - 1}")
     grid = torch.stack(rows)  # rows × (1 + C) × H × W
-    traversal_grid(grid, cfg.out)
+    traversal_grid(grid, png)
     save_npy(cfg.npy, grid)
-    return PictureResult(grid, [Path(cfg.out)], {}, lines + [_wrote(cfg, cfg.out)])
+    return PictureResult(grid, [png], {}, lines + [_wrote(cfg, png)])

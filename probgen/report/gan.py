@@ -10,20 +10,10 @@ from __future__ import annotations
 
 __all__ = ["gan", "TARGETS", "check_targets"]
 
-#: issue 18's target for the GAN's samples, judged by a classifier trained on real data
-TARGETS = {"mean_confidence": 0.85, "max_class_fraction": 0.20}  # and every class found
+from ..metrics import QUALITY_TARGETS, check_targets
 
-
-def check_targets(r: dict, n_classes: int) -> dict:
-    """The judge's numbers ``r`` (one model of :func:`probgen.recipes.gan.judge`) against :data:`TARGETS`:
-    ``{name: {"value", "target", "met"}, ..., "met": all of them}``."""
-    conf, share = r["mean_confidence"], r["max_class_fraction"]
-    checks = {"mean_confidence": {"value": conf, "target": f">= {TARGETS['mean_confidence']}",
-                                  "met": conf >= TARGETS["mean_confidence"]},
-              "classes_found": {"value": r["classes_found"], "target": n_classes, "met": r["classes_found"] >= n_classes},
-              "max_class_fraction": {"value": share, "target": f"<= {TARGETS['max_class_fraction']}",
-                                     "met": share <= TARGETS["max_class_fraction"]}}
-    return {**checks, "met": all(c["met"] for c in checks.values())}
+#: issue 18's target for the GAN's samples (written once, in :data:`probgen.metrics.QUALITY_TARGETS`)
+TARGETS = QUALITY_TARGETS["gan"]
 
 
 def _toy(sec, t, d, p) -> None:

@@ -228,11 +228,14 @@ def cvae(sec, t):
 
 
 # -- 6. comparison ------------------------------------------------------------------------------
-def score_rows(sec, t, names=ORDER) -> tuple[list[dict], dict, dict]:
+def score_rows(sec, t, names=ORDER, quality: dict | None = None) -> tuple[list[dict], dict, dict]:
     """Every trained model of ``names`` scored on the test set by the one policy
-    (:func:`probgen.recipes.compare.score_model`): rows, pointwise values, the loaded models."""
+    (:func:`probgen.recipes.compare.score_model`): rows, pointwise values, the loaded models; into
+    ``quality`` the :class:`~probgen.diagnostics.GuideQuality` of each score's own importance weights
+    and k̂ (nothing is drawn or fitted twice)."""
     import time
 
+    from ..diagnostics import quality_from_weights
     from ..evaluate import summarize
     from ..recipes.compare import score_model
     from .pictures import STORY_NAME
@@ -251,8 +254,10 @@ def score_rows(sec, t, names=ORDER) -> tuple[list[dict], dict, dict]:
             model = loaded[name] = load()
             seed_everything(t.seed)
             t0 = time.perf_counter()
-            row = score_model(model, t.ds, num_samples=t.profile["iwae_k"])
-            values = row.pop("values")
+            row = score_model(model, t.ds, num_samples=t.profile["iwae_k"], weights=True)
+            values, lw, khat = row.pop("values"), row.pop("log_weights"), row.pop("khat")
+            if quality is not None and lw is not None:
+                quality[name] = quality_from_weights(lw, khat=khat)
             res = summarize(values)
             pointwise[name] = values.double().numpy()
             rows.append({"name": name, "test_log_likelihood": res.mean, "stderr": res.stderr, **row,
@@ -272,7 +277,8 @@ def compare(sec, t):
            warmup_epochs=p["mvae_warmup"], batch_size=p["batch"])
     if p["pixelrnn"]:
         t.step(sec, "train pixelrnn", t.train, "pixelrnn", epochs=p["pixel_epochs"], batch_size=p["pixel_batch"])
-    rows, pointwise, loaded = score_rows(sec, t)
+    scored = {}  # k̂ of the scores' own weights (the VAE, the mixture VAE)
+    rows, pointwise, loaded = score_rows(sec, t, quality=scored)
     if not rows:
         sec.error("no model was trained: nothing to compare")
         return
@@ -282,14 +288,14 @@ def compare(sec, t):
                       figure=d / "elpd_compare.png")
     khat = {}
 
-    def guide_k(name):
-        model = loaded[name]
-        y = ds.test_labels if getattr(model, "needs_labels", False) else None
+    def guide_k(name):  # the CVAE's score is a marginal over labels: its guide q(z | x, y) is judged here
         seed_everything(t.seed)
-        khat[name] = diagnostics.guide_quality(model, ds.test, p["khat_k"], y=y)
+        khat[name] = diagnostics.guide_quality(loaded[name], ds.test, p["iwae_k"], y=ds.test_labels)
 
     for name in ("vae", "mixture-vae", "cvae"):
-        if name in loaded:
+        if name in scored:
+            khat[name] = scored[name]
+        elif name in loaded and getattr(loaded[name], "needs_labels", False):
             t.step(sec, f"guide k-hat {name}", guide_k, name)
     t.numbers["compare"]["models"] = rows
     if elpd:
@@ -338,7 +344,7 @@ def _khat_figure(sec, t, khat, d) -> None:
 
     first, *rest = khat
     plot_khat(khat[first].khat, d / "khat.png", compare={n: khat[n].khat for n in rest},
-              title=f"Pareto k̂ of the guides' importance weights, K={t.profile['khat_k']} (guide = {first})")
+              title=f"Pareto k̂ of the guides' importance weights, K={khat[first].num_samples} (guide = {first})")
     lines = [f"{n}: k̂ median {np.median(np.where(np.isfinite(q.khat), q.khat, -1)):.2f}, "
              f"{q.counts()['bad']} of {len(q.khat)} points > 0.7, ESS median {np.median(q.ess):.0f}/"
              f"{q.num_samples}, IWAE − ELBO gap {q.gap.mean():.2f} nats" for n, q in khat.items()]

@@ -49,12 +49,12 @@ PROFILES = {
                   pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128, pixelrnn=False,
                   gan_epochs=5, gan_arch="dcgan", toy_steps=300, eval_n=300,
                   text_epochs=1, text_lines=300, text_hidden=64, text_embed=32,
-                  iwae_k=50, khat_k=100, face_epochs=40, face_steps=7),
+                  iwae_k=50, face_epochs=40, face_steps=7),
     "full": dict(vae_epochs=150, ae_epochs=150, cvae_epochs=150, mvae_warmup=10, mvae_epochs=100, batch=128,
                  pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64, pixelrnn=True,
                  gan_epochs=100, gan_arch="dcgan", toy_steps=2000, eval_n=1000,
                  text_epochs=6, text_lines=None, text_hidden=128, text_embed=64,
-                 iwae_k=1000, khat_k=1000, face_epochs=300, face_steps=9),
+                 iwae_k=1000, face_epochs=300, face_steps=9),
 }
 
 INTRO = {

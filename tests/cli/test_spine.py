@@ -100,3 +100,28 @@ def test_options_before_any_command(tmp_path, capsys):
     assert main(["--seed", "0", "--out", str(out), "compare", "--models", "gmm", "--quiet", "--num-samples", "5",
                  "--no-diagnostics"]) == 0
     assert (out / "results.json").is_file()
+
+
+def test_defaults_come_from_the_recipe_configs_and_names_move_first():
+    """Every default is written once, in the recipes' config dataclasses; one helper moves the command
+    and the model name to the front (an option's value is never taken for a name)."""
+    import dataclasses
+
+    from probgen.cli import build_parser, command_first
+    from probgen.cli.spine import model_first
+    from probgen.recipes.code_space import WhyVAEConfig
+    from probgen.recipes.compare import CompareConfig
+    from probgen.recipes.train import TrainConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["compare"])
+    assert args.out == CompareConfig().run.out
+    argv = model_first(command_first(parser, ["--out", "train", "--epochs", "1", "train", "--lr", "0.1", "vae"]))
+    assert argv == ["train", "vae", "--out", "train", "--epochs", "1", "--lr", "0.1"]
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    train_vae = next(a for a in sub["train"]._actions if a.dest == "model").choices["vae"]
+    assert train_vae.get_default("out") != TrainConfig().run.out  # suppressed: the config's default fills it
+    assert f"(default: {TrainConfig().run.out})" in train_vae.format_help()
+    why = parser.parse_args(["why-vae"])
+    fit = WhyVAEConfig().fit
+    assert {f.name: getattr(why, f.name) for f in dataclasses.fields(fit)} == dataclasses.asdict(fit)

@@ -68,3 +68,16 @@ def test_language_model_baseline_and_errors(trained, capsys):
                  *TINY]) == 2
     err = capsys.readouterr().err.strip().split("\n")
     assert err[-1].startswith("probgen train: error:") and "missing.txt" in err[-1]
+
+
+def test_beam_search_from_the_command_line(trained, capsys):
+    _, _, ckpt = trained
+    capsys.readouterr()
+    assert main(["poem", str(ckpt), "-n", "3", "--beam", "4"]) == 0
+    lines = capsys.readouterr().out.strip("\n").split("\n")
+    assert len(lines) == 3 and all(line.strip() for line in lines)
+    assert main(["interpolate-text", str(ckpt), "the moon is bright tonight", "a bird sings in the tree",
+                 "--steps", "3", "--beam", "4"]) == 0
+    assert len([ln for ln in capsys.readouterr().out.split("\n") if ln[:4] in ("0.00", "0.50", "1.00")]) == 3
+    assert main(["poem", str(ckpt), "--beam", "0"]) == 2
+    assert "--beam must be >= 1" in capsys.readouterr().err

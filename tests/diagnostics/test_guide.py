@@ -63,6 +63,29 @@ def test_khat_large_for_a_far_too_narrow_proposal():
     assert (q.gap > 0.5).all() and np.median(q.ess) < 50
 
 
+def test_guide_quality_is_the_estimators_weights_and_the_scores_khat(digits):
+    # one IWAE: guide_quality draws the weights evaluate.log_likelihood draws (same seed, same numbers), and
+    # quality_from_weights built from evaluate.score's weights and k̂ gives the same diagnostics again
+    from probgen.evaluate import log_likelihood, score
+
+    model = VAE(64, z_dim=3, hidden=[16], x_shape=[8, 8])
+    x = digits.test[:12]
+    pyro.set_rng_seed(3)
+    values, lw = log_likelihood(model, x, num_samples=40, return_weights=True)
+    pyro.set_rng_seed(3)
+    q = D.guide_quality(model, x, num_samples=40)
+    np.testing.assert_array_equal(q.elbo, lw.mean(1).numpy())
+    np.testing.assert_allclose(q.iwae, values.double().numpy(), atol=1e-4)
+    pyro.set_rng_seed(3)
+    s = score(model, x, num_samples=40)
+    assert s.log_weights.shape == (12, 40) and s.khat_share == float((s.khat > 0.7).mean())
+    again = D.quality_from_weights(s.log_weights, khat=s.khat)
+    np.testing.assert_array_equal(again.khat, q.khat)
+    np.testing.assert_array_equal(again.ess, q.ess)
+    with pytest.raises(ValueError, match="exact log p"):
+        D.guide_quality(GMM(2, likelihood="bernoulli").fit(digits.train[:50], max_iter=2, progress=False), x, 10)
+
+
 def test_pareto_khat_matches_the_gaussian_tail_shape():
     # target N(0,1), proposal N(0, σ²): k = 1 − σ² (σ < 1), k ≤ 0 for σ ≥ 1
     rng = np.random.default_rng(0)

@@ -12,17 +12,19 @@ def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
     table = json.loads((out / "likelihood_table.json").read_text())
     rows = {r["name"]: r for r in table["rows"]}
     assert table["quick"] is True
-    for name in ("gmm", "vae", "cvae", "gan"):
+    for name in ("gmm", "vae", "iwae-k50", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan"):
         r = rows[name]
         assert 0 < r["nll"] < 800 and r["stderr"] >= 0 and r["n_test"] == 200, r
         assert (out / r["samples"]).is_file() and (out / r["curve"]).is_file()
         assert r["epochs"] >= 1 and r["seed"] == 0 and r["probgen_version"]
     assert rows["gmm"]["estimator"] == "exact" and rows["vae"]["estimator"] == "IWAE" and rows["vae"]["k"] == 20
     assert rows["vae"]["khat_share"] is not None and rows["vae"]["stderr"] > 0
+    assert rows["iwae-k50"]["train_k"] == 50 and rows["iwae-k50"]["estimator"] == "IWAE"
+    assert rows["hierarchical"]["estimator"] == "IWAE" and rows["hierarchical"]["khat_share"] is not None
+    assert rows["pixelcnn"]["estimator"] == rows["pixelrnn"]["estimator"] == "exact"
     assert rows["cvae"]["estimator"].endswith("marginal over labels")
     assert rows["gan"]["estimator"] == "Parzen"
-    for name in ("iwae-k50", "pixelcnn", "pixelrnn"):  # never a number for a row that did not run
-        assert rows[name]["nll"] is None and rows[name]["status"].startswith("not run")
+    assert rows["iwae-k50"]["published_nll"] == 87.10 and rows["vae"]["published_nll"] == 88.71
     md = (out / "table.md").read_text()
     assert "137.64" in md and "not a result" in md
     assert not (out / "vae.pt").exists()  # quick runs never overwrite the committed checkpoint
@@ -35,10 +37,25 @@ def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
     assert run_script("binarized_mnist", argv + ["--models", "gmm", "--minutes", "0"]) == 0
 
 
+def test_binarized_mnist_rows_not_run_say_so(tmp_path, data_dir):
+    out = tmp_path / "results"
+    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out), "--work", str(tmp_path / "work"), "--quiet",
+            "--models", "iwae", "--iwae-train-k", "3"]
+    assert run_script("binarized_mnist", argv) == 0
+    rows = {r["name"]: r for r in json.loads((out / "likelihood_table.json").read_text())["rows"]}
+    assert rows["iwae-k3"]["train_k"] == 3 and rows["iwae-k3"]["nll"] > 0
+    for name in ("iwae-k50", "hierarchical", "pixelcnn", "pixelrnn", "gmm"):  # never a number for a row not run
+        assert rows[name]["nll"] is None and rows[name]["status"].startswith("not run"), rows[name]
+    assert "s/epoch" in rows["pixelcnn"]["status"] and "k=5" in rows["iwae-k50"]["status"]
+
+
 def test_binarized_mnist_bad_input(tmp_path, data_dir):
     with pytest.raises(SystemExit) as e:
         run_script("binarized_mnist", ["--models", "nope", "--out", str(tmp_path)])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
         run_script("binarized_mnist", ["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", ["--iwae-train-k", "1", "--out", str(tmp_path)])
     assert e.value.code == 2

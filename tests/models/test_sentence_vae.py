@@ -144,3 +144,40 @@ def test_end_to_end_train_sample_interpolate(corpus, tmp_path):
     a = m.sample(4)
     torch.manual_seed(0)
     assert m2.sample(4) == a
+
+
+
+@torch.no_grad()
+def _score(m, z, seq, max_len):
+    """Log-probability per token of ``seq`` (ending in <eos>) as decoding counts it: <pad> <unk> <bos> removed
+    and renormalised, the <eos> at step ``max_len + 1`` forced (free)."""
+    tok, h, total = torch.tensor([2]), m.decoder.initial_state(z, 1, "cpu"), 0.0
+    for step, t in enumerate(seq):
+        logits, h = m.decoder(m.embed(tok).unsqueeze(1), z, h)
+        logits = logits[:, -1]
+        logits[:, [0, 1, 2]] = -math.inf
+        total += 0.0 if step == max_len else float(logits.log_softmax(-1)[0, t])
+        tok = torch.tensor([t])
+    return total / len(seq)
+
+
+@pytest.mark.parametrize("latent", [False, True])
+def test_beam_search_finds_the_likeliest_line_when_wide_enough(corpus, latent):
+    import itertools
+
+    torch.manual_seed(0)
+    m = tiny(corpus, latent=latent).eval()
+    z = torch.randn(1, m.z_dim) if latent else None
+    words = list(range(4, m.vocab_size))
+    # every line of at most 2 words, then <eos>: with a beam this wide, beam search is exhaustive
+    lines = [[3]] + [[w, 3] for w in words] + [[a, b, 3] for a, b in itertools.product(words, words)]
+    with torch.no_grad():
+        got = m.generate(z, 1, max_len=2, beam=len(lines))[0].tolist()
+        best = max(lines, key=lambda s: _score(m, z, s, 2))
+        greedy = m.generate(z, 1, max_len=2, greedy=True)[0].tolist()
+    assert got[:got.index(3) + 1] == best
+    greedy = greedy[:greedy.index(3) + 1]
+    assert _score(m, z, best, 2) >= _score(m, z, greedy, 2)
+    assert len(m.sample(3, beam=3)) == 3
+    with pytest.raises(ValueError, match="beam"):
+        m.generate(z, 1, beam=0)

@@ -58,9 +58,15 @@ def _by_tour(src: Path, out: Path, ds, name: str) -> float:
     t.profile["iwae_k"] = K
     shutil.copy(src / f"{name}.pt", t.checkpoint(name))
     sec = Report("t").section("compare", "compare")
-    rows, _, _ = score_rows(sec, t, names=(name,))
+    quality = {}
+    rows, _, _ = score_rows(sec, t, names=(name,), quality=quality)
     assert not sec.errors, sec.errors
     (row,) = rows
+    if row["khat_share"] is not None:  # the tour's k̂ figure reuses the score's k̂: computed once
+        assert float((quality[name].khat > 0.7).mean()) == row["khat_share"]
+        assert quality[name].num_samples == K
+    else:
+        assert name not in quality
     return row["test_log_likelihood"], row
 
 

@@ -28,7 +28,7 @@ def test_traverse_and_interpolate_return_their_grids(vae_ckpt, tmp_path):
     res = interpolate(InterpolateConfig(checkpoint=str(vae_ckpt), steps=3, slerp=True, out=str(tmp_path / "i.png")))
     assert tuple(res.images.shape) == (2, 5, 8, 8) and "linear and spherical" in res.lines[0]
     with pytest.raises(ValueError, match="two different dims"):
-        traverse(TraverseConfig(checkpoint=str(vae_ckpt), dims=[1, 1], out=str(tmp_path / "t.png")))
+        traverse(TraverseConfig(checkpoint=str(vae_ckpt), dims=[1, 1], out=str(tmp_path / "t2.png")))
 
 
 def test_walk_returns_the_norms(vae_ckpt, tmp_path):
@@ -74,7 +74,7 @@ def test_pictures_take_the_data_from_the_checkpoint(tmp_path):
     res = traverse(TraverseConfig(checkpoint=str(path), steps=3, out=str(tmp_path / "t.png")))
     assert tuple(res.images.shape) == (3, 3, 6, 6)
     with pytest.raises(ValueError, match="pass the data it was trained on"):
-        traverse(TraverseConfig(checkpoint=str(path), steps=3, out=str(tmp_path / "t.png"), data=DataConfig()))
+        traverse(TraverseConfig(checkpoint=str(path), steps=3, out=str(tmp_path / "t2.png"), data=DataConfig()))
 
 
 def test_traverse_picks_the_two_most_active_dims_and_says_why(vae_ckpt, tmp_path):
@@ -92,7 +92,7 @@ def test_traverse_picks_the_two_most_active_dims_and_says_why(vae_ckpt, tmp_path
     res = traverse(TraverseConfig(checkpoint=str(vae_ckpt), steps=3, out=str(tmp_path / "t.png")))
     assert res.numbers["dims"] == torch.argsort(kl, descending=True)[:2].tolist()
     assert res.lines[0].startswith(f"dims {res.numbers['dims'][0]} and {res.numbers['dims'][1]}: the two most active")
-    res = traverse(TraverseConfig(checkpoint=str(vae_ckpt), dims=[1, 0], steps=3, out=str(tmp_path / "t.png")))
+    res = traverse(TraverseConfig(checkpoint=str(vae_ckpt), dims=[1, 0], steps=3, out=str(tmp_path / "t2.png")))
     assert res.numbers["dims"] == [1, 0] and "as asked (--dims)" in res.lines[0]
 
 

@@ -1,0 +1,176 @@
+"""The Penn Treebank table: the sentence VAE and a GRU language model of the same size, beside
+Bowman et al. (2016, "Generating Sentences from a Continuous Space").
+
+Mikolov's PTB split (42,068 / 3,370 / 3,761 sentences, 10k words, ``$PROBGEN_DATA_DIR/ptb``), every
+sentence kept (no length cut), ``<eos>`` counted as a token. Each row trains through the
+``sentence-vae`` recipe within ``--minutes`` per invocation, checkpointing every epoch under
+``--work`` and resuming there; ``--minutes 0`` only scores. Scores on the test sentences: NLL per
+sentence (exact for the language model, IWAE with K = ``--eval-samples`` for the VAE, by
+:func:`probgen.evaluate.score`), the −ELBO and KL (closed form), and the perplexity
+exp(Σ NLL / Σ tokens). Rows are merged by name into ``OUT/table.json`` and ``OUT/table.md``.
+
+    python experiments/ptb.py --models lm,vae --minutes 30 --epochs 10     # train / resume
+    python experiments/ptb.py --models vae --minutes 0 --eval-samples 20   # score only
+    python experiments/ptb.py --quick                                      # smoke test, seconds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROWS = ("lm", "vae")
+FAMILY = {"lm": "GRU language model (the sentence VAE's decoder, no code): exact",
+          "vae": "sentence VAE (GRU encoder/decoder, KL annealing, word dropout, free bits)"}
+#: Bowman et al. 2016, Table 2 (test set; perplexities as issue 17 cites them)
+PUBLISHED = {"lm": {"model": "LSTM language model (Bowman et al. 2016)", "ppl": 116},
+             "vae": {"model": "VAE (Bowman et al. 2016)", "ppl": 119}}
+
+
+def _config(name: str, args):
+    from probgen.recipes.text import SentenceVAEConfig
+
+    size = dict(embed_dim=16, hidden=32, z_dim=4, max_lines=300, val_max=100, max_vocab=500) if args.quick else {}
+    return SentenceVAEConfig(text="ptb", max_len=0, min_freq=1, epochs=args.epochs, patience=None, resume=True,
+                             minutes=max(args.minutes, 1e-3), kl_weight=0.0 if name == "lm" else 1.0,
+                             eval_samples=0, eval_max=1, **size)
+
+
+def train_row(name: str, args, work: Path):
+    """Train (or resume; ``--minutes 0``: load) row ``name``; returns ``(model, text data)``."""
+    import probgen
+    from probgen.recipes.config import DataConfig, RunConfig, seed_everything
+    from probgen.recipes.models import model_spec
+    from probgen.recipes.train import train_model
+
+    cfg, data = _config(name, args), DataConfig(data_dir=args.data_dir, seed=args.seed)
+    text = model_spec("sentence-vae").load(cfg, data)
+    path = work / f"{name}.pt"
+    if args.minutes <= 0:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint to score (train with --minutes > 0 first)")
+        return probgen.load(path, device=args.device), text
+    seed_everything(args.seed)
+    run = RunConfig(out=str(work), seed=args.seed, device=args.device, quiet=args.quiet)
+    return train_model("sentence-vae", cfg, data, run, text, path=path).model, text
+
+
+def score_row(model, test: torch.Tensor, *, k: int, seed: int) -> dict:
+    """NLL per sentence (the one scoring policy), −ELBO and KL, perplexities."""
+    from probgen.evaluate import score, summarize
+    from probgen.recipes.config import seed_everything
+
+    model.eval()
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        s = score(model, test.to(model.device), num_samples=k)
+        terms = model.elbo_terms(test.to(model.device))
+    tokens = int((test != 0).sum())  # words and <eos>, no padding
+    res = summarize(s.values)
+    return {"nll": -res.mean, "stderr": res.stderr, "n_test": res.n, "tokens": tokens, "estimator": s.estimator,
+            "k": s.k, "khat_share": s.khat_share, "ppl": math.exp(-float(s.values.sum()) / tokens),
+            "neg_elbo": -float(terms["elbo"].mean()), "kl": float(terms["kl"].mean()),
+            "ppl_elbo": math.exp(-float(terms["elbo"].sum()) / tokens), "eval_seconds": time.perf_counter() - t0}
+
+
+def write_table(out: Path, rows: dict, meta: dict) -> None:
+    from probgen.io import atomic_write, write_json
+
+    rows = {n: rows[n] for n in sorted(rows, key=lambda n: ROWS.index(n) if n in ROWS else 99)}
+    write_json(out / "table.json", {**meta, "rows": list(rows.values())})
+    lines = ["# Penn Treebank (Mikolov's split): test NLL per sentence (nats), lower is better", "",
+             "| model | test NLL ± s.e. | estimator | −ELBO | KL | perplexity | sentences | epochs | train CPU-h | "
+             "status | published perplexity |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows.values():
+        est = (r.get("estimator") or "—") + (f" K={r['k']}" if r.get("k") else "")
+        pub = PUBLISHED.get(r["name"], {}).get("ppl")
+        lines.append(f"| {r['name']} | {r['nll']:.2f} ± {r['stderr']:.2f} | {est} | {r['neg_elbo']:.2f} | "
+                     f"{r['kl']:.2f} | {r['ppl']:.1f} | {r['n_test']} | {r['epochs']} | {r['cpu_hours']:.2f} | "
+                     f"{r['status']} | {pub or '—'} |")
+    lines += ["", "Published (Bowman et al. 2016, Table 2, test): " + "; ".join(
+        f"{p['model']}: perplexity {p['ppl']}" for p in PUBLISHED.values()),
+        "", "Perplexity = exp(Σ NLL / Σ tokens), every sentence's <eos> counted; the VAE's NLL is an IWAE estimate "
+        "(a bound that tightens with K), its −ELBO the K=1 bound.",
+        f"probgen {meta['probgen_version']}; seed {meta['seed']}; CPU-h = training wall-hours on one torch thread."]
+    if meta.get("quick"):
+        lines.insert(1, "\n**quick smoke run, tiny models on 300 sentences: not a result**")
+    atomic_write(out / "table.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(ROWS), help=f"comma-separated rows: {', '.join(ROWS)}")
+    ap.add_argument("--minutes", type=float, default=20.0,
+                    help="training wall time per model and invocation (0: score the existing checkpoint)")
+    ap.add_argument("--epochs", type=int, default=10, help="epochs in all (sets the KL annealing schedule)")
+    ap.add_argument("--eval-samples", type=int, default=20, help="importance samples K per test sentence (VAE)")
+    ap.add_argument("--test-size", type=int, default=0, help="score the first N test sentences (0: all 3,761)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data-dir", default=None, help="default: $PROBGEN_DATA_DIR")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default="runs/ptb", help="checkpoints and resume files")
+    ap.add_argument("--out", default="experiments/results/ptb", help="table.md, table.json, curves")
+    ap.add_argument("--quick", action="store_true", help="tiny models on 300 sentences, seconds")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    for name in names:
+        if name not in ROWS:
+            ap.error(f"unknown model {name!r}; choose from {', '.join(ROWS)}")
+    for flag, low in (("epochs", 1), ("eval_samples", 1), ("test_size", 0)):
+        if getattr(args, flag) < low:
+            ap.error(f"--{flag.replace('_', '-')} must be >= {low}")
+    if args.minutes < 0:
+        ap.error("--minutes must be >= 0")
+    if args.quick:
+        args.epochs, args.minutes, args.eval_samples, args.test_size = 1, 0.1, 3, 40
+    torch.set_num_threads(1)
+
+    from probgen import __version__
+    from probgen.io import last_path, load_checkpoint, write_json
+
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "table.json"
+    rows = {r["name"]: r for r in json.loads(table.read_text())["rows"]} if table.is_file() else {}
+    for name in names:
+        try:
+            model, text = train_row(name, args, work)
+        except (ValueError, FileNotFoundError) as e:
+            ap.exit(2, f"ptb.py: error: {e}\n")
+        test = text.test[:args.test_size] if args.test_size else text.test
+        last = last_path(work / f"{name}.pt")
+        hist = (load_checkpoint(last).get("trainer") or {}).get("history", []) if last.is_file() else []
+        hist = [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in hist]
+        write_json(out / f"curve_{name}.json", {"name": name, "history": hist})
+        secs = sum(max(b["seconds"] - a, 0) if b["seconds"] >= a else b["seconds"]
+                   for a, b in zip([0.0] + [r["seconds"] for r in hist[:-1]], hist))  # restarts at each resume
+        row = {"name": name, "family": FAMILY[name], **score_row(model, test, k=args.eval_samples, seed=args.seed),
+               "n_params": model.n_params(), "epochs": len(hist), "train_wall_seconds": secs,
+               "cpu_hours": secs / 3600, "device": args.device, "seed": args.seed, "probgen_version": __version__,
+               "data": text.describe(), "published_ppl": PUBLISHED[name]["ppl"], "curve": f"curve_{name}.json"}
+        row["status"] = "quick smoke run: not a result" if args.quick else \
+            f"budget-limited: {len(hist)} of {args.epochs} epochs" if len(hist) < args.epochs else \
+            f"{len(hist)} epochs (the planned number)"
+        rows[name] = row
+        print(f"{name}: NLL {row['nll']:.2f} ± {row['stderr']:.2f} nats/sentence ({row['estimator']}), "
+              f"KL {row['kl']:.2f}, perplexity {row['ppl']:.1f}, {len(hist)} epochs, {secs / 60:.1f} train min, "
+              f"scored in {row['eval_seconds']:.0f} s", flush=True)
+    if table.is_file():  # another invocation may have written rows meanwhile: keep them
+        rows = {**{r["name"]: r for r in json.loads(table.read_text())["rows"]},
+                **{n: r for n, r in rows.items() if n in names}}
+    write_table(out, rows, {"data": "ptb (Mikolov's split, all sentences)", "probgen_version": __version__,
+                            "seed": args.seed, "quick": args.quick})
+    print((out / "table.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
