@@ -221,6 +221,8 @@ def _fit_gmm(model, cfg: GMMConfig, ds, path: Path, run: RunConfig, notes=None):
                      ("lr must be > 0", cfg.lr > 0), ("patience must be >= 0", cfg.patience >= 0)):
         if not ok:
             raise ValueError(f"{name}, got {getattr(cfg, name.split()[0])}")
+    if cfg.compile and cfg.method != "svi":
+        raise ValueError("--compile captures the SVI step; EM has none (use --method svi, or drop --compile)")
     x, _, limits = fit_limits(cfg, ds, None, notes)
     if cfg.method == "svi":
         model.fit(x.to(model.device), method="svi", seed=run.seed, progress=not run.quiet,

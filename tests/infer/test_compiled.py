@@ -173,6 +173,15 @@ def test_cli_compile_runs(tmp_path, monkeypatch):
     assert (tmp_path / "vae.pt").exists()
 
 
+def test_cli_compile_with_em_is_one_line(tmp_path, capsys):
+    from probgen.cli import main
+
+    assert main(["train", "--out", str(tmp_path), "gmm", "--compile"]) == 2
+    err = capsys.readouterr().err
+    assert "--compile" in err and "EM" in err and "Traceback" not in err
+    assert not (tmp_path / "gmm.pt").exists()
+
+
 @pytest.mark.slow
 def test_inductor_matches_eager():
     """torch.compile of the graph (fallback_random: eager's draws); skipped where it cannot
