@@ -4,22 +4,23 @@ Both use the same architecture (the plain model is a deep copy of probgen's enco
 decoder networks), the same Adam settings and the same minibatches, interleaved in one
 process so that machine load affects both alike. Two measurements:
 
-- **per step**: median ms of one step, plain eager PyTorch vs probgen's step
-  (:class:`probgen.infer.svi.SVIStep`: Pyro's ELBO as a module + one ``torch.optim.Adam``),
-  for each ELBO variant, and Pyro's own ``SVI.step`` for reference; with ``--compile inductor``
-  (the default) also plain compiled PyTorch (``torch.compile`` of the plain loss) and probgen's
-  compiled step (:mod:`probgen.infer.compiled`);
-- **per epoch**: median seconds of one whole epoch through the public API
-  (``VAE.fit(x, epochs=1)``: data shuffling, batching and the training loop included, no
-  validation; ``compile=True`` for probgen compiled) vs a plain epoch loop over the same
-  shuffled batches (eager and compiled).
+- **per step**: median ms of one step: plain eager PyTorch; probgen's eager step
+  (:class:`probgen.infer.svi.SVIStep`: Pyro's ELBO as a module + one ``torch.optim.Adam``);
+  probgen's default for this story on a long fit (``compile=None``: the built-in VAE replays its
+  traced step, :mod:`probgen.infer.compiled`); Pyro's own ``SVI.step``; with ``--compile
+  inductor`` (the default) also plain compiled PyTorch (``torch.compile`` of the plain loss) and
+  probgen's compiled step;
+- **per epoch**: seconds per epoch of one multi-epoch ``VAE.fit`` (data shuffling, batching and
+  the training loop included, no validation), default and ``compile=``; a plain epoch loop
+  (eager, and compiled) runs between the fit's epochs, from its epoch-end callback, so the two
+  sides alternate epoch by epoch. The fit's first epoch (setup, tracing, compilation) is not counted.
 
 Every side steps the same ``torch.optim.Adam(lr=1e-3)`` (default implementation). Compilation
-warm-up is left out of the medians (the first epoch and the first 20 steps are not counted).
+warm-up is left out of the medians (the first 20 steps are not counted).
 
     python experiments/bench_vae_speed.py                 # binarized MNIST if $PROBGEN_DATA_DIR, else digits
     python experiments/bench_vae_speed.py --quick         # few steps (smoke test)
-    python experiments/bench_vae_speed.py --compile none  # eager sides only (no compiler warm-up)
+    python experiments/bench_vae_speed.py --compile none  # no compiler warm-up
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from probgen.data import load
-from probgen.infer.compiled import CompiledStep
+from probgen.infer.callbacks import Callback
+from probgen.infer.compiled import CompiledStep, auto_backend
 from probgen.infer.svi import SVIStep, make_elbo
 from probgen.io import write_json
 from probgen.models import VAE
@@ -83,7 +85,13 @@ def run_steps(x, variant: str, steps: int, batch_size: int, hidden, z_dim: int, 
     ours = SVIStep(vae, make_elbo(variant), lr=1e-3)
     ref = copy.deepcopy(vae)
     svi = pyro.infer.SVI(ref.model, ref.guide, pyro.optim.Adam({"lr": 1e-3}), make_elbo(variant))
-    sides = {"plain": lambda xb: plain_step(enc, dec, opt, xb), "probgen": ours, "pyro_svi": svi.step}
+    vae_d, _, _, _ = _pair(x, hidden, z_dim)
+    auto = auto_backend(vae_d, 10**9)  # what a long fit of this story uses by default
+    default = SVIStep(vae_d, make_elbo(variant), lr=1e-3)
+    if auto is not None:
+        default = CompiledStep(default, backend=auto, elbo=variant, quiet=True)
+    sides = {"plain": lambda xb: plain_step(enc, dec, opt, xb), "probgen_eager": ours, "probgen": default,
+             "pyro_svi": svi.step}
     if backend is not None:
         vae_c, enc_c, dec_c, opt_c = _pair(x, hidden, z_dim)
         ours_c = CompiledStep(SVIStep(vae_c, make_elbo(variant), lr=1e-3), backend=backend, elbo=variant)
@@ -108,36 +116,59 @@ def run_steps(x, variant: str, steps: int, batch_size: int, hidden, z_dim: int, 
     return row
 
 
-def run_epochs(x, epochs: int, batch_size: int, hidden, z_dim: int, backend: str | None = "inductor") -> dict:
-    """Median seconds per epoch: ``VAE.fit(x, epochs=1)`` (default and ``compile=``) vs a plain
-    loop over shuffled batches (eager and compiled), interleaved."""
-    pyro.clear_param_store()
-    vae, enc, dec, opt = _pair(x, hidden, z_dim)
-    vae_c, enc_c, dec_c, opt_c = _pair(x, hidden, z_dim)
-    g = torch.Generator().manual_seed(0)
-    fit = dict(batch_size=batch_size, lr=1e-3, elbo="meanfield", progress=False)
+class _Between(Callback):
+    """Runs the plain epochs between the fit's epochs and times both sides."""
 
-    def plain_epoch(e, compiled=False):
+    def __init__(self, plain_sides: dict):
+        self.plain_sides, self.fit_s, self.plain_s = plain_sides, [], {k: [] for k in plain_sides}
+        self.mark = time.perf_counter()
+
+    def on_epoch_end(self, trainer, record) -> None:
+        self.fit_s.append(time.perf_counter() - self.mark)
+        for name, fn in self.plain_sides.items():
+            t0 = time.perf_counter()
+            fn()
+            self.plain_s[name].append(time.perf_counter() - t0)
+        self.mark = time.perf_counter()
+
+
+def run_epochs(x, epochs: int, batch_size: int, hidden, z_dim: int, backend: str | None = "inductor") -> dict:
+    """Seconds per epoch of one ``VAE.fit(x, epochs=epochs + 1)`` (default, then ``compile=backend``),
+    each alternating with plain epochs (eager; compiled too beside the compiled fit)."""
+    pyro.clear_param_store()
+    _, enc, dec, opt = _pair(x, hidden, z_dim)
+    _, enc_c, dec_c, opt_c = _pair(x, hidden, z_dim)
+    g = torch.Generator().manual_seed(0)
+
+    def plain_epoch(compiled=False):
         for idx in torch.randperm(len(x), generator=g).split(batch_size):
             plain_step(enc_c if compiled else enc, dec_c if compiled else dec, opt_c if compiled else opt, x[idx],
                        compiled=compiled)
 
-    sides = {"plain": plain_epoch, "probgen": lambda e: vae.fit(x, epochs=1, check=e == 0, **fit)}
+    fit = dict(batch_size=batch_size, lr=1e-3, elbo="meanfield", progress=False, patience=None)
+    s, modes = {}, {}
+    passes = [("probgen", None, {"plain": plain_epoch})]
     if backend is not None:
-        sides["probgen_compiled"] = lambda e: vae_c.fit(x, epochs=1, check=e == 0, compile=backend, **fit)
-        if backend == "inductor":
-            sides["plain_compiled"] = lambda e: plain_epoch(e, compiled=True)
-    times = {k: [] for k in sides}
-    for e in range(epochs + 1):
-        for name, fn in sides.items():
-            t0 = time.perf_counter()
-            fn(e)
-            if e > 0:  # the first epoch runs the story check, tracing and compilation
-                times[name].append(time.perf_counter() - t0)
-    s = {k: statistics.median(v) for k, v in times.items()}
-    out = {"epochs": epochs, **{f"{k}_epoch_s": v for k, v in s.items()},
-           **{f"{k}_epoch_ratio": v / s["plain"] for k, v in s.items() if k != "plain"}}
-    out["probgen_fit_epoch_s"], out["epoch_ratio"] = s["probgen"], out["probgen_epoch_ratio"]
+        plain = {"plain": plain_epoch, **({"plain_compiled": lambda: plain_epoch(True)} if backend == "inductor"
+                                          else {})}
+        passes.append(("probgen_compiled", backend, plain))
+    for name, mode, plain_sides in passes:
+        vae, _, _, _ = _pair(x, hidden, z_dim)
+        cb = _Between(plain_sides)
+        vae.fit(x, epochs=epochs + 1, compile=mode, callbacks=[cb], **fit)
+        modes[name] = mode or auto_backend(vae, (epochs + 1) * -(-len(x) // batch_size)) or "eager"
+        s[name] = statistics.median(cb.fit_s[1:])  # the first epoch: setup, tracing, compilation
+        ref = statistics.median(cb.plain_s["plain"][1:])
+        s[f"{name}_plain"] = ref
+        s[f"{name}_ratio"] = s[name] / ref
+        for other in plain_sides:
+            if other != "plain":
+                s[other] = statistics.median(cb.plain_s[other][1:])
+                s[f"{other}_ratio"] = s[other] / ref
+    out = {"epochs": epochs, "modes": modes, **{f"{k}_epoch_s": v for k, v in s.items() if not k.endswith("_ratio")},
+           **{f"{k[:-6]}_epoch_ratio": v for k, v in s.items() if k.endswith("_ratio")}}
+    out["plain_epoch_s"] = s["probgen_plain"]
+    out["probgen_fit_epoch_s"], out["epoch_ratio"] = s["probgen"], s["probgen_ratio"]
     return out
 
 
@@ -175,7 +206,8 @@ def main(argv=None) -> int:
         print(f"{r['elbo']:<11}" + "".join(f"{r[k + '_ms']:>16.2f} ({r.get(k + '_ratio', 1.0):.2f}×)" for k in sides))
     print("epoch s   " + "".join(f"  {k} {epoch[k + '_epoch_s']:.3f} ({epoch.get(k + '_epoch_ratio', 1.0):.2f}×)"
                                   for k in ("plain", "plain_compiled", "probgen", "probgen_compiled")
-                                  if k + "_epoch_s" in epoch))
+                                  if k + "_epoch_s" in epoch)
+          + f"   [fit modes: {', '.join(f'{k} {v}' for k, v in epoch['modes'].items())}]")
     write_json(args.out, {"data": name, "x_dim": x.shape[1], "hidden": list(hidden), "batch_size": args.batch_size,
                           "threads": torch.get_num_threads(), "rows": rows, "epoch": epoch})
     print(f"wrote {args.out}")

@@ -79,6 +79,9 @@ class Story(nn.Module):
     has_exact_log_prob: ClassVar[bool] = False
     max_plate_nesting: ClassVar[int] = 1
     autoguide: ClassVar[str | None] = None
+    #: the same aten operations every step (no Python state read per step, no buffers): long fits
+    #: replay a traced graph of the step (:mod:`probgen.infer.compiled`, ``compile=None``)
+    static_graph: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

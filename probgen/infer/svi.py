@@ -253,7 +253,7 @@ def fit_svi(
     distributed: Any = None,
     callbacks: Sequence[Callback] = (),
     log_dir: str | Path | None = None,
-    compile: bool | str = False,
+    compile: bool | str | None = None,
     **unknown: Any,
 ) -> TrainResult:
     """Train ``story.model`` / ``story.guide`` with ``pyro.infer.SVI``.
@@ -279,11 +279,13 @@ def fit_svi(
     :param log_dir: write TensorBoard logs here (:mod:`probgen.infer.tensorboard`; rank 0 only).
     :param compile: capture the step once and run it under ``torch.compile`` (``True``/``"inductor"``)
         or as a traced graph (``"trace"``); a dynamic story trains eagerly after one notice
-        (:mod:`probgen.infer.compiled`).
+        (:mod:`probgen.infer.compiled`). ``None`` (default): the traced graph for a story declaring
+        ``static_graph = True`` on a fit of at least ``compiled.AUTO_MIN_STEPS`` steps, silently
+        eager otherwise; ``False``: always eager.
     :raises DivergenceError: the loss became NaN/inf; the best state so far is restored.
     """
     _check_options(x, y, val, val_y, epochs, batch_size, num_particles, lr, patience, clip_norm, unknown)
-    from .compiled import check_compile, compile_step  # same layer; compiled.py builds on this module
+    from .compiled import auto_backend, check_compile, compile_step  # same layer; compiled.py builds on this
 
     backend = check_compile(compile)
     result = TrainResult()
@@ -325,10 +327,13 @@ def fit_svi(
         if not distributed.is_main:  # rank 0 alone shows progress and writes checkpoints
             progress = False
             ckpt.disable()
-    step_fn = compile_step(step_fn, backend, elbo=elbo, num_particles=num_particles,
-                           distributed=distributed is not None)
     drop_last = ELBOS[elbo][1] and len(x) > batch_size  # JIT traces one batch shape
     n_batches = len(x) // batch_size if drop_last else math.ceil(len(x) / batch_size)
+    auto = compile is None and elbo in ("trace", "meanfield")
+    if auto:
+        backend = auto_backend(story, n_batches * max(epochs - start_epoch, 0), distributed is not None)
+    step_fn = compile_step(step_fn, backend, elbo=elbo, num_particles=num_particles,
+                           distributed=distributed is not None, quiet=auto)
     hparams = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "elbo": elbo, "num_particles": num_particles,
                "patience": patience, "clip_norm": clip_norm, "n_train": len(x)}
     if distributed is not None and not distributed.is_main:

@@ -44,6 +44,7 @@ class CVAE(Story):
     """
 
     kind = "cvae"
+    static_graph = True  # long fits replay the traced step (infer.compiled)
     #: `probgen compare` and `fit_story` pass labels to conditional models
     needs_labels = True
 

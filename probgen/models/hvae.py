@@ -44,6 +44,7 @@ class HVAE(Story):
     """
 
     kind = "hvae"
+    static_graph = True  # long fits replay the traced step (infer.compiled)
     elbo = "trace"
 
     def __init__(self, x_dim: int, *, z1_dim: int = 100, z2_dim: int = 50, hidden1: Sequence[int] = (100, 100),

@@ -42,6 +42,7 @@ class VAE(Story):
     """
 
     kind = "vae"
+    static_graph = True  # long fits replay the traced step (infer.compiled)
 
     def __init__(self, x_dim: int, *, z_dim: int = 10, hidden: Sequence[int] = (256,),
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,

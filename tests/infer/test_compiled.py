@@ -200,3 +200,38 @@ def test_inductor_matches_eager():
     assert torch.allclose(loss, ref_loss, rtol=1e-5)
     for g, r in zip(grads, ref_grads):
         assert torch.allclose(g, r, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_replays_the_graph_for_a_static_story_on_a_long_fit(monkeypatch, capsys):
+    """compile=None (the default): the built-in VAE replays its traced step once a fit plans
+    AUTO_MIN_STEPS steps; the weights match an eager fit; nothing is printed."""
+    monkeypatch.setattr(compiled, "AUTO_MIN_STEPS", 6)
+    x = _x(100)
+    made = []
+    real = compiled.CompiledStep
+
+    def spy(*a, **k):
+        made.append(real(*a, **k))
+        return made[-1]
+
+    monkeypatch.setattr(compiled, "CompiledStep", spy)
+    runs = {}
+    for mode in (False, None):
+        pyro.set_rng_seed(0)
+        vae = VAE(12, z_dim=3, hidden=(8,))
+        vae.fit(x, epochs=2, batch_size=32, progress=False, compile=mode, elbo="trace")
+        runs[mode] = vae
+    assert len(made) == 1 and made[0].backend == "trace" and made[0].compiled_steps > 0
+    for a, b in zip(runs[False].state_dict().values(), runs[None].state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert capsys.readouterr().err == ""
+
+
+def test_auto_stays_eager_for_short_fits_and_undeclared_stories(monkeypatch, capsys):
+    monkeypatch.setattr(compiled, "AUTO_MIN_STEPS", 6)
+    made = []
+    monkeypatch.setattr(compiled, "CompiledStep", lambda *a, **k: made.append(1))
+    VAE(12, z_dim=3, hidden=(8,)).fit(_x(64), epochs=1, batch_size=32, progress=False)  # 2 steps < 6
+    Dynamic().fit(torch.rand(100, 4), epochs=3, batch_size=32, progress=False)  # not declared static
+    assert made == [] and capsys.readouterr().err == ""
+    assert compiled.auto_backend(VAE(12, z_dim=3, hidden=(8,)), 10**6, distributed=True) is None
