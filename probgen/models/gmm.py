@@ -143,16 +143,21 @@ class GMM(Story):
         return -0.5 * quad - log_det - 0.5 * x.shape[-1] * math.log(2 * math.pi)
 
     def _squares(self, x: torch.Tensor) -> torch.Tensor:
-        """``[x², x]``, ``[n × 2D]``, cached for the data tensor EM visits every iteration (the
-        cache keeps ``x`` alive, so its key -- storage, shape, strides, in-place version -- is unique)."""
+        """``[x², x]``, ``[n × 2D]``, computed once per data tensor (see :meth:`_per_data`)."""
+        return self._per_data(x, "squares", lambda: torch.cat([x * x, x], 1))
+
+    def _per_data(self, x: torch.Tensor, name: str, make):
+        """``make()``, cached for the data tensor EM visits every iteration (the cache keeps ``x``
+        alive, so its key -- storage, shape, strides, in-place version -- is unique; ``fit`` drops it)."""
         key = (x.data_ptr(), x.shape, x.stride(), x._version, x.dtype, x.device)
-        cached = self.__dict__.get("_squares_cache")
-        if cached is not None and cached[1] == key:
-            return cached[2]
-        feats = torch.cat([x * x, x], 1)
-        if not x.requires_grad:
-            self.__dict__["_squares_cache"] = (x, key, feats)
-        return feats
+        cached = self.__dict__.get("_data_cache")
+        if cached is None or cached[1] != key:
+            if x.requires_grad:
+                return make()
+            cached = self.__dict__["_data_cache"] = (x, key, {})
+        if name not in cached[2]:
+            cached[2][name] = make()
+        return cached[2][name]
 
     # -- the story ---------------------------------------------------------------
     def _story(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
@@ -161,7 +166,7 @@ class GMM(Story):
         n = x.shape[0] if x is not None else n
         x = x.reshape(n, -1) if x is not None else None  # batch × D
         with pyro.plate("data", n):
-            m = pyro.sample("m", dist.Categorical(logits=self.logits))  # batch (or K × 1 enumerated)
+            m = pyro.sample("m", _Assignment(self))  # Categorical(π): batch (or K × 1 enumerated)
             pyro.sample("x", self._component(m), obs=x)
 
     def guide(self, x=None, y=None, n=None):
@@ -169,23 +174,40 @@ class GMM(Story):
         self.register_params()
 
     def prepare(self, x, y=None):
-        x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
-        if self.likelihood == "bernoulli" and not ((x == 0) | (x == 1)).all():
+        return self._checked(x), y
+
+    def _checked(self, x, *, build: bool = False) -> torch.Tensor:
+        """``x`` validated once (``check_data``) in the parameters' dtype; ``build``: size an unbuilt model."""
+        checked = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")  # float32
+        if self.likelihood == "bernoulli" and not ((checked == 0) | (checked == 1)).all():
             raise ValueError("x: a Bernoulli mixture needs binary data (0/1); pass --binarize")
-        if self.x_dim is not None:
-            x = x.to(self.logits.dtype)  # a float64 GMM scores in float64
-        return x, y
+        if self.x_dim is None:
+            if not build:
+                return checked
+            self._build(checked[0].numel())
+        # a float64 GMM scores in float64, from the caller's values (not their float32 copy)
+        src = x if isinstance(x, torch.Tensor) and x.is_floating_point() else checked
+        return src.to(self.logits.dtype)
 
     # -- exact inference by enumeration -------------------------------------------
     def joint_log_prob(self, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
-        """log p(x_i, m = k) for every component, from the enumerated Pyro trace: ``[K × n]``."""
+        """log p(x_i, m = k) for every component, from the enumerated Pyro trace: ``[K × n]``.
+
+        The trace of each chunk is recorded once per data tensor and re-scored on every call
+        (Pyro's ``compute_log_prob``): its site distributions read the current parameters when
+        scored, so EM's iterations reuse one trace instead of re-running the model (~0.4 ms each)."""
         out = []
-        enumerated = poutine.enum(self.model, first_available_dim=-2)
-        for start in range(0, len(x), chunk):
-            tr = poutine.trace(enumerated).get_trace(x[start:start + chunk])
+        for tr in self._per_data(x, f"traces{chunk}", lambda: self._enumerated_traces(x, chunk)):
+            for site in (tr.nodes["m"], tr.nodes["x"]):
+                site.pop("log_prob", None)  # stale: the parameters moved since the last call
             tr.compute_log_prob()
             out.append(tr.nodes["m"]["log_prob"] + tr.nodes["x"]["log_prob"])  # K × chunk
-        return torch.cat(out, dim=1)
+        return out[0] if len(out) == 1 else torch.cat(out, dim=1)
+
+    def _enumerated_traces(self, x: torch.Tensor, chunk: int) -> list:
+        """One Pyro trace of the model with ``m`` enumerated (K × 1) per chunk of ``x``."""
+        enumerated = poutine.enum(self.model, first_available_dim=-2)
+        return [poutine.trace(enumerated).get_trace(x[start:start + chunk]) for start in range(0, len(x), chunk)]
 
     def log_prob(self, x, y=None, *, num_samples: int | None = None) -> torch.Tensor:
         """Exact log p(x) = log Σ_m π_m p(x | m), per example, in nats."""
@@ -251,11 +273,8 @@ class GMM(Story):
         :param log_dir: write TensorBoard logs here (EM or SVI).
         :param svi_options: passed to :meth:`probgen.story.Story.fit` when ``method="svi"``.
         """
-        x = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")
+        x = self._checked(x, build=True)
         x = x.reshape(len(x), -1)
-        if self.x_dim is None:
-            self._build(x.shape[1])
-        x, _ = self.prepare(x)
         if len(x) < self.n_components:
             raise ValueError(f"n_components={self.n_components} is larger than the data ({len(x)} examples)")
         if method not in ("em", "svi"):
@@ -270,7 +289,7 @@ class GMM(Story):
             return self
         self.train_result = fit_em(self, x, max_iter=max_iter, tol=tol, seed=seed, init=init, progress=progress,
                                    callbacks=callbacks, log_dir=log_dir)
-        self.__dict__.pop("_squares_cache", None)  # EM's [x², x] features: not kept alive after the fit
+        self.__dict__.pop("_data_cache", None)  # EM's trace and [x², x] features: not kept alive after the fit
         self.em_history = [r["log_likelihood"] for r in self.train_result.history]
         self.converged, self.fit_seconds = self.train_result.converged, self.train_result.seconds
         return self
@@ -349,7 +368,49 @@ class _Component(dist.TorchDistribution):
         table = self.gmm.component_table(x)  # n × K
         m = self.m
         K = table.shape[-1]
-        if m.shape == (K, 1) and x.dim() == 2 and bool((m[:, 0] == torch.arange(K, device=m.device)).all()):
-            return table.T  # m enumerated (K × 1 = every component): the table itself, no gather
-        shape = torch.broadcast_shapes(m.shape, table.shape[:-1])
+        # m enumerated (K × 1, or its K × n expansion by the plate: every component): the table itself, no gather
+        if (m.dim() == 2 and x.dim() == 2 and m.shape[0] == K and (m.shape[1] == 1 or m.stride(1) == 0)
+                and bool((m[:, 0] == torch.arange(K, device=m.device)).all())):
+            # (K × n in memory as the gather made it, so EM's sums round as before; free for diag's K × n table)
+            return table.T.contiguous().expand(K, max(m.shape[1], table.shape[0]))
+        shape = _broadcast(m.shape, table.shape[:-1])
         return torch.gather(table.expand(*shape, table.shape[-1]), -1, m.expand(shape).unsqueeze(-1)).squeeze(-1)
+
+
+class _Assignment(dist.TorchDistribution):
+    """m ~ Categorical(π), π = softmax(``gmm.logits``) read when scored or drawn (not when built),
+    so a recorded trace stays valid while EM moves the parameters. Enumerable like Categorical."""
+
+    arg_constraints: dict = {}
+    has_enumerate_support = True
+
+    def __init__(self, gmm: GMM, batch_shape=torch.Size(), validate_args=None):
+        self.gmm = gmm
+        super().__init__(torch.Size(batch_shape), torch.Size(), validate_args=False)
+
+    @property
+    def support(self):
+        return dist.constraints.integer_interval(0, self.gmm.n_components - 1)
+
+    def expand(self, batch_shape, _instance=None):
+        return _Assignment(self.gmm, batch_shape)
+
+    def sample(self, sample_shape=torch.Size()):
+        return dist.Categorical(logits=self.gmm.logits).expand(self.batch_shape).sample(sample_shape)
+
+    def log_prob(self, m: torch.Tensor) -> torch.Tensor:
+        logits = self.gmm.logits
+        log_pi = logits - logits.logsumexp(-1, keepdim=True)  # K, rounded as torch's Categorical does
+        return log_pi[m].expand(_broadcast(m.shape, self.batch_shape))
+
+    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
+        values = torch.arange(self.gmm.n_components, device=self.gmm.logits.device)
+        values = values.reshape((-1,) + (1,) * len(self.batch_shape))  # K × 1 ...
+        return values.expand((-1,) + tuple(self.batch_shape)) if expand else values
+
+
+def _broadcast(a: Sequence[int], b: Sequence[int]) -> torch.Size:
+    """The broadcast of two shapes (``torch.broadcast_shapes`` costs ~20 µs per call)."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    return torch.Size(j if i == 1 else i for i, j in zip(a, b))

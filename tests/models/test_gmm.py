@@ -88,3 +88,34 @@ def test_errors():
         GMM(2, likelihood="bernoulli").fit(torch.rand(20, 3), progress=False)
     with pytest.raises(ValueError, match="fit"):
         GMM(2).sample(3)
+
+
+@pytest.mark.parametrize("likelihood,covariance", [("normal", "diag"), ("normal", "full"), ("bernoulli", "diag")])
+def test_reused_enumerated_trace_follows_the_parameters(likelihood, covariance):
+    """EM re-scores one recorded trace per data tensor: after the parameters move, it must give
+    what a freshly recorded enumerated trace gives (and the model is not re-run)."""
+    x, _ = _toy()
+    if likelihood == "bernoulli":
+        x = (x > 0).float()
+    gmm = GMM(3, likelihood=likelihood, covariance=covariance).fit(x, max_iter=2, progress=False)
+    with torch.no_grad():
+        before = gmm.joint_log_prob(x)
+        traces = gmm._data_cache[2]["traces2048"]
+        for p in gmm.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        reused = gmm.joint_log_prob(x)
+        assert gmm._data_cache[2]["traces2048"] is traces
+        fresh = [gmm._enumerated_traces(x, 2048)[0]]
+        fresh[0].compute_log_prob()
+    expected = fresh[0].nodes["m"]["log_prob"] + fresh[0].nodes["x"]["log_prob"]
+    assert not torch.allclose(before, reused)
+    torch.testing.assert_close(reused, expected)
+    assert reused.shape == (3, len(x)) and "_data_cache" not in GMM(3).fit(x, progress=False).__dict__
+
+
+def test_float64_data_keeps_its_precision():
+    x = torch.randn(100, 2, dtype=torch.float64) * (1 + 1e-12)
+    gmm = GMM(2, x_dim=2)
+    gmm.double()
+    got, _ = gmm.prepare(x)
+    assert got.dtype == torch.float64 and torch.equal(got, x)  # not rounded through float32
