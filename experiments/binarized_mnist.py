@@ -257,10 +257,18 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
     if name == "gmm":
         return "EM converged" if getattr(model, "converged", False) else f"EM stopped after {len(hist)} iterations"
     status = f"budget-limited: {len(hist)} epochs, not converged"
+    vals = [r["val_loss"] for r in hist if "val_loss" in r]
+    if vals:  # the checkpoint scored is the best-validation one: say where it was and whether it overfits
+        best = min(range(len(vals)), key=vals.__getitem__)
+        status = f"budget-limited: {len(hist)} epochs, best validation at epoch {best + 1}" + \
+            (" (overfitting after it)" if len(vals) - best > max(20, len(vals) // 4) else "")
     if name in COST or name.startswith("iwae-k"):
         status += f"; one CPU epoch: {COST.get(name, '?')}" + \
             (f" (k=5: {COST['iwae-k5']}, k=50: {COST['iwae-k50']})" if name.startswith("iwae-k") else "")
     if name == "gan":
+        q = (getattr(model, "checkpoint_extra", None) or {}).get("quality") or {}
+        if "classes_found" in q:
+            status += f"; a digit classifier finds {q['classes_found']}/10 classes in its samples"
         status += "; Parzen windows are not a likelihood (they reward blur and memorisation)"
     return status
 
