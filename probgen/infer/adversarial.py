@@ -37,7 +37,7 @@ from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, Trai
                         progress_bar, rng_state, set_rng_state)
 
 __all__ = ["LOSSES", "check_loss", "discriminator_loss", "generator_loss", "gradient_penalty", "make_optimizers",
-           "discriminator_step", "generator_step", "train_step", "update_ema", "fit_adversarial"]
+           "OneProcess", "discriminator_step", "generator_step", "train_step", "update_ema", "fit_adversarial"]
 
 LOSSES = ("minimax", "non-saturating", "wgan-gp", "hinge")
 #: objectives whose D output is a score, not a logit (shown raw, not through σ)
@@ -92,7 +92,7 @@ def generator_loss(fake: torch.Tensor, loss: str) -> torch.Tensor:
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                      *, weight: float = 10.0, one_sided: bool = False,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
     """WGAN-GP penalty ``weight · E[(‖∇_x̂ D(x̂)‖₂ − 1)²]`` at random points x̂ between real and fake.
 
     :param critic: the discriminator, ``x [n, ...] → [n]``.
@@ -101,8 +101,10 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
         In one dimension the two-sided penalty is a barrier between slopes +1 and −1: a critic
         that starts with the wrong sign stays there and the generator drifts away (see
         ``docs/gan.md``); the one-sided penalty lets the slope pass through 0.
+    :param eps: the mixing weights ``[n, 1, ...]`` (default: drawn here, uniform on [0, 1]).
     """
-    eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, generator=generator)
+    if eps is None:
+        eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, generator=generator)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # n × ...
@@ -131,53 +133,97 @@ def make_optimizers(gan: Any, lr: float = 2e-4, *, beta1: float = 0.5, beta2: fl
     return opt_d, opt_g
 
 
+class OneProcess:
+    """The game in one process: the networks themselves, the whole batch, weight 1.
+
+    :class:`probgen.infer.distributed.GameShards` offers the same four members under
+    ``DistributedDataParallel`` (``D``/``G`` wrapped, ``part`` = this rank's shard).
+    """
+
+    def __init__(self, gan: Any):
+        self.D, self.G = gan.discriminator, gan.generator
+
+    def part(self, t: torch.Tensor) -> torch.Tensor:  # this process's rows: all of them
+        return t
+
+    def weight(self, n: int) -> float:  # this process's share of the batch mean
+        return 1.0
+
+    def mean(self, values: Sequence[torch.Tensor], n: int) -> list[float]:  # the batch's statistics
+        return [float(v) for v in values]
+
+
 @torch.no_grad()
-def _d_stat(gan: Any, logits: torch.Tensor) -> float:
-    return float(logits.detach().mean() if gan.loss in _SCORES else torch.sigmoid(logits).mean())
+def _d_stat(gan: Any, logits: torch.Tensor) -> torch.Tensor:
+    return logits.detach().mean() if gan.loss in _SCORES else torch.sigmoid(logits).mean()
 
 
 def discriminator_step(gan: Any, real: torch.Tensor, opt_d: torch.optim.Optimizer, *, smoothing: float = 0.0,
                        noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False,
-                       report: bool = True) -> dict:
+                       report: bool = True, nets: Any = None) -> dict:
     """One update of D: real data against detached fakes. G's parameters get no gradient.
 
     :param real: a real minibatch ``[n, *x_shape]`` — the only place real data enters.
     :param smoothing: one-sided label smoothing for the real targets.
     :param noise: instance-noise std added to *both* of D's inputs.
     :param report: return the loss and mean outputs (three host syncs); ``False`` returns ``{}``.
+    :param nets: :class:`OneProcess` (default) or, under ``torchrun``, a
+        :class:`probgen.infer.distributed.GameShards`: ``real`` is then the *global* batch.
     """
-    D = gan.discriminator
-    with torch.no_grad():
-        fake = gan.generator(torch.randn(len(real), gan.z_dim, device=real.device))  # n × *x_shape
+    nets = nets or OneProcess(gan)
+    n = len(real)
+    # every random draw is made for the whole (global) batch, then sharded: any number of ranks
+    # sees the codes and noise one process would see
+    z = torch.randn(n, gan.z_dim, device=real.device)  # n × z_dim
     if noise > 0:  # instance noise: blur both distributions so that their supports overlap
         real = real + noise * torch.randn_like(real)
-        fake = fake + noise * torch.randn_like(fake)
-    d_real, d_fake = D(real), D(fake)  # n logits each
+        fake_noise = noise * torch.randn_like(real)
+    gp_eps = (torch.rand(n, *([1] * (real.dim() - 1)), device=real.device)  # n × 1 × ...
+              if gan.loss == "wgan-gp" else None)
+    real = nets.part(real)
+    with torch.no_grad():
+        fake = gan.generator(nets.part(z))  # n_rank × *x_shape
+    if noise > 0:
+        fake = fake + nets.part(fake_noise)
+    d_real, d_fake = nets.D(real), nets.D(fake)  # n_rank logits each
     d_loss = discriminator_loss(d_real, d_fake, gan.loss, smoothing=smoothing)
     if gan.loss == "wgan-gp":
-        d_loss = d_loss + gradient_penalty(D, real, fake, weight=gp_weight, one_sided=gp_one_sided)
+        d_loss = d_loss + gradient_penalty(nets.D, real, fake, weight=gp_weight, one_sided=gp_one_sided,
+                                           eps=nets.part(gp_eps))
     opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
+    (d_loss * nets.weight(n)).backward()  # DDP averages the ranks' gradients: weighted, that is the global mean's
     opt_d.step()
     if not report:
         return {}
-    return {"d_loss": float(d_loss.detach()), "d_real": _d_stat(gan, d_real), "d_fake": _d_stat(gan, d_fake)}
+    return dict(zip(("d_loss", "d_real", "d_fake"),
+                    nets.mean([d_loss.detach(), _d_stat(gan, d_real), _d_stat(gan, d_fake)], n)))
 
 
-def generator_step(gan: Any, m: int, opt_g: torch.optim.Optimizer, *, noise: float = 0.0) -> dict:
+def generator_step(gan: Any, m: int, opt_g: torch.optim.Optimizer, *, noise: float = 0.0, nets: Any = None) -> dict:
     """One update of G from ``m`` fresh codes. **No real data here**: G learns about the data
-    only through D's verdict on G(z), by back-propagating through D (whose parameters ``opt_g``
-    does not hold, and whose gradients are cleared afterwards)."""
-    fake = gan.generator(torch.randn(m, gan.z_dim, device=gan.device))  # m × *x_shape
+    only through D's verdict on G(z), by back-propagating through D, whose parameters are frozen
+    meanwhile (no weight gradients for D, and under DDP no all-reduce of them; ``opt_g`` never
+    holds them). ``nets``: as in :func:`discriminator_step` (``m`` is then the global count)."""
+    nets = nets or OneProcess(gan)
+    z = torch.randn(m, gan.z_dim, device=gan.device)  # m × z_dim, for the whole (global) batch
+    fake = nets.G(nets.part(z))  # m_rank × *x_shape
     if noise > 0:
-        fake = fake + noise * torch.randn_like(fake)
-    g_loss = generator_loss(gan.discriminator(fake), gan.loss)
+        fake = fake + noise * nets.part(torch.randn(m, *fake.shape[1:], device=fake.device, dtype=fake.dtype))
+    D = gan.discriminator
+    trainable = [p for p in D.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        g_loss = generator_loss(D(fake), gan.loss)  # the plain D: its DDP wrapper stays out of G's step
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
     opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    (g_loss * nets.weight(m)).backward()
     opt_g.step()
-    gan.discriminator.zero_grad(set_to_none=True)  # D's .grad from this pass is not D's business
+    D.zero_grad(set_to_none=True)  # the D step's .grad is not G's business either
     update_ema(gan)
-    return {"g_loss": float(g_loss.detach())}
+    return {"g_loss": nets.mean([g_loss.detach()], m)[0]}
 
 
 @torch.no_grad()
@@ -196,8 +242,9 @@ def update_ema(gan: Any) -> None:
 
 def train_step(gan: Any, real_batches: Sequence[torch.Tensor], opt_d: torch.optim.Optimizer,
                opt_g: torch.optim.Optimizer, *, smoothing: float = 0.0, noise: float = 0.0, gp_weight: float = 10.0,
-               gp_one_sided: bool = False, batch_size: int | None = None) -> dict:
+               gp_one_sided: bool = False, batch_size: int | None = None, nets: Any = None) -> dict:
     """One round of the game: k discriminator steps (one per real batch), then one generator step.
+    ``nets``: see :func:`discriminator_step`.
 
     :return: the last D step's loss and mean outputs (probabilities D(x), D(G(z)); critic values
         for WGAN-GP) and the G step's loss.
@@ -205,8 +252,8 @@ def train_step(gan: Any, real_batches: Sequence[torch.Tensor], opt_d: torch.opti
     last = len(real_batches) - 1
     for i, real in enumerate(real_batches):  # only the last D step's numbers are reported: no syncs before
         stats = discriminator_step(gan, real, opt_d, smoothing=smoothing, noise=noise, gp_weight=gp_weight,
-                                   gp_one_sided=gp_one_sided, report=i == last)
-    stats.update(generator_step(gan, batch_size or len(real_batches[-1]), opt_g, noise=noise))
+                                   gp_one_sided=gp_one_sided, report=i == last, nets=nets)
+    stats.update(generator_step(gan, batch_size or len(real_batches[-1]), opt_g, noise=noise, nets=nets))
     return stats
 
 
@@ -247,6 +294,7 @@ def fit_adversarial(
     callbacks: Sequence[Callback] = (),
     log: Callable[[str], None] | None = None,
     log_dir: str | None = None,
+    distributed: Any = None,
 ) -> TrainResult:
     """Play the GAN game on real data.
 
@@ -280,6 +328,10 @@ def fit_adversarial(
         epoch's record (with ``steps``: each step's record).
     :param log: where warnings go (default: :func:`probgen.infer.callbacks.log`).
     :param log_dir: write TensorBoard logs here (:mod:`probgen.infer.tensorboard`).
+    :param distributed: (epochs) a :class:`probgen.infer.distributed.Distributed` inside a
+        ``torchrun`` job: D and G train under ``DistributedDataParallel``, each rank on its shard of
+        every global batch of ``batch_size``; rank 0 alone shows progress, writes checkpoints and
+        logs, and runs ``monitor`` and ``on_epoch`` (``None``: one process).
     :return: history (one record per epoch or step), ``steps``, ``warnings``, ``seconds``.
     :raises DivergenceError: a loss or D's output became NaN/inf.
     """
@@ -291,8 +343,9 @@ def fit_adversarial(
     n_rounds = steps if streamed else epochs
     if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
         raise ValueError(f"{'steps' if streamed else 'epochs'} must be >= 0, got {n_rounds!r}")
-    if streamed and (checkpoint is not None or resume or monitor is not None or on_epoch is not None):
-        raise ValueError("checkpoint, resume, monitor and on_epoch need epochs= over a data tensor")
+    if streamed and (checkpoint is not None or resume or monitor is not None or on_epoch is not None
+                     or distributed is not None):
+        raise ValueError("checkpoint, resume, monitor, on_epoch and distributed need epochs= over a data tensor")
     check_positive_int("batch_size", batch_size)
     check_positive_int("d_steps", d_steps)
     check_positive_int("n_critic", n_critic)
@@ -304,6 +357,17 @@ def fit_adversarial(
     opt_d, opt_g = make_optimizers(gan, lr, beta1=beta1, lr_d=lr_d)
     scheds = [] if lr_lambda is None else [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda) for o in (opt_d, opt_g)]
     game = dict(smoothing=smoothing, gp_weight=gp_weight, gp_one_sided=gp_one_sided, batch_size=batch_size)
+    ckpt = Checkpointer(gan, checkpoint)
+    if distributed is not None and not distributed.is_main:  # rank 0 alone prints and writes
+        progress, monitor, on_epoch, log_dir = False, None, None, None
+
+    def ready(shuffle_gen: torch.Generator) -> int:  # after resuming; -> the smallest batch worth a step
+        if distributed is None:
+            return 1
+        game["nets"] = distributed.prepare_game(gan, shuffle_gen)  # rank 0's state everywhere; D, G under DDP
+        if not distributed.is_main:
+            ckpt.disable()
+        return distributed.world_size
 
     def play(real_batches: list[torch.Tensor], noise: float, where: str) -> dict:
         stats = train_step(gan, real_batches, opt_d, opt_g, noise=noise, **game)
@@ -322,8 +386,12 @@ def fit_adversarial(
                                  unit="step"))
     else:
         _play_epochs(gan, data, epochs, k, batch_size, instance_noise, play, result, hooks,
-                     (opt_d, opt_g), Checkpointer(gan, checkpoint), resume, monitor, monitor_n, collapse_drop,
-                     on_epoch, log or _log, progress, desc or f"train {gan.kind}")
+                     (opt_d, opt_g), ckpt, resume, monitor, monitor_n, collapse_drop,
+                     on_epoch, log or _log, progress, desc or f"train {gan.kind}", ready,
+                     distributed.agree if distributed is not None else bool)
+    if distributed is not None:  # batch-norm statistics: rank 0's everywhere (rank 0's file holds them)
+        distributed.broadcast_(gan.buffers())
+        game.pop("nets", None)  # the DDP wrappers go now, not at exit after the process group
     gan.eval()
     hooks.end()
     return result
@@ -350,7 +418,7 @@ def _play_steps(gan, sample, steps, k, batch_size, instance_noise, play, result,
 
 
 def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, hooks, opts, ckpt, resume, monitor,
-                 monitor_n, collapse_drop, on_epoch, log, progress, desc) -> None:
+                 monitor_n, collapse_drop, on_epoch, log, progress, desc, ready, agree) -> None:
     """Passes over shuffled minibatches of ``x``, with checkpoints, resume and a per-epoch monitor."""
     opt_d, opt_g = opts
     start_epoch, best_coverage, collapsed, shuffle_state = 0, -1.0, False, None
@@ -371,6 +439,7 @@ def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, ho
         shuffle_gen.set_state(shuffle_state)
     else:
         shuffle_gen.manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+    smallest = ready(shuffle_gen)
     total_steps = max(1, epochs * max(1, math.ceil(len(x) / batch_size) // k))
     t0 = time.perf_counter()
     bar = progress_bar(range(start_epoch, epochs), enabled=progress, desc=desc)
@@ -380,6 +449,8 @@ def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, ho
         pending: list[torch.Tensor] = []
         n_g = 0
         for xb, _ in batches(x, batch_size, shuffle=True, generator=shuffle_gen):
+            if len(xb) < smallest:  # a last global batch with fewer examples than ranks
+                continue
             pending.append(xb)
             if len(pending) < k:
                 continue
@@ -415,7 +486,7 @@ def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, ho
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(epoch, record, fixed)
-        stop = hooks.epoch_end(record)
+        stop = agree(hooks.epoch_end(record))  # under torchrun: rank 0's decision (--minutes)
         ckpt.save_best({"epoch": epoch + 1, "history": result.history})
         if ckpt.last is not None:
             ckpt.save_last({"epoch": epoch + 1, "history": result.history, "steps": result.steps,

@@ -1,4 +1,5 @@
-"""Multi-process SVI on PyTorch's own engine: ``DistributedDataParallel`` launched by ``torchrun``.
+"""Multi-process SVI and GAN training on PyTorch's own engine: ``DistributedDataParallel`` launched
+by ``torchrun``.
 
 One process per CPU share or per GPU (``gloo`` on CPU, ``NCCL`` on GPU). Every process
 ("rank") builds the same model, receives rank 0's parameters and batch order, and walks the
@@ -26,17 +27,29 @@ Use from Python (inside a ``torchrun`` job)::
 The hook in :func:`probgen.infer.svi.fit_svi` is small: ``distributed.prepare(step, generator)``
 wraps the step's loss module in DDP and shards its batches, ``distributed.mean_loss`` replaces
 the validation loss, and non-zero ranks get no progress bar and no checkpoint paths.
+
+The GAN (:func:`probgen.infer.adversarial.fit_adversarial`, ``probgen train gan --distributed``):
+``distributed.prepare_game(gan, generator)`` returns :class:`GameShards`, D and G each in its own
+DDP module. Every rank holds rank 0's random state, so the codes ``z``, the instance noise and
+the gradient-penalty mixing weights are drawn for the *global* batch and then sharded: the ranks
+together see exactly what one process sees. The GAN's losses are means, so each rank weights its
+shard's loss by ``W · n_rank / n``; DDP's average is then the global batch's gradient. In G's step
+D runs as the plain module with its parameters frozen (no D weight gradients, no all-reduce of
+them). Batch norm normalises per shard on the CPU (``SyncBatchNorm`` on CUDA).
 """
 from __future__ import annotations
 
 import atexit
+import gc
 import os
+import sys
 from datetime import timedelta
+
 import pyro
 import torch
 import torch.distributed as tdist
 
-__all__ = ["Distributed", "launched", "shard"]
+__all__ = ["Distributed", "GameShards", "launched", "shard", "finish"]
 
 #: environment variables that torchrun sets in every process it starts
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -166,6 +179,34 @@ class Distributed:
         step.grad_scale = float(self.world_size)  # DDP averages; the global batch's gradient is the sum
         step.loss_value = self.global_loss
 
+    def prepare_game(self, gan, generator: torch.Generator) -> "GameShards":
+        """Called by :func:`probgen.infer.adversarial.fit_adversarial` before the first epoch: give
+        every rank rank 0's weights, buffers, batch order and random state (the codes of each
+        global batch are drawn alike everywhere, then sharded), and wrap D and G in DDP.
+
+        :param gan: a :class:`probgen.models.GAN` on this rank's device.
+        :param generator: the CPU generator that shuffles the global batches (set in place).
+        :return: the ``nets`` the adversarial steps take.
+        """
+        from .callbacks import rng_state, set_rng_state
+
+        if gan.device != self.device:
+            raise ValueError(f"the model is on {gan.device}, but this rank trains on {self.device}: "
+                             f"move it with model.to(dist.device) first")
+        if self.device.type == "cuda":  # batch statistics over the global batch (SyncBatchNorm is CUDA-only)
+            gan.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(gan.generator)
+            gan.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(gan.discriminator)
+        self.broadcast_(gan.state_dict().values())
+        generator.set_state(self.broadcast_object(generator.get_state()))
+        set_rng_state(self.broadcast_object(rng_state()))
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(self.broadcast_object(torch.cuda.get_rng_state(self.device)), self.device)
+        return GameShards(self, gan)
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (a stop decision: a time limit read on rank 0's clock)."""
+        return bool(self.broadcast_object(bool(flag)))
+
     def global_loss(self, loss: torch.Tensor) -> float:
         """The loss of the whole global batch (the sum of the shards' losses; the same float on every rank)."""
         t = loss.detach().reshape(1).to(torch.float64)
@@ -202,6 +243,54 @@ class _Sharded(torch.nn.Module):
         return self.ddp(xs) if ys is None else self.ddp(xs, ys)
 
 
+class GameShards:
+    """The GAN's D and G, each in its own DDP module, and this rank's part of every global batch:
+    the ``nets`` of :func:`probgen.infer.adversarial.discriminator_step` and ``generator_step``
+    (:class:`probgen.infer.adversarial.OneProcess` is the one-process twin)."""
+
+    def __init__(self, dist: Distributed, gan):
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [dist.device.index] if dist.device.type == "cuda" else None
+        self.dist = dist
+        self.D = DistributedDataParallel(gan.discriminator, device_ids=ids)
+        self.G = DistributedDataParallel(gan.generator, device_ids=ids)
+
+    def part(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a global batch (``DistributedSampler``'s strided shard)."""
+        return shard(t, self.dist.rank, self.dist.world_size)
+
+    def _share(self, n: int) -> float:
+        return len(range(self.dist.rank, n, self.dist.world_size)) / n
+
+    def weight(self, n: int) -> float:
+        """Factor on this rank's mean loss so that DDP's average over ranks is the mean over all ``n``."""
+        return self.dist.world_size * self._share(n)
+
+    def mean(self, values, n: int) -> list[float]:
+        """Global-batch means from this rank's shard means (one all-reduce; the same floats on every rank)."""
+        share = self._share(n)
+        t = torch.stack([v.detach().to(torch.float64) for v in values])
+        t = t * share if share > 0 else torch.zeros_like(t)  # an empty shard's mean is NaN: it counts 0
+        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+        return t.tolist()
+
+
+def finish(code: int = 0) -> None:
+    """End a ``torchrun`` rank: tear the process group down and leave at once with ``code``,
+    skipping the interpreter's shutdown, where gloo's run-loop thread can abort a finished job
+    ("terminate called without an active exception"). Outside a job: ``sys.exit(code)``."""
+    if tdist.is_available() and tdist.is_initialized():
+        _shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _shutdown() -> None:
     if tdist.is_available() and tdist.is_initialized():
+        # DDP modules sit in reference cycles that hold the process group: freed now, not by the
+        # interpreter's last collection, where gloo's threads would need the GIL and abort the process
+        gc.collect()
         tdist.destroy_process_group()

@@ -382,6 +382,8 @@ def fit_svi(
         if on_epoch is not None:
             on_epoch(epoch, record)
         stop = hooks.epoch_end(record)
+        if distributed is not None:  # a time limit read on each rank's clock: rank 0's decision for all
+            stop = distributed.agree(stop)
         result.history.append(record)
         improved = stopper.update(epoch, score)
         result.best_epoch, result.best_val = stopper.best_epoch, stopper.best_val

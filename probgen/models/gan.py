@@ -181,7 +181,7 @@ class GAN(Story):
             collapse_drop: float = 0.2,
             on_epoch: Callable[[int, dict, torch.Tensor], None] | None = None,
             log: Callable[[str], None] | None = None, callbacks=(), log_dir: str | Path | None = None,
-            **unused) -> "GAN":
+            distributed=None, **unused) -> "GAN":
         """Train the game on ``x`` with :func:`probgen.infer.adversarial.fit_adversarial` (every
         option is documented there). ``y``/``val_y`` are accepted for API symmetry and ignored;
         ``val``, when given, chooses the Parzen bandwidth afterwards. ``self.train_result`` holds
@@ -195,7 +195,7 @@ class GAN(Story):
             n_critic=n_critic, smoothing=smoothing, instance_noise=instance_noise, gp_weight=gp_weight,
             gp_one_sided=gp_one_sided, beta1=beta1, progress=progress, checkpoint=checkpoint, resume=resume,
             monitor=monitor, monitor_n=monitor_n, collapse_drop=collapse_drop, on_epoch=on_epoch, log=log,
-            callbacks=callbacks, log_dir=log_dir)
+            callbacks=callbacks, log_dir=log_dir, distributed=distributed)
         if val is not None:
             self.fit_parzen(val)
         return self

@@ -36,6 +36,9 @@ class GANConfig(GameConfig):
     log_dir: str | None = opt(None, "write TensorBoard logs (D/G losses per step and per epoch, a sample grid "
                                     "per epoch, hyperparameters) to this folder; needs pip install 'probgen[tb]'",
                               metavar="DIR")
+    distributed: bool = opt(False, "multi-process training, D and G under DistributedDataParallel: launch with "
+                            "torchrun --nproc_per_node=N -m probgen train gan ...; --batch-size is the global "
+                            "batch, split across ranks (see docs/scale.md)")
 
 
 def _build_gan(cfg: GANConfig, ds):
@@ -53,18 +56,19 @@ def _build_gan(cfg: GANConfig, ds):
 
 
 def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
-    import torch
-
-    from ..io import write_json
-    from ..plots import gan as gplots
-    from .gan import quality_line
     from .train import save_images
 
-    model = model.to(resolve_device(run.device))
+    dist = None
+    if cfg.distributed:  # every rank trains its shard; rank 0 alone monitors and writes
+        from ..infer.distributed import Distributed
+
+        dist = Distributed.from_env(run.device)
+    model = model.to(dist.device if dist is not None else resolve_device(run.device))
     notes = notes if notes is not None else []
     x, _, limits = fit_limits(cfg, ds, None, notes)  # --train-size, --minutes (a TimeLimit callback)
     clf, monitor = None, None
-    if ds.train_labels is not None and not cfg.no_monitor and len(ds.shape) == 2:
+    lead = dist is None or dist.is_main
+    if lead and ds.train_labels is not None and not cfg.no_monitor and len(ds.shape) == 2:
         from ..metrics import sample_quality, train_classifier
 
         clf = train_classifier(ds, seed=run.seed)
@@ -83,7 +87,25 @@ def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
 
     t0 = time.perf_counter()
     model.fit(x, epochs=cfg.epochs, progress=not run.quiet, checkpoint=path, resume=cfg.resume,
-              monitor=monitor, on_epoch=on_epoch, callbacks=limits, log_dir=cfg.log_dir, **cfg.fit_options())
+              monitor=monitor, on_epoch=on_epoch, callbacks=limits, log_dir=cfg.log_dir, distributed=dist,
+              **cfg.fit_options())
+    if dist is not None:
+        try:
+            return _finish(model, cfg, ds, path, run, notes, clf, t0) if lead else model
+        finally:
+            dist.barrier()  # no rank reports before rank 0's files are complete
+    return _finish(model, cfg, ds, path, run, notes, clf, t0)
+
+
+def _finish(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes: list, clf, t0: float):
+    """After the game: Parzen bandwidth, sample quality, the checkpoint, history, curves and samples."""
+    import torch
+
+    from ..io import write_json
+    from ..plots import gan as gplots
+    from .gan import quality_line
+    from .train import save_images
+
     if model.train_result.stopped_early:
         notes.append(f"stopped after {len(model.train_result.history)} epochs (--minutes {cfg.minutes:g})")
     fit_seconds = time.perf_counter() - t0

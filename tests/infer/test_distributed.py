@@ -6,8 +6,6 @@ the parent process then compares what each rank wrote.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,7 +17,7 @@ import torch
 
 from probgen.infer.distributed import Distributed, launched, shard
 
-ROOT = Path(__file__).resolve().parents[2]
+from .torchrun import run_two_ranks
 
 WORKER = textwrap.dedent('''
     import sys
@@ -90,18 +88,7 @@ WORKER = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    script = out / "worker.py"
-    script.write_text(WORKER)
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                             "MASTER_PORT")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(script), str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+    return run_two_ranks(tmp_path_factory.mktemp("dist"), WORKER, timeout=180)
 
 
 def _load(path: Path) -> dict:
