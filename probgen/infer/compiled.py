@@ -27,9 +27,9 @@ import random
 from typing import Any, Callable
 
 import numpy as np
-import pyro
 import torch
 
+from ..story import registered_quietly
 from .callbacks import log
 from .svi import Objective, SVIStep, make_elbo
 
@@ -249,12 +249,8 @@ def _loss_and_grads(objective: Objective, story: torch.nn.Module, names: list[st
 
     def fn(params: list[torch.Tensor], *args: torch.Tensor):
         params = [p.requires_grad_() for p in params]
-        story.__dict__["_params_registered"] = True  # registered by the first (eager) step
-        try:
-            with pyro.validation_enabled(False):  # validated by the eager first step
-                loss = torch.func.functional_call(objective, dict(zip(prefixed, params)), args)
-        finally:
-            story.__dict__.pop("_params_registered", None)
+        with registered_quietly(story):  # registered and validated by the first (eager) step
+            loss = torch.func.functional_call(objective, dict(zip(prefixed, params)), args)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         return loss.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 

@@ -12,9 +12,9 @@ import math
 import time
 from typing import Any, Sequence
 
-import pyro
 import torch
 
+from ..story import registered_quietly
 from .callbacks import Callback, Callbacks, Trainer, TrainResult, progress_bar
 
 __all__ = ["fit_em"]
@@ -58,9 +58,8 @@ def fit_em(gmm: Any, x: torch.Tensor, *, max_iter: int = 100, tol: float = 1e-3,
     try:
         with torch.no_grad():
             for it in bar:
-                if it == 1:  # the first E-step registered the parameters and validated the story:
-                    gmm.__dict__["_params_registered"] = True  # Story.register_params is a no-op from now on
-                    quiet.enter_context(pyro.validation_enabled(False))  # and Pyro's per-site checks are off
+                if it == 1:  # the first E-step registered the parameters and validated the story
+                    quiet.enter_context(registered_quietly(gmm))
                 joint = gmm.joint_log_prob(x)  # E-step: K × n, from the enumerated model
                 ll, resp = _normalise(joint)  # n, K × n
                 mean_ll = float(ll.mean())
@@ -80,7 +79,6 @@ def fit_em(gmm: Any, x: torch.Tensor, *, max_iter: int = 100, tol: float = 1e-3,
                     result.stopped_early = True
                     break
     finally:
-        gmm.__dict__.pop("_params_registered", None)
         quiet.close()
     lls = [r["log_likelihood"] for r in result.history]
     met_tol = len(lls) < max_iter or (len(lls) > 1 and lls[-1] - lls[-2] < tol)

@@ -24,6 +24,7 @@ from pyro.infer.util import torch_item
 
 from ..check import ELBOS  # name -> (Pyro ELBO class name, is_jit)
 from ..data import batches
+from ..story import registered_quietly
 from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, EarlyStopping, Trainer, TrainResult,
                         progress_bar, rng_state, set_rng_state)
 
@@ -140,12 +141,8 @@ class SVIStep:
             self._adopt(site["value"].unconstrained() for site in capture.trace.nodes.values())
             self._store_names = set(store.keys())
         else:
-            self.story.__dict__["_params_registered"] = True  # Story.register_params: no-op meanwhile
-            try:  # the first step (and check_story before it) validated the story: no per-site checks
-                with pyro.validation_enabled(False):
-                    loss = self.module(*args)
-            finally:
-                self.story.__dict__.pop("_params_registered", None)
+            with registered_quietly(self.story):  # registered and validated by the first step
+                loss = self.module(*args)
             if len(store) != len(self._store_names):  # a pyro.param made lazily in this step
                 new = set(store.keys()) - self._store_names
                 self._adopt(store[name].unconstrained() for name in sorted(new))
