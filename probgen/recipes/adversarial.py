@@ -64,6 +64,9 @@ def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
 
         dist = Distributed.from_env(run.device)
     model = model.to(dist.device if dist is not None else resolve_device(run.device))
+    from ..infer.callbacks import set_threads
+
+    set_threads(cfg.threads)  # as every trainer: one thread on a 2-core machine; --threads overrides
     notes = notes if notes is not None else []
     x, _, limits = fit_limits(cfg, ds, None, notes)  # --train-size, --minutes (a TimeLimit callback)
     clf, monitor = None, None

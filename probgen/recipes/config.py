@@ -28,6 +28,12 @@ def opt(default, help: str = "", *, choices=None, flag: str | None = None, negat
     return field(default=default, metadata=meta)
 
 
+def threads_opt():
+    """The ``--threads`` field of every trainer's config (SVI, EM, the GAN's game), written once."""
+    return opt(None, "torch threads for training (default: half the cores, at most 4; 1 on a 2-core machine)",
+               metavar="N")
+
+
 def parse_int_list(text, name: str) -> tuple[int, ...]:
     """``"256,128"`` (or a list) → ``(256, 128)``; a one-line ``ValueError`` naming ``name`` otherwise."""
     if isinstance(text, (list, tuple)):
@@ -88,8 +94,7 @@ class FitConfig:
     log_dir: str | None = opt(None, "write TensorBoard logs (losses per step and epoch, a sample grid per epoch for "
                                     "image models, hyperparameters) to this folder; "
                               "needs pip install 'probgen[tb]'", metavar="DIR")
-    threads: int | None = opt(None, "torch threads for training (default: half the cores, at most 4; 1 on a "
-                                    "2-core machine)", metavar="N")
+    threads: int | None = threads_opt()
     compile: bool = opt(False, "capture the SVI step once and run it under torch.compile (static stories; a "
                         "dynamic one trains eagerly after a one-line notice; see docs/scale.md)")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import (DataConfig, RunConfig, load_data, opt, out_dir, parse_int_list, resolve_device, runs_in,
-                     seed_everything)
+                     seed_everything, threads_opt)
 
 __all__ = ["TOY_TARGETS", "GameConfig", "GanToyConfig", "WalkConfig", "JudgeConfig", "ToyResult", "WalkResult",
            "JudgeResult", "gan_toy", "walk", "judge", "toy_target", "quality_line"]
@@ -48,6 +48,7 @@ class GameConfig:
                                     "see docs/gan.md)")
     smoothing: float = opt(0.1, "one-sided label smoothing: real target 1-s (0 disables)")
     instance_noise: float = opt(0.0, "std of noise added to D's inputs, annealed to 0")
+    threads: int | None = threads_opt()
 
     def check(self) -> None:
         for name in ("batch_size", "d_steps", "n_critic", "z_dim"):
@@ -194,8 +195,10 @@ def gan_toy(cfg: GanToyConfig) -> ToyResult:
     seed_everything(cfg.run.seed)
     torch.manual_seed(cfg.run.seed)
     out = out_dir(cfg.run.out)
+    from ..infer.callbacks import set_threads
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 1-D nets this small run faster on one thread than on several
+    set_threads(cfg.threads or 1)  # 1-D nets this small run faster on one thread than on several
     try:
         return _gan_toy(cfg, out)
     finally:

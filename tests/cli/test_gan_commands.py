@@ -36,11 +36,17 @@ def test_gan_toy_rejects_bad_steps(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("gan_train")
-    torch.set_num_threads(1)
+    torch.set_num_threads(3)
     code = main(["train", "--out", str(out), "gan", "--epochs", "2", "--hidden", "16,32", "--z-dim", "4",
-                 "--batch-size", "128", "--quiet"])
-    assert code == 0
+                 "--batch-size", "128", "--quiet", "--threads", "1"])
+    assert code == 0 and torch.get_num_threads() == 1  # --threads, as every trainer has it
     return out
+
+
+def test_train_gan_rejects_bad_threads(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path), "gan", "--threads", "0", "--epochs", "1"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "gan.pt").exists()
 
 
 def test_train_writes_checkpoint_grids_history(trained):
