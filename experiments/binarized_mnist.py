@@ -21,7 +21,6 @@ The test split is sorted by class: ``--test-size N`` scores N test images drawn 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -29,6 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
+from _common import add_run_flags, chosen_rows, experiment_parser  # noqa: E402
 
 #: ``--models`` names; ``iwae`` is the row ``iwae-k<K>`` (K = ``--iwae-train-k``)
 ROWS = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
@@ -274,28 +276,17 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(ROWS), help=f"comma-separated rows: {', '.join(ROWS)}")
-    ap.add_argument("--minutes", type=float, default=20.0,
-                    help="training wall time per model and invocation (0: score the existing checkpoint)")
+    ap = experiment_parser(__doc__, ROWS)
     ap.add_argument("--train-size", type=int, default=0, help="train on N random training images (0: all 50,000)")
     ap.add_argument("--test-size", type=int, default=1000, help="score N random test images (0: all 10,000)")
     ap.add_argument("--iwae-k", type=int, default=1000, help="importance samples per test image (paper: 5000)")
     ap.add_argument("--iwae-train-k", type=int, default=50, help="k of the IWAE bound the `iwae` row trains with")
     ap.add_argument("--warm-start", action="store_true",
                     help="an IWAE row starts from the VAE row's best weights (stated in its status)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--data-dir", default=None, help="default: $PROBGEN_DATA_DIR")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work", default="runs/binarized_mnist", help="checkpoints and resume files")
-    ap.add_argument("--out", default="experiments/results/binarized_mnist", help="table, grids, curves, vae.pt")
-    ap.add_argument("--quick", action="store_true", help="tiny models, 2k training images, seconds")
-    ap.add_argument("--quiet", action="store_true")
+    add_run_flags(ap, work="runs/binarized_mnist", out="experiments/results/binarized_mnist",
+                  outputs="table, grids, curves, vae.pt", quick="tiny models, 2k training images, seconds")
     args = ap.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    for model in models:
-        if model not in ROWS:
-            ap.error(f"unknown model {model!r}; choose from {', '.join(ROWS)}")
+    models = chosen_rows(ap, args, ROWS)
     for flag in ("train_size", "test_size", "iwae_k", "iwae_train_k"):
         low = 0 if flag in ("train_size", "test_size") else 1 if flag == "iwae_k" else 2
         if getattr(args, flag) < low:

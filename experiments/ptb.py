@@ -15,7 +15,6 @@ exp(Σ NLL / Σ tokens). Rows are merged by name into ``OUT/table.json`` and ``O
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -23,6 +22,9 @@ import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
+from _common import add_run_flags, chosen_rows, experiment_parser  # noqa: E402
 
 ROWS = ("lm", "vae")
 FAMILY = {"lm": "GRU language model (the sentence VAE's decoder, no code): exact",
@@ -104,30 +106,17 @@ def write_table(out: Path, rows: dict, meta: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(ROWS), help=f"comma-separated rows: {', '.join(ROWS)}")
-    ap.add_argument("--minutes", type=float, default=20.0,
-                    help="training wall time per model and invocation (0: score the existing checkpoint)")
+    ap = experiment_parser(__doc__, ROWS)
     ap.add_argument("--epochs", type=int, default=10, help="epochs in all (sets the KL annealing schedule)")
     ap.add_argument("--eval-samples", type=int, default=20, help="importance samples K per test sentence (VAE)")
     ap.add_argument("--test-size", type=int, default=0, help="score the first N test sentences (0: all 3,761)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--data-dir", default=None, help="default: $PROBGEN_DATA_DIR")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work", default="runs/ptb", help="checkpoints and resume files")
-    ap.add_argument("--out", default="experiments/results/ptb", help="table.md, table.json, curves")
-    ap.add_argument("--quick", action="store_true", help="tiny models on 300 sentences, seconds")
-    ap.add_argument("--quiet", action="store_true")
+    add_run_flags(ap, work="runs/ptb", out="experiments/results/ptb", outputs="table.md, table.json, curves",
+                  quick="tiny models on 300 sentences, seconds")
     args = ap.parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    for name in names:
-        if name not in ROWS:
-            ap.error(f"unknown model {name!r}; choose from {', '.join(ROWS)}")
+    names = chosen_rows(ap, args, ROWS)
     for flag, low in (("epochs", 1), ("eval_samples", 1), ("test_size", 0)):
         if getattr(args, flag) < low:
             ap.error(f"--{flag.replace('_', '-')} must be >= {low}")
-    if args.minutes < 0:
-        ap.error("--minutes must be >= 0")
     if args.quick:
         args.epochs, args.minutes, args.eval_samples, args.test_size = 1, 0.1, 3, 40
     torch.set_num_threads(1)

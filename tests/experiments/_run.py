@@ -18,3 +18,11 @@ def run_script(name: str, argv: list[str]) -> int:
         return module.main(argv)
     finally:
         torch.set_num_threads(threads)
+
+
+def run_quick(name: str, tmp_path: Path, data_dir, *extra: str) -> tuple[int, Path, list[str]]:
+    """``--quick`` run of a resumable experiment (``--out``/``--work`` under ``tmp_path``, then ``extra``):
+    returns ``(exit code, results folder, the quick argv without extra)`` for later invocations."""
+    out = tmp_path / "results"
+    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out), "--work", str(tmp_path / "work"), "--quiet"]
+    return run_script(name, argv + list(extra)), out, argv

@@ -2,13 +2,12 @@ import json
 
 import pytest
 
-from ._run import run_script
+from ._run import run_quick, run_script
 
 
 def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
-    out, work = tmp_path / "results", tmp_path / "work"
-    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out), "--work", str(work), "--quiet"]
-    assert run_script("binarized_mnist", argv) == 0
+    code, out, argv = run_quick("binarized_mnist", tmp_path, data_dir)
+    assert code == 0
     table = json.loads((out / "likelihood_table.json").read_text())
     rows = {r["name"]: r for r in table["rows"]}
     assert table["quick"] is True
@@ -38,10 +37,8 @@ def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
 
 
 def test_binarized_mnist_rows_not_run_say_so(tmp_path, data_dir):
-    out = tmp_path / "results"
-    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out), "--work", str(tmp_path / "work"), "--quiet",
-            "--models", "iwae", "--iwae-train-k", "3"]
-    assert run_script("binarized_mnist", argv) == 0
+    code, out, _ = run_quick("binarized_mnist", tmp_path, data_dir, "--models", "iwae", "--iwae-train-k", "3")
+    assert code == 0
     rows = {r["name"]: r for r in json.loads((out / "likelihood_table.json").read_text())["rows"]}
     assert rows["iwae-k3"]["train_k"] == 3 and rows["iwae-k3"]["nll"] > 0
     for name in ("iwae-k50", "hierarchical", "pixelcnn", "pixelrnn", "gmm"):  # never a number for a row not run
@@ -58,4 +55,7 @@ def test_binarized_mnist_bad_input(tmp_path, data_dir):
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
         run_script("binarized_mnist", ["--iwae-train-k", "1", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", ["--minutes", "-1", "--out", str(tmp_path)])
     assert e.value.code == 2

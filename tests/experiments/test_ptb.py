@@ -2,13 +2,12 @@ import json
 
 import pytest
 
-from ._run import run_script
+from ._run import run_quick, run_script
 
 
 def test_ptb_quick_writes_both_rows_and_resumes(tmp_path, data_dir):
-    out, work = tmp_path / "results", tmp_path / "work"
-    argv = ["--quick", "--data-dir", str(data_dir), "--out", str(out), "--work", str(work), "--quiet"]
-    assert run_script("ptb", argv) == 0
+    code, out, argv = run_quick("ptb", tmp_path, data_dir)
+    assert code == 0
     table = json.loads((out / "table.json").read_text())
     rows = {r["name"]: r for r in table["rows"]}
     assert table["quick"] is True and set(rows) == {"lm", "vae"}
