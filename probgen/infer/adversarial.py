@@ -1,15 +1,8 @@
 """The one adversarial trainer: the GAN game, k discriminator steps then one generator step.
 
 **Only the discriminator ever sees real data**; the generator learns about the data exclusively
-through D's gradients (Goodfellow et al. 2014). Three objectives, with ``l = D(x)`` the
-discriminator's logit (critic value for WGAN):
-
-- ``"minimax"``: D maximises log σ(l_real) + log(1 − σ(l_fake)); G *minimises* log(1 − σ(l_fake)).
-- ``"non-saturating"``: same D; G maximises log σ(l_fake) (same fixed point, strong early gradients).
-- ``"wgan-gp"``: D is a critic maximising E[l_real] − E[l_fake] − λ E[(‖∇_x̂ D(x̂)‖ − 1)²]
-  (Gulrajani et al. 2017), with ``n_critic`` critic steps per generator step.
-- ``"hinge"``: D minimises E[max(0, 1 − l_real)] + E[max(0, 1 + l_fake)]; G minimises −E[l_fake]
-  (Lim & Ye 2017; Miyato et al. 2018, with a spectrally normalised D).
+through D's gradients (Goodfellow et al. 2014). The objectives (minimax, non-saturating, WGAN-GP,
+hinge) are functions of D's logits in :mod:`probgen.infer.gan_losses`.
 
 Three stabilisers, each an option: two time-scale learning rates (``lr_d`` for D, ``lr`` for G;
 Heusel et al. 2017), an exponential moving average of G's weights (a GAN built with ``ema=``
@@ -35,83 +28,10 @@ from ..data import batches
 from ..nn import check_positive_int
 from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, Trainer, TrainResult, log as _log,
                         progress_bar, rng_state, set_rng_state)
+from .gan_losses import LOSSES, SCORES, check_loss, discriminator_loss, generator_loss, gradient_penalty
 
 __all__ = ["LOSSES", "check_loss", "discriminator_loss", "generator_loss", "gradient_penalty", "make_optimizers",
            "OneProcess", "discriminator_step", "generator_step", "train_step", "update_ema", "fit_adversarial"]
-
-LOSSES = ("minimax", "non-saturating", "wgan-gp", "hinge")
-#: objectives whose D output is a score, not a logit (shown raw, not through σ)
-_SCORES = ("wgan-gp", "hinge")
-
-
-def check_loss(loss: str) -> str:
-    """Raise ``ValueError`` unless ``loss`` is one of :data:`LOSSES`."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-    return loss
-
-
-# ---------------------------------------------------------------------------------------------
-# The objectives, as functions of the discriminator's logits (testable by hand)
-# ---------------------------------------------------------------------------------------------
-def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, loss: str, *, smoothing: float = 0.0) -> torch.Tensor:
-    """Loss the discriminator minimises, from its logits on a real and a fake batch.
-
-    :param real: ``D(x)`` logits (critic values for WGAN) on real data, ``[n]``.
-    :param fake: ``D(G(z))`` on generated data, ``[m]``.
-    :param loss: one of :data:`LOSSES`.
-    :param smoothing: one-sided label smoothing: real targets become ``1 − smoothing`` (fake
-        targets stay 0, Salimans et al. 2016); hinge: the real margin becomes ``1 − smoothing``.
-        Ignored by WGAN-GP.
-    :return: scalar. With all logits 0 (D undecided) the cross-entropy losses equal 2 log 2.
-    """
-    if loss == "wgan-gp":
-        return fake.mean() - real.mean()  # the gradient penalty is added by the caller
-    if loss == "hinge":
-        return F.relu(1.0 - smoothing - real).mean() + F.relu(1.0 + fake).mean()
-    check_loss(loss)
-    target = torch.full_like(real, 1.0 - smoothing)
-    return (F.binary_cross_entropy_with_logits(real, target)
-            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-
-
-def generator_loss(fake: torch.Tensor, loss: str) -> torch.Tensor:
-    """Loss the generator minimises, from the discriminator's logits ``D(G(z))`` ``[m]``.
-
-    minimax: E log(1 − σ(l)) = −E softplus(l); non-saturating: −E log σ(l) = E softplus(−l);
-    wgan-gp and hinge: −E l.
-    """
-    if loss == "minimax":
-        return -F.softplus(fake).mean()
-    if loss == "non-saturating":
-        return F.softplus(-fake).mean()
-    if loss in _SCORES:
-        return -fake.mean()
-    check_loss(loss)
-
-
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     *, weight: float = 10.0, one_sided: bool = False,
-                     generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
-    """WGAN-GP penalty ``weight · E[(‖∇_x̂ D(x̂)‖₂ − 1)²]`` at random points x̂ between real and fake.
-
-    :param critic: the discriminator, ``x [n, ...] → [n]``.
-    :param real: real batch ``[n, ...]``; ``fake``: generated batch, same shape (detached).
-    :param one_sided: penalise only norms above 1, ``max(0, ‖∇‖ − 1)²`` (Petzka et al. 2018).
-        In one dimension the two-sided penalty is a barrier between slopes +1 and −1: a critic
-        that starts with the wrong sign stays there and the generator drifts away (see
-        ``docs/gan.md``); the one-sided penalty lets the slope pass through 0.
-    :param eps: the mixing weights ``[n, 1, ...]`` (default: drawn here, uniform on [0, 1]).
-    """
-    if eps is None:
-        eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, generator=generator)
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    out = critic(x_hat)
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # n × ...
-    excess = grad.reshape(len(grad), -1).norm(dim=1) - 1
-    if one_sided:
-        excess = excess.clamp_min(0)
-    return weight * (excess ** 2).mean()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +75,7 @@ class OneProcess:
 
 @torch.no_grad()
 def _d_stat(gan: Any, logits: torch.Tensor) -> torch.Tensor:
-    return logits.detach().mean() if gan.loss in _SCORES else torch.sigmoid(logits).mean()
+    return logits.detach().mean() if gan.loss in SCORES else torch.sigmoid(logits).mean()
 
 
 def discriminator_step(gan: Any, real: torch.Tensor, opt_d: torch.optim.Optimizer, *, smoothing: float = 0.0,
