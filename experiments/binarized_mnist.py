@@ -6,7 +6,8 @@ epoch under ``--work`` and resumes there on the next invocation; the best-valida
 scored once on the test images by :func:`probgen.evaluate.score` (IWAE with k importance
 samples, exact, marginal over labels, or Parzen for the GAN). Rows are merged by name into
 ``OUT/likelihood_table.json`` and ``OUT/table.md``, with a sample grid and a learning curve
-per row; the VAE's checkpoint is copied to ``OUT/vae.pt``. Rows not trained yet are listed
+per row (all curves in one figure, ``OUT/curves.png``); the VAE's checkpoint is copied to
+``OUT/vae.pt``. Rows not trained yet are listed
 as "not run", with their measured CPU cost per epoch.
 
     python experiments/binarized_mnist.py --models vae --minutes 40       # train / resume
@@ -14,6 +15,7 @@ as "not run", with their measured CPU cost per epoch.
     python experiments/binarized_mnist.py --models gmm,cvae,gan --minutes 6 --test-size 1000
     python experiments/binarized_mnist.py --models iwae --iwae-train-k 50 --minutes 40   # row iwae-k50
     python experiments/binarized_mnist.py --models hierarchical,pixelcnn --minutes 30
+    python experiments/binarized_mnist.py --models= --minutes 0           # rewrite table + figure only
     python experiments/binarized_mnist.py --quick                         # smoke test, seconds
 
 The test split is sorted by class: ``--test-size N`` scores N test images drawn at random
@@ -177,14 +179,21 @@ def history_of(path: Path) -> list[dict]:
     return []
 
 
-def train_seconds(history: list[dict]) -> float:
-    """Wall seconds over every invocation: ``seconds`` restarts at each resume."""
-    total, prev = 0.0, 0.0
+def elapsed(history: list[dict]) -> list[float]:
+    """Training wall seconds at the end of each epoch, over every invocation (a record's ``seconds``
+    restarts at each resume)."""
+    total, prev, out = 0.0, 0.0, []
     for r in history:
         s = float(r.get("seconds", 0.0))
         total += s - prev if s >= prev else s
         prev = s
-    return total
+        out.append(total)
+    return out
+
+
+def train_seconds(history: list[dict]) -> float:
+    """Wall seconds over every invocation."""
+    return (elapsed(history) or [0.0])[-1]
 
 
 def score_row(name: str, model, ds, test, test_y, *, k: int, seed: int) -> dict:
@@ -252,6 +261,31 @@ def write_table(out: Path, rows: dict, meta: dict) -> None:
     if meta.get("quick"):
         lines.insert(1, "\n**quick smoke run, tiny models: not a result**")
     atomic_write(out / "table.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+
+
+def write_curves(out: Path, rows: dict) -> str | None:
+    """``OUT/curves.png``: validation loss (the training bound for the VAE rows, exact NLL for the pixel rows) against
+    training hours, one line per row that has one, its test NLL as a dot at the end."""
+    from probgen.plots.core import line_plot
+
+    series, xs, marks = {}, {}, {}
+    for name, r in rows.items():
+        path = out / "curves" / f"{name}.json"
+        if r.get("nll") is None or not path.is_file():
+            continue
+        hist = [h for h in json.loads(path.read_text())["history"] if "val_loss" in h]
+        if not hist:  # EM and the GAN have no validation loss per epoch
+            continue
+        hours = [t / 3600 for t in elapsed(hist)]
+        series[name], xs[name] = [h["val_loss"] for h in hist], hours
+        marks[name] = (hours[-1], r["nll"])
+    if not series:
+        return None
+    top = max(min(v) for v in series.values()) + 15
+    line_plot(series, out / "curves.png", xs=xs, marks=marks, xlabel="training hours (one CPU thread)",
+              ylabel="validation loss, nats", ylim=(min(min(v) for v in series.values()) - 8, top),
+              title="binarized MNIST: validation loss (the training bound, or exact); dot = test NLL", figsize=(7, 4.5))
+    return "curves.png"
 
 
 def _status(name: str, model, hist: list, quick: bool) -> str:
@@ -367,6 +401,7 @@ def main(argv=None) -> int:
         rows.update({n: mine[n] for n in NOT_RUN if rows[n].get("nll") is None})
     write_table(out, rows, {"data": "binarized-mnist (Larochelle & Murray static binarization, 50k/10k/10k)",
                             "probgen_version": __version__, "seed": args.seed, "quick": args.quick})
+    write_curves(out, rows)
     print((out / "table.md").read_text())
     return 0
 

@@ -95,14 +95,26 @@ def savefig(fig, path: str | Path, *, dpi: int = 110) -> Path:
 
 
 def line_plot(series: dict[str, Sequence[float]], path: str | Path, *, xlabel: str = "epoch",
-              ylabel: str = "", title: str = "") -> Path:
-    """One line per named series (training curves and the like)."""
-    fig, ax = new_figure(figsize=(5, 3.2))
+              ylabel: str = "", title: str = "", xs: dict[str, Sequence[float]] | None = None,
+              marks: dict[str, tuple[float, float]] | None = None, ylim: tuple[float, float] | None = None,
+              figsize: tuple[float, float] = (5, 3.2)) -> Path:
+    """One line per named series (training curves and the like).
+
+    :param xs: x values of a series (default: 1, 2, ...), e.g. cumulative training hours.
+    :param marks: one point per series, drawn in its colour (e.g. the test score at the end).
+    :param ylim: the y range (long curves start far above where they end).
+    """
+    fig, ax = new_figure(figsize=figsize)
     for name, ys in series.items():
-        ax.plot(range(1, len(ys) + 1), list(ys), label=name)
+        x = list((xs or {}).get(name, range(1, len(ys) + 1)))
+        (line,) = ax.plot(x, list(ys), label=name)
+        if marks and name in marks:
+            ax.plot(*marks[name], "o", color=line.get_color())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     if len(series) > 1:
-        ax.legend()
+        ax.legend(fontsize="small")
     return savefig(fig, path)

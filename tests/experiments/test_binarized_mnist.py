@@ -27,6 +27,7 @@ def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
     md = (out / "table.md").read_text()
     assert "137.64" in md and "not a result" in md
     assert not (out / "vae.pt").exists()  # quick runs never overwrite the committed checkpoint
+    assert (out / "curves.png").is_file()  # the learning curves, one figure
 
     # a second invocation resumes (more SVI epochs), and --minutes 0 only scores
     before = json.loads((out / "curves" / "vae.json").read_text())["history"]
