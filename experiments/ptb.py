@@ -33,6 +33,9 @@ FAMILY = {"lm": "GRU language model (the sentence VAE's decoder, no code): exact
 PUBLISHED = {"lm": {"model": "LSTM language model (Bowman et al. 2016)", "ppl": 116},
              "vae": {"model": "VAE (Bowman et al. 2016)", "ppl": 119}}
 
+#: the status of a row not trained yet: its measured cost (the VAE's first epoch, one thread, 2026-12-01)
+NOT_RUN = "not run yet: one epoch of the 42k training sentences ≈ 34 CPU-minutes"
+
 
 def _config(name: str, args):
     from probgen.recipes.text import SentenceVAEConfig
@@ -95,6 +98,9 @@ def write_table(out: Path, rows: dict, meta: dict) -> None:
         lines.append(f"| {r['name']} | {r['nll']:.2f} ± {r['stderr']:.2f} | {est} | {r['neg_elbo']:.2f} | "
                      f"{r['kl']:.2f} | {r['ppl']:.1f} | {r['n_test']} | {r['epochs']} | {r['cpu_hours']:.2f} | "
                      f"{r['status']} | {pub or '—'} |")
+    for name in ROWS:  # a row not trained yet is listed, never with a number
+        if name not in rows:
+            lines.append(f"| {name} | — | — | — | — | — | — | — | — | {NOT_RUN} | {PUBLISHED[name]['ppl']} |")
     lines += ["", "Published (Bowman et al. 2016, Table 2, test): " + "; ".join(
         f"{p['model']}: perplexity {p['ppl']}" for p in PUBLISHED.values()),
         "", "Perplexity = exp(Σ NLL / Σ tokens), every sentence's <eos> counted; the VAE's NLL is an IWAE estimate "

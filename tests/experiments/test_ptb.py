@@ -27,6 +27,13 @@ def test_ptb_quick_writes_both_rows_and_resumes(tmp_path, data_dir):
     assert rows2["lm"] == rows["lm"] and rows2["vae"]["epochs"] == 1
 
 
+def test_ptb_row_not_run_is_listed_without_a_number(tmp_path, data_dir):
+    code, out, _ = run_quick("ptb", tmp_path, data_dir, "--models", "vae")
+    assert code == 0
+    line = next(r for r in (out / "table.md").read_text().splitlines() if r.startswith("| lm |"))
+    assert "not run yet" in line and "| 116 |" in line and "| — |" in line
+
+
 def test_ptb_bad_input(tmp_path, data_dir):
     with pytest.raises(SystemExit) as e:
         run_script("ptb", ["--models", "nope", "--out", str(tmp_path)])
