@@ -20,6 +20,10 @@ THIRD_PARTY: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "replacement inside Pyro; tracing the potential may also raise TracerWarnings about Python "
         "control flow in Pyro's own code",
         (r".*torch\.jit\.trace.*is deprecated",), ("torch.jit.TracerWarning",)),
+    "frozen-params": (
+        "pyro.module warns once per parameter with requires_grad=False; infer.refit_guide freezes the "
+        "model's parameters on purpose",
+        (r".*was not registered in the param store because requires_grad=False",), ()),
     "arviz-pandas": (
         "ArviZ 0.23's compare() calls DataFrame.sort_values(inplace=True), deprecated by pandas (PDEP-8)",
         (r"The inplace keyword in DataFrame\.sort_values is deprecated",), ()),

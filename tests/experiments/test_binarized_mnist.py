@@ -38,10 +38,12 @@ def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
 
 
 def test_binarized_mnist_rows_not_run_say_so(tmp_path, data_dir):
-    code, out, _ = run_quick("binarized_mnist", tmp_path, data_dir, "--models", "iwae", "--iwae-train-k", "3")
+    code, out, _ = run_quick("binarized_mnist", tmp_path, data_dir, "--models", "iwae", "--iwae-train-k", "3",
+                             "--refit-guide", "1", "--refit-k", "2")
     assert code == 0
     rows = {r["name"]: r for r in json.loads((out / "likelihood_table.json").read_text())["rows"]}
     assert rows["iwae-k3"]["train_k"] == 3 and rows["iwae-k3"]["nll"] > 0
+    assert rows["iwae-k3"]["guide_refit"]["k"] == 2 and "guide refit" in rows["iwae-k3"]["status"]
     for name in ("iwae-k50", "hierarchical", "pixelcnn", "pixelrnn", "gmm"):  # never a number for a row not run
         assert rows[name]["nll"] is None and rows[name]["status"].startswith("not run"), rows[name]
     assert "s/epoch" in rows["pixelcnn"]["status"] and "k=5" in rows["iwae-k50"]["status"]

@@ -58,3 +58,19 @@ def test_python_face_compare_and_sample(tmp_path):
     x = probgen.sample(tmp_path / "gmm.pt", 3)
     assert x.shape == (3, 8, 8)
     assert probgen.recipes.compare is compare and callable(probgen.score)
+
+
+def test_refit_guide_before_scoring_from_cli(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(["compare", "--models", "gmm,vae", "--epochs", "1", "--num-samples", "4", "--out", str(first),
+                 "--quiet", "--no-diagnostics"]) == 0
+    before = (first / "vae.pt").read_bytes()
+    out = tmp_path / "refit"
+    assert main(["compare", "--from", str(first), "--models", "gmm,vae", "--num-samples", "4", "--out", str(out),
+                 "--quiet", "--no-diagnostics", "--refit-guide", "1", "--refit-k", "2"]) == 0
+    gmm, vae = json.loads((out / "results.json").read_text())["models"]
+    assert "guide_refit" not in gmm  # no guide of its own: scored as it is
+    assert vae["guide_refit"]["k"] == 2 and vae["guide_refit"]["epochs"] == 1
+    assert (first / "vae.pt").read_bytes() == before  # the source checkpoint is never rewritten
+    assert main(["compare", "--models", "vae", "--refit-guide", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--refit-guide must be >= 0" in capsys.readouterr().err
