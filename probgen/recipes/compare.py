@@ -166,8 +166,6 @@ def _compare(cfg: CompareConfig) -> CompareResult:
     names = _names(cfg.models)
     if cfg.num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {cfg.num_samples}")
-    if cfg.refit_guide < 0 or cfg.refit_k < 1:
-        raise ValueError(f"--refit-guide must be >= 0 and --refit-k >= 1, got {cfg.refit_guide} and {cfg.refit_k}")
     run = cfg.run
     say = (lambda *a, **k: None) if run.quiet else print
     seed_everything(run.seed)

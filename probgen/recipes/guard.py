@@ -100,7 +100,9 @@ BOUNDS: dict[str, list] = {
                        ("--chains", lambda c: c.chains, 1, 64, "NUTS chains"),
                        ("--nuts-samples", lambda c: c.nuts_samples, 2, MAX_IMPORTANCE, "NUTS draws per chain"),
                        ("--nuts-warmup", lambda c: c.nuts_warmup, 0, MAX_IMPORTANCE, "NUTS warm-up steps")],
-    "CompareConfig": [("--num-samples", lambda c: c.num_samples, 1, MAX_IMPORTANCE, "importance samples per point")],
+    "CompareConfig": [("--num-samples", lambda c: c.num_samples, 1, MAX_IMPORTANCE, "importance samples per point"),
+                      ("--refit-guide", lambda c: c.refit_guide, 0, None, ""),
+                      ("--refit-k", lambda c: c.refit_k, 1, MAX_IMPORTANCE, "samples of z per example and step")],
     **{name: [("--num-particles", lambda c: c.num_particles, 1, MAX_IMPORTANCE, "samples of z per example and step")]
        for name in ("VAEConfig", "CVAEConfig", "HVAEConfig")},
 }
