@@ -71,6 +71,10 @@ class CompareResult:
             if r.get("bandwidth") is not None:
                 lines.append(f"  {r['name']}: Parzen-window estimate (weak estimator), bandwidth {r['bandwidth']:.3g} "
                              f"chosen on validation, {r['num_samples']} generator samples")
+            if r.get("guide_refit"):
+                g = r["guide_refit"]
+                lines.append(f"  {r['name']}: guide refit before scoring (IWAE k={g['k']}, {g['epochs']} epochs, "
+                             f"best {g['best_epoch']}); the model was frozen: same p(x), tighter estimate")
             if r.get("khat_share") is not None:
                 lines.append(f"  {r['name']}: share of test points with k̂ > 0.7: {r['khat_share']:.3f}")
             if r.get("warning"):

@@ -67,10 +67,12 @@ def test_refit_guide_before_scoring_from_cli(tmp_path, capsys):
     before = (first / "vae.pt").read_bytes()
     out = tmp_path / "refit"
     assert main(["compare", "--from", str(first), "--models", "gmm,vae", "--num-samples", "4", "--out", str(out),
-                 "--quiet", "--no-diagnostics", "--refit-guide", "1", "--refit-k", "2"]) == 0
+                 "--no-diagnostics", "--refit-guide", "1", "--refit-k", "2"]) == 0
+    assert "vae: guide refit before scoring (IWAE k=2, 1 epochs" in capsys.readouterr().out
     gmm, vae = json.loads((out / "results.json").read_text())["models"]
     assert "guide_refit" not in gmm  # no guide of its own: scored as it is
     assert vae["guide_refit"]["k"] == 2 and vae["guide_refit"]["epochs"] == 1
     assert (first / "vae.pt").read_bytes() == before  # the source checkpoint is never rewritten
+    capsys.readouterr()
     assert main(["compare", "--models", "vae", "--refit-guide", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "--refit-guide must be >= 0" in capsys.readouterr().err
