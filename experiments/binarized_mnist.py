@@ -155,17 +155,13 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
     return model
 
 
-def refit_row(name: str, model, ds, *, epochs: int, k: int, quiet: bool) -> dict | None:
-    """``--refit-guide``: the guide of a latent-variable row trained alone with the IWAE-k bound
-    (:func:`probgen.infer.refit_guide`), so that the estimator's proposal is tighter; None otherwise."""
-    if epochs <= 0 or name in ("gmm", "pixelcnn", "pixelrnn", "gan"):
+def refit_row(model, ds, *, epochs: int, k: int, seed: int, quiet: bool) -> dict | None:
+    """``--refit-guide``: :func:`probgen.recipes.compare.refit_for_scoring`, as ``compare`` does it."""
+    if epochs <= 0:
         return None
-    from probgen.infer import refit_guide
+    from probgen.recipes.compare import refit_for_scoring
 
-    labels = name == "cvae"
-    info = refit_guide(model, ds.train, y=ds.train_labels if labels else None, val=ds.val,
-                       val_y=ds.val_labels if labels else None, num_particles=k, epochs=epochs, progress=not quiet)
-    return {key: info[key] for key in ("k", "epochs", "best_epoch", "val_bound", "seconds")}
+    return refit_for_scoring(model, ds, epochs=epochs, k=k, seed=seed, progress=not quiet)
 
 
 def _epochs_done(path: Path) -> int:
@@ -385,7 +381,7 @@ def main(argv=None) -> int:
     for name in names:
         model = train_row(name, ds, work, minutes=0.1 if args.quick else args.minutes, quick=args.quick,
                           seed=args.seed, device=args.device, quiet=args.quiet, warm_start=args.warm_start)
-        refit = refit_row(name, model, ds, epochs=args.refit_guide, k=args.refit_k, quiet=args.quiet)
+        refit = refit_row(model, ds, epochs=args.refit_guide, k=args.refit_k, seed=args.seed, quiet=args.quiet)
         hist = history_of(work / f"{name}.pt")
         write_json(out / "curves" / f"{name}.json", {"name": name, "history": hist})
         row = {"name": name, "family": family(name),

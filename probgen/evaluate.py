@@ -31,7 +31,7 @@ import torch
 from .check import is_enumerated, sample_sites, trace_pair
 
 __all__ = ["log_likelihood", "log_weights", "particle_traces", "marginal_log_likelihood", "elbo_per_example", "parzen_log_prob",
-           "select_parzen_bandwidth", "psis_khat", "Score", "score", "LikelihoodResult", "summarize",
+           "select_parzen_bandwidth", "psis_khat", "Score", "score", "scores_with_guide", "LikelihoodResult", "summarize",
            "PUBLISHED", "KHAT_BAD"]
 
 #: PSIS k̂ above this: the importance weights have too heavy a tail to trust the estimate
@@ -369,6 +369,13 @@ class Score:
     def __str__(self) -> str:
         k = "" if self.k is None else f", k={self.k}"
         return f"{self.mean:.2f} ± {self.stderr:.2f} nats ({self.estimator}{k})"
+
+
+def scores_with_guide(model) -> bool:
+    """:func:`score` estimates this model's log p(x) by importance sampling with its guide (not exactly,
+    not by Parzen windows, not by the model's own proposal), so a better guide tightens the number."""
+    return not (getattr(model, "kind", None) == "gan" or getattr(model, "has_exact_log_prob", False)
+                or hasattr(model, "estimator"))
 
 
 def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: int | None = None,

@@ -22,7 +22,11 @@ import torch
 from .._warnings import quiet
 from ..check import trace_pair
 
-__all__ = ["model_parameters", "guide_parameters", "refit_guide"]
+__all__ = ["NoGuideParameters", "model_parameters", "guide_parameters", "refit_guide"]
+
+
+class NoGuideParameters(ValueError):
+    """The story's guide has no parameters of its own (a GMM, an exact pixel model): nothing to refit."""
 
 
 def model_parameters(story, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.nn.Parameter]:
@@ -31,9 +35,10 @@ def model_parameters(story, x: torch.Tensor, y: torch.Tensor | None = None) -> l
     :param story: a :class:`probgen.story.Story` (``model`` and ``guide`` taking ``(x, y)``).
     :param x: a few examples (the dependence is structural: a small batch is enough).
     """
-    x, y = story.prepare(x, y)
-    x = x[:8].to(story.device)
-    y = None if y is None else torch.as_tensor(y[:8], device=story.device)
+    x, y = story.prepare(x[:8], None if y is None else y[:8])  # validate the few examples used, not all
+    x = x.to(story.device)
+    y = None if y is None else torch.as_tensor(y, device=story.device)
+
     def run(role, fn):  # the guide's draws detached, so the model cannot reach its parameters through z
         tr = poutine.trace(fn).get_trace(x, y)
         if role == "guide":
@@ -65,7 +70,8 @@ def refit_guide(story, x: torch.Tensor, *, y: torch.Tensor | None = None, val: t
     :param fit_options: passed to :meth:`probgen.story.Story.fit` (``callbacks``, ``minutes``, ...).
     :return: a summary ``{"k", "epochs", "best_epoch", "val_bound", "seconds", "frozen"}``; the
         story is changed in place (its guide), and its ``train_result`` is the refit's.
-    :raises ValueError: bad counts, or a story whose guide has no parameters to refit.
+    :raises ValueError: bad counts; :class:`NoGuideParameters` (a ``ValueError``) for a story whose guide
+        has no parameters of its own.
     """
     for name, value in (("num_particles", num_particles), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -74,7 +80,7 @@ def refit_guide(story, x: torch.Tensor, *, y: torch.Tensor | None = None, val: t
     trainable = [p for p in story.parameters() if p.requires_grad]
     frozen = {id(p) for p in trainable if id(p) not in own}
     if not own:
-        raise ValueError(f"refit_guide: {type(story).__name__}'s guide has no parameters of its own to refit")
+        raise NoGuideParameters(f"refit_guide: {type(story).__name__}'s guide has no parameters of its own to refit")
     t0 = time.perf_counter()
     try:
         for p in trainable:

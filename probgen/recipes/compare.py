@@ -16,7 +16,7 @@ from .config import DataConfig, RunConfig, load_data, opt, out_dir, replace_give
 from .models import MODELS, model_spec
 from .train import save_images, train_model
 
-__all__ = ["CompareConfig", "CompareResult", "compare", "score_model"]
+__all__ = ["CompareConfig", "CompareResult", "compare", "score_model", "refit_for_scoring"]
 
 
 @dataclass
@@ -121,20 +121,27 @@ def score_model(model, ds, *, num_samples: int, seed: int = 0, weights: bool = F
     return row
 
 
-def _refit(model, ds, cfg: CompareConfig, say) -> dict | None:
-    """``--refit-guide``: the model's guide trained alone (:func:`probgen.infer.refit_guide`); None for a
-    model without a guide of its own (a GMM, a pixel model, a GAN), which is scored as it is."""
-    from ..infer.refit import guide_parameters, refit_guide
+def refit_for_scoring(model, ds, *, epochs: int, k: int, seed: int = 0, progress: bool = False, say=None) -> dict | None:
+    """``--refit-guide`` (``compare`` and ``experiments/binarized_mnist.py``): the model's guide trained
+    alone on ``ds.train`` (:func:`probgen.infer.refit_guide`, labels for a conditional model, best on
+    ``ds.val``); returns what a result row records, or None for a model whose score does not use a
+    guide (a GMM, a pixel model, a GAN, the auto-encoder), which is scored as it is."""
+    from ..evaluate import scores_with_guide
+    from ..infer.refit import NoGuideParameters, refit_guide
 
-    labels = ds.train_labels if getattr(model, "needs_labels", False) else None
-    if not hasattr(model, "guide") or not guide_parameters(model, ds.train, labels):
+    if not scores_with_guide(model):
         return None
-    say(f"refitting {model.kind}'s guide ({cfg.refit_guide} epochs, IWAE k={cfg.refit_k}) ...", flush=True)
-    seed_everything(cfg.run.seed)
-    info = refit_guide(model, ds.train.to(model.device), y=labels, val=ds.val.to(model.device),
-                       val_y=ds.val_labels if labels is not None else None, num_particles=cfg.refit_k,
-                       epochs=cfg.refit_guide, progress=not cfg.run.quiet)
-    return {k: info[k] for k in ("k", "epochs", "best_epoch", "val_bound", "seconds")}
+    labels = getattr(model, "needs_labels", False)
+    seed_everything(seed)
+    try:
+        info = refit_guide(model, ds.train.to(model.device), y=ds.train_labels if labels else None,
+                           val=ds.val.to(model.device), val_y=ds.val_labels if labels else None,
+                           num_particles=k, epochs=epochs, progress=progress)
+    except NoGuideParameters:
+        return None
+    if say is not None:
+        say(f"refit {model.kind}'s guide ({epochs} epochs, IWAE k={k})", flush=True)
+    return {key: info[key] for key in ("k", "epochs", "best_epoch", "val_bound", "seconds")}
 
 
 def _trainer_params(name: str, epochs: int | None, log_dir: str | None = None):
@@ -200,7 +207,8 @@ def _compare(cfg: CompareConfig) -> CompareResult:
                 from .models import save_model
 
                 save_model(model, ckpt, ds, extra=extra)
-        refit = _refit(model, ds, cfg, say) if cfg.refit_guide else None
+        refit = refit_for_scoring(model, ds, epochs=cfg.refit_guide, k=cfg.refit_k, seed=run.seed,
+                                  progress=not run.quiet, say=say) if cfg.refit_guide else None
         seed_everything(run.seed)
         row = score_model(model, ds, num_samples=cfg.num_samples, seed=run.seed)
         if refit is not None:

@@ -76,3 +76,13 @@ def test_refit_guide_before_scoring_from_cli(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", "--models", "vae", "--refit-guide", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "--refit-guide must be >= 0" in capsys.readouterr().err
+
+
+def test_refit_for_scoring_skips_models_whose_score_uses_no_guide():
+    from probgen.data import load
+    from probgen.models import GAN, GMM
+    from probgen.recipes.compare import refit_for_scoring
+
+    ds = load("digits", binarize=True)
+    for model in (GAN("mlp", x_shape=[8, 8], z_dim=4, hidden=[16, 32]), GMM(3, x_dim=64, likelihood="bernoulli")):
+        assert refit_for_scoring(model, ds, epochs=1, k=2) is None
