@@ -91,10 +91,11 @@ def _settings(name: str, quick: bool) -> dict:
 
 
 def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: int, device: str, quiet: bool,
-              warm_start: bool = False):
+              warm_start: bool = False, lr: float | None = None):
     """Train (or resume, or with ``minutes == 0`` just load) row ``name``; returns the model.
     ``warm_start``: an IWAE row starts from the VAE row's best weights (same network) instead of
-    from scratch (a CPU-budget measure the row's status states)."""
+    from scratch (a CPU-budget measure the row's status states). ``lr``: Adam's learning rate for this
+    invocation (``None``: the row's default); a resumed run continues with it (a step decay by hand)."""
     import probgen
     from probgen.infer.callbacks import TimeLimit
     from probgen.io import last_path
@@ -110,7 +111,8 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
         return probgen.load(path, device=device)
     seed_everything(seed)
     run = RunConfig(out=str(work), seed=seed, device=device, quiet=quiet)
-    opts, epochs = _settings(name, quick), 2 if quick else 100_000
+    # quick: two more epochs per invocation (a second one resumes); else --minutes is the cap
+    opts, epochs = _settings(name, quick), _epochs_done(path) + 2 if quick else 100_000
     if name == "gmm":
         cfg = GMMConfig(n_components=opts["n_components"], max_iter=opts["max_iter"])
         model = model_spec("gmm").build(cfg, ds).to(device)
@@ -125,7 +127,7 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
         args = (ds.x_dim, ds.n_classes) if name == "cvae" else (ds.x_dim,)
         model = cls(*args, z_dim=opts["z_dim"], hidden=opts["hidden"], likelihood="bernoulli", x_shape=ds.shape,
                     activation="tanh", elbo="iwae" if iwae_k > 1 else "meanfield")
-        cfg = VAEConfig(epochs=epochs, batch_size=opts["batch_size"], lr=1e-3, patience=None, resume=True,
+        cfg = VAEConfig(epochs=epochs, batch_size=opts["batch_size"], lr=lr or 1e-3, patience=None, resume=True,
                         minutes=minutes, elbo=model.elbo, num_particles=iwae_k)
         if warm_start and iwae_k > 1 and not last_path(path).is_file():
             if not (work / "vae.pt").is_file():
@@ -136,6 +138,7 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
     if name in ("hierarchical", "pixelcnn", "pixelrnn"):  # the registry's own build and fit
         spec = model_spec("hvae" if name == "hierarchical" else name)
         cfg = spec.config(epochs=epochs, patience=None, resume=True, minutes=minutes, **opts)
+        cfg = cfg if lr is None else replace(cfg, lr=lr)
         return spec.fit(spec.build(cfg, ds), cfg, ds, path, run, [])
     # the GAN: the recipe's fit (classifier monitor, Parzen bandwidth on the validation set);
     # one epoch to time it, then as many as the budget allows, resuming each time
@@ -297,6 +300,16 @@ def write_curves(out: Path, rows: dict) -> str | None:
     return "curves.png"
 
 
+def _lr_steps(hist: list) -> list[tuple[int, float]]:
+    """(first epoch, lr) of each learning rate the history records, in order (``None``: an epoch from
+    before histories recorded it, trained with the row's default)."""
+    steps: list[tuple[int, float | None]] = []
+    for r in hist:
+        if not steps or steps[-1][1] != r.get("lr"):
+            steps.append((r["epoch"], r.get("lr")))
+    return steps
+
+
 def _status(name: str, model, hist: list, quick: bool) -> str:
     if quick:
         return "quick smoke run: not a result"
@@ -308,6 +321,10 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
         best = min(range(len(vals)), key=vals.__getitem__)
         status = f"budget-limited: {len(hist)} epochs, best validation at epoch {best + 1}" + \
             (" (overfitting after it)" if len(vals) - best > max(20, len(vals) // 4) else "")
+    steps = _lr_steps(hist)
+    if len(steps) > 1:
+        status += "; Adam lr " + ", then ".join(f"{'the default' if lr is None else f'{lr:g}'} from epoch {e}"
+                                               for e, lr in steps)
     if name in COST or name.startswith("iwae-k"):
         status += f"; one CPU epoch: {COST.get(name, '?')}" + \
             (f" (k=5: {COST['iwae-k5']}, k=50: {COST['iwae-k50']})" if name.startswith("iwae-k") else "")
@@ -331,6 +348,9 @@ def main(argv=None) -> int:
                     help="before scoring a latent-variable row, train its guide alone (model frozen) with the IWAE "
                          "bound for EPOCHS epochs: a tighter estimate of the same p(x) (stated in its status)")
     ap.add_argument("--refit-k", type=int, default=10, help="k of the bound --refit-guide trains with")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="Adam learning rate of this invocation (default: the row's); a resumed row continues with "
+                         "it, e.g. a step decay once validation flattens (the learning curve records it)")
     add_run_flags(ap, work="runs/binarized_mnist", out="experiments/results/binarized_mnist",
                   outputs="table, grids, curves, vae.pt", quick="tiny models, 2k training images, seconds")
     args = ap.parse_args(argv)
@@ -339,6 +359,8 @@ def main(argv=None) -> int:
         low = 0 if flag in ("train_size", "test_size", "refit_guide") else 1 if flag in ("iwae_k", "refit_k") else 2
         if getattr(args, flag) < low:
             ap.error(f"--{flag.replace('_', '-')} must be >= {low}")
+    if args.lr is not None and not 0 < args.lr < 1:
+        ap.error(f"--lr must be in (0, 1), got {args.lr}")
     names = [row_name(m, args.iwae_train_k) for m in models]
     torch.set_num_threads(1)
 
@@ -380,7 +402,8 @@ def main(argv=None) -> int:
 
     for name in names:
         model = train_row(name, ds, work, minutes=0.1 if args.quick else args.minutes, quick=args.quick,
-                          seed=args.seed, device=args.device, quiet=args.quiet, warm_start=args.warm_start)
+                          seed=args.seed, device=args.device, quiet=args.quiet, warm_start=args.warm_start,
+                          lr=args.lr)
         refit = refit_row(model, ds, epochs=args.refit_guide, k=args.refit_k, seed=args.seed, quiet=args.quiet)
         hist = history_of(work / f"{name}.pt")
         write_json(out / "curves" / f"{name}.json", {"name": name, "history": hist})

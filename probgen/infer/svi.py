@@ -366,7 +366,7 @@ def fit_svi(
                 bar.set_postfix(loss=f"{total / seen:.3f}", step=f"{step + 1}/{n_batches}")
         story.eval()
         record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
-                  "seconds": time.perf_counter() - t0}
+                  "seconds": time.perf_counter() - t0, "lr": lr}  # lr: a resumed run may change it
         if val is not None and len(val):
             record["val_loss"] = mean_loss(val_elbo, story, val, val_y, max(batch_size, 256))
         score = record.get("val_loss", record["train_loss"])

@@ -7,12 +7,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_script(name: str, argv: list[str]) -> int:
-    """Import ``experiments/<name>.py`` and return ``main(argv)``; scripts may change the torch
-    thread count, so it is restored afterwards."""
+def script_module(name: str):
+    """``experiments/<name>.py`` imported as a module (its helpers, without running it)."""
     spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, argv: list[str]) -> int:
+    """Import ``experiments/<name>.py`` and return ``main(argv)``; scripts may change the torch
+    thread count, so it is restored afterwards."""
+    module = script_module(name)
     threads = torch.get_num_threads()
     try:
         return module.main(argv)

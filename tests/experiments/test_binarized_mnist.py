@@ -31,9 +31,10 @@ def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
 
     # a second invocation resumes (more SVI epochs), and --minutes 0 only scores
     before = json.loads((out / "curves" / "vae.json").read_text())["history"]
-    assert run_script("binarized_mnist", argv + ["--models", "vae"]) == 0
+    assert run_script("binarized_mnist", argv + ["--models", "vae", "--lr", "2.5e-4"]) == 0  # a step decay
     after = json.loads((out / "curves" / "vae.json").read_text())["history"]
-    assert len(after) >= len(before) and after[: len(before)] == before
+    assert len(after) > len(before) and after[: len(before)] == before
+    assert {r["lr"] for r in before} == {1e-3} and {r["lr"] for r in after[len(before):]} == {2.5e-4}
     assert run_script("binarized_mnist", argv + ["--models", "gmm", "--minutes", "0"]) == 0
 
 
@@ -62,3 +63,17 @@ def test_binarized_mnist_bad_input(tmp_path, data_dir):
     with pytest.raises(SystemExit) as e:
         run_script("binarized_mnist", ["--minutes", "-1", "--out", str(tmp_path)])
     assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", ["--lr", "0", "--out", str(tmp_path)])
+    assert e.value.code == 2
+
+
+def test_binarized_mnist_status_names_each_learning_rate():
+    from ._run import script_module
+
+    bm = script_module("binarized_mnist")
+    hist = [{"epoch": 1, "val_loss": 3.0}, {"epoch": 2, "val_loss": 2.0, "lr": 5e-4}, {"epoch": 3, "val_loss": 1.0,
+                                                                                         "lr": 5e-4}]
+    assert bm._lr_steps(hist) == [(1, None), (2, 5e-4)]
+    assert "Adam lr the default from epoch 1, then 0.0005 from epoch 2" in bm._status("pixelrnn", None, hist, False)
+    assert "Adam lr" not in bm._status("pixelrnn", None, hist[1:], False)

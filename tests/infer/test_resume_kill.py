@@ -142,3 +142,15 @@ def test_resume_file_written_every_epoch(tmp_path):
             progress=False, patience=None, on_epoch=on_epoch)
     assert seen == [0, 1, 2, 3, 4]
     assert _epoch_on_disk(tmp_path / "m.last.pt") == 5
+
+
+def test_resume_with_a_new_lr_records_it(tmp_path):
+    """A step decay by hand: the resumed epochs train with the new lr, and the history says which lr each had."""
+    x = (torch.rand(40, 6) > 0.5).float()
+    ckpt = tmp_path / "m.pt"
+    fit_svi(VAE(6, z_dim=2, hidden=(4,)), x, epochs=2, batch_size=16, checkpoint=ckpt, progress=False,
+            patience=None, lr=1e-3)
+    story = VAE(6, z_dim=2, hidden=(4,))
+    result = fit_svi(story, x, epochs=4, batch_size=16, checkpoint=ckpt, progress=False, patience=None,
+                     lr=2.5e-4, resume=True)
+    assert [r["lr"] for r in result.history] == [1e-3, 1e-3, 2.5e-4, 2.5e-4]
