@@ -1,4 +1,5 @@
-"""What the long experiment scripts (``binarized_mnist.py``, ``ptb.py``) share: their command line.
+"""What the long experiment scripts (``binarized_mnist.py``, ``ptb.py``) share: their command line, and
+rewinding a row to its best epoch.
 
 Each script trains named rows within a wall-time budget, resumes from ``--work`` and merges its
 rows into a table under ``--out``; the flags for that are written here once.
@@ -6,6 +7,7 @@ rows into a table under ``--out``; the flags for that are written here once.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def experiment_parser(doc: str, rows: tuple[str, ...]) -> argparse.ArgumentParser:
@@ -39,3 +41,52 @@ def chosen_rows(ap: argparse.ArgumentParser, args: argparse.Namespace, rows: tup
         ap.error("--minutes must be >= 0")
     return names
 
+
+
+def rewind_to_best(path: Path) -> dict | None:
+    """``--rewind``: make ``<path>``'s resume file continue from its best-validation epoch instead of its
+    last (the weights, history and early-stopping state up to that epoch, and a fresh Adam), e.g. before
+    an lr decay once a row overfits. The old resume file is kept beside it (``.before-rewind``) and the
+    discarded epochs are appended to ``<path stem>.rewind.json`` so their cost is still counted.
+
+    :return: ``{"best_epoch", "discarded_epochs", "discarded_seconds"}``, or ``None`` when there is no resume
+        file or its last epoch is its best.
+    """
+    import shutil
+
+    from probgen.io import last_path, load_checkpoint, save_checkpoint, write_json
+
+    last = last_path(path)
+    if not last.is_file():
+        return None
+    p = load_checkpoint(last)
+    tr = dict(p.get("trainer") or {})
+    hist, best = tr.get("history") or [], tr.get("best_epoch")
+    if best is None or "best_state_dict" not in tr or best + 1 >= len(hist):
+        return None
+    kept, dropped = hist[: best + 1], hist[best + 1:]
+    # a record's "seconds" restarts at each invocation: the dropped epochs' own durations
+    secs = [r.get("seconds", 0.0) for r in hist]
+    cost = sum(s - secs[i - 1] if s >= secs[i - 1] else s for i, s in enumerate(secs) if i > best)
+    info = {"best_epoch": best + 1, "discarded_epochs": len(dropped), "discarded_seconds": cost}
+    write_json(path.with_suffix(".rewind.json"), rewinds(path) + [info])
+    shutil.copy2(last, last.with_name(last.name + ".before-rewind"))
+    tr.update({"epoch": best, "history": kept, "bad_epochs": 0,
+               "steps": int(tr.get("steps", 0) * len(kept) / len(hist))})
+    optimizer = {"state": {}, "param_groups": (p.get("optimizer") or {}).get("param_groups", [])}
+    save_checkpoint(last, kind=p["kind"], config=p["config"], state_dict=tr["best_state_dict"], optimizer=optimizer,
+                    trainer=tr, data=p.get("data"), extra=p.get("extra"))
+    return info
+
+
+def rewinds(path: Path) -> list[dict]:
+    """What :func:`rewind_to_best` did to ``path``'s run, oldest first (empty when never rewound)."""
+    import json
+
+    log = path.with_suffix(".rewind.json")
+    return json.loads(log.read_text()) if log.is_file() else []
+
+
+def rewound_seconds(path: Path) -> float:
+    """Training seconds discarded by :func:`rewind_to_best` for ``path`` (0 when never rewound)."""
+    return sum(r["discarded_seconds"] for r in rewinds(path))

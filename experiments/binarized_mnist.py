@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
-from _common import add_run_flags, chosen_rows, experiment_parser  # noqa: E402
+from _common import (add_run_flags, chosen_rows, experiment_parser, rewind_to_best, rewinds,  # noqa: E402
+                     rewound_seconds)
 
 #: ``--models`` names; ``iwae`` is the row ``iwae-k<K>`` (K = ``--iwae-train-k``)
 ROWS = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
@@ -351,6 +352,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=None,
                     help="Adam learning rate of this invocation (default: the row's); a resumed row continues with "
                          "it, e.g. a step decay once validation flattens (the learning curve records it)")
+    ap.add_argument("--rewind", action="store_true",
+                    help="resume each row from its best-validation epoch, not its last (a fresh Adam; the later "
+                         "epochs are discarded, their time still counted): with --lr, a decay after overfitting")
     add_run_flags(ap, work="runs/binarized_mnist", out="experiments/results/binarized_mnist",
                   outputs="table, grids, curves, vae.pt", quick="tiny models, 2k training images, seconds")
     args = ap.parse_args(argv)
@@ -401,6 +405,9 @@ def main(argv=None) -> int:
     from probgen.io import write_json
 
     for name in names:
+        if args.rewind and args.minutes > 0 and (info := rewind_to_best(work / f"{name}.pt")):
+            print(f"{name}: rewound to epoch {info['best_epoch']} ({info['discarded_epochs']} later epochs "
+                  "discarded)", flush=True)
         model = train_row(name, ds, work, minutes=0.1 if args.quick else args.minutes, quick=args.quick,
                           seed=args.seed, device=args.device, quiet=args.quiet, warm_start=args.warm_start,
                           lr=args.lr)
@@ -409,13 +416,16 @@ def main(argv=None) -> int:
         write_json(out / "curves" / f"{name}.json", {"name": name, "history": hist})
         row = {"name": name, "family": family(name),
                **score_row(name, model, ds, test, test_y, k=k, seed=args.seed)}
-        secs = train_seconds(hist) or getattr(model, "fit_seconds", 0.0)
+        secs = (train_seconds(hist) or getattr(model, "fit_seconds", 0.0)) + rewound_seconds(work / f"{name}.pt")
         row.update({"n_params": model.n_params(), "epochs": len(hist), "train_size": len(ds.train),
                     "train_wall_seconds": secs, "seconds_per_epoch": secs / max(len(hist), 1),
                     "cpu_hours": secs / 3600, "device": args.device, "torch_threads": torch.get_num_threads(),
                     "seed": args.seed, "probgen_version": __version__, "published_nll": pub.get(name, (None,))[0],
                     "samples": sample_grid(name, model, out, args.seed), "curve": f"curves/{name}.json",
                     "status": _status(name, model, hist, args.quick)})
+        for info in rewinds(work / f"{name}.pt"):
+            row["status"] += (f"; rewound to its best epoch {info['best_epoch']} before an lr decay "
+                              f"({info['discarded_epochs']} later epochs discarded, their time counted)")
         if refit is not None:
             row["guide_refit"] = refit
             row["status"] += (f"; guide refit before scoring (IWAE k={refit['k']}, {refit['epochs']} epochs, best "
