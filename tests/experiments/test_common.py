@@ -1,0 +1,43 @@
+"""experiments/_common.py: rewinding a resumable run to its best-validation epoch."""
+import sys
+
+import torch
+
+from probgen.infer import fit_svi
+from probgen.io import load_checkpoint
+from probgen.models import VAE
+
+from ._run import ROOT
+
+sys.path.insert(0, str(ROOT / "experiments"))
+from _common import rewind_to_best, rewinds, rewound_seconds  # noqa: E402
+
+
+def _overfit(path, epochs, lr=0.05, **kw):
+    g = torch.Generator().manual_seed(0)
+    x, val = (torch.rand(16, 20, generator=g) > 0.5).float(), (torch.rand(16, 20, generator=g) > 0.5).float()
+    story = VAE(20, z_dim=2, hidden=(32,))
+    return story, fit_svi(story, x, val=val, epochs=epochs, batch_size=8, lr=lr, checkpoint=path, progress=False,
+                          patience=None, **kw)
+
+
+def test_rewind_resumes_from_the_best_epoch_and_counts_the_discarded_time(tmp_path):
+    path = tmp_path / "m.pt"
+    assert rewind_to_best(path) is None  # no resume file: nothing to do
+    _, result = _overfit(path, 25)
+    best = result.best_epoch
+    assert best + 1 < 25, "16 examples at lr 0.05 should overfit"
+    before = load_checkpoint(tmp_path / "m.last.pt")["trainer"]
+    info = rewind_to_best(path)
+    assert info["best_epoch"] == best + 1 and info["discarded_epochs"] == 24 - best and info["discarded_seconds"] > 0
+    assert (tmp_path / "m.last.pt.before-rewind").is_file() and rewinds(path) == [info]
+    assert rewound_seconds(path) == info["discarded_seconds"]
+    after = load_checkpoint(tmp_path / "m.last.pt")
+    assert after["trainer"]["history"] == before["history"][: best + 1] and after["optimizer"]["state"] == {}
+    for k, v in before["best_state_dict"].items():
+        assert torch.equal(after["state_dict"][k], v)
+    assert rewind_to_best(path) is None  # its last epoch is its best now
+
+    _, resumed = _overfit(path, best + 3, resume=True, lr=1e-3)  # two epochs on from the best, at a lower lr
+    assert [r["epoch"] for r in resumed.history] == list(range(1, best + 4))
+    assert [r["lr"] for r in resumed.history[-2:]] == [1e-3, 1e-3]
