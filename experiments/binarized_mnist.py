@@ -91,6 +91,18 @@ def _settings(name: str, quick: bool) -> dict:
     raise ValueError(f"unknown row {name!r}")
 
 
+def default_lr(name: str) -> float | None:
+    """Adam's learning rate of row ``name`` when ``--lr`` is not given (the VAE rows': the IWAE paper's
+    first 1e-3; the registry's rows: their recipe default; EM and the GAN: ``None``, not Adam-on-one-lr)."""
+    if name in ("vae", "cvae") or name.startswith("iwae-k"):
+        return 1e-3
+    if name in ("hierarchical", "pixelcnn", "pixelrnn"):
+        from probgen.recipes.models import model_spec
+
+        return model_spec("hvae" if name == "hierarchical" else name).config().lr
+    return None
+
+
 def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: int, device: str, quiet: bool,
               warm_start: bool = False, lr: float | None = None):
     """Train (or resume, or with ``minutes == 0`` just load) row ``name``; returns the model.
@@ -128,7 +140,7 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
         args = (ds.x_dim, ds.n_classes) if name == "cvae" else (ds.x_dim,)
         model = cls(*args, z_dim=opts["z_dim"], hidden=opts["hidden"], likelihood="bernoulli", x_shape=ds.shape,
                     activation="tanh", elbo="iwae" if iwae_k > 1 else "meanfield")
-        cfg = VAEConfig(epochs=epochs, batch_size=opts["batch_size"], lr=lr or 1e-3, patience=None, resume=True,
+        cfg = VAEConfig(epochs=epochs, batch_size=opts["batch_size"], lr=lr or default_lr(name), patience=None, resume=True,
                         minutes=minutes, elbo=model.elbo, num_particles=iwae_k)
         if warm_start and iwae_k > 1 and not last_path(path).is_file():
             if not (work / "vae.pt").is_file():
@@ -303,7 +315,7 @@ def write_curves(out: Path, rows: dict) -> str | None:
 
 def _lr_steps(hist: list) -> list[tuple[int, float]]:
     """(first epoch, lr) of each learning rate the history records, in order (``None``: an epoch from
-    before histories recorded it, trained with the row's default)."""
+    before histories recorded it, trained with :func:`default_lr`)."""
     steps: list[tuple[int, float | None]] = []
     for r in hist:
         if not steps or steps[-1][1] != r.get("lr"):
@@ -324,8 +336,7 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
             (" (overfitting after it)" if len(vals) - best > max(20, len(vals) // 4) else "")
     steps = _lr_steps(hist)
     if len(steps) > 1:
-        status += "; Adam lr " + ", then ".join(f"{'the default' if lr is None else f'{lr:g}'} from epoch {e}"
-                                               for e, lr in steps)
+        status += "; Adam lr " + ", then ".join(f"{lr or default_lr(name):g} from epoch {e}" for e, lr in steps)
     if name in COST or name.startswith("iwae-k"):
         status += f"; one CPU epoch: {COST.get(name, '?')}" + \
             (f" (k=5: {COST['iwae-k5']}, k=50: {COST['iwae-k50']})" if name.startswith("iwae-k") else "")

@@ -75,5 +75,5 @@ def test_binarized_mnist_status_names_each_learning_rate():
     hist = [{"epoch": 1, "val_loss": 3.0}, {"epoch": 2, "val_loss": 2.0, "lr": 5e-4}, {"epoch": 3, "val_loss": 1.0,
                                                                                          "lr": 5e-4}]
     assert bm._lr_steps(hist) == [(1, None), (2, 5e-4)]
-    assert "Adam lr the default from epoch 1, then 0.0005 from epoch 2" in bm._status("pixelrnn", None, hist, False)
+    assert "Adam lr 0.002 from epoch 1, then 0.0005 from epoch 2" in bm._status("pixelrnn", None, hist, False)
     assert "Adam lr" not in bm._status("pixelrnn", None, hist[1:], False)
