@@ -140,8 +140,8 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
         args = (ds.x_dim, ds.n_classes) if name == "cvae" else (ds.x_dim,)
         model = cls(*args, z_dim=opts["z_dim"], hidden=opts["hidden"], likelihood="bernoulli", x_shape=ds.shape,
                     activation="tanh", elbo="iwae" if iwae_k > 1 else "meanfield")
-        cfg = VAEConfig(epochs=epochs, batch_size=opts["batch_size"], lr=lr or default_lr(name), patience=None, resume=True,
-                        minutes=minutes, elbo=model.elbo, num_particles=iwae_k)
+        cfg = VAEConfig(epochs=epochs, batch_size=opts["batch_size"], lr=lr or default_lr(name), patience=None,
+                        resume=True, minutes=minutes, elbo=model.elbo, num_particles=iwae_k)
         if warm_start and iwae_k > 1 and not last_path(path).is_file():
             if not (work / "vae.pt").is_file():
                 raise FileNotFoundError(f"--warm-start: {work / 'vae.pt'} missing (train the vae row first)")
@@ -313,7 +313,7 @@ def write_curves(out: Path, rows: dict) -> str | None:
     return "curves.png"
 
 
-def _lr_steps(hist: list) -> list[tuple[int, float]]:
+def _lr_steps(hist: list) -> list[tuple[int, float | None]]:
     """(first epoch, lr) of each learning rate the history records, in order (``None``: an epoch from
     before histories recorded it, trained with :func:`default_lr`)."""
     steps: list[tuple[int, float | None]] = []
@@ -333,7 +333,7 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
     if vals:  # the checkpoint scored is the best-validation one: say where it was and whether it overfits
         best = min(range(len(vals)), key=vals.__getitem__)
         status = f"budget-limited: {len(hist)} epochs, best validation at epoch {best + 1}" + \
-            (" (overfitting after it)" if len(vals) - best > max(20, len(vals) // 4) else "")
+            (" (the validation bound rises after it)" if len(vals) - best > max(20, len(vals) // 4) else "")
     steps = _lr_steps(hist)
     if len(steps) > 1:
         status += "; Adam lr " + ", then ".join(f"{lr or default_lr(name):g} from epoch {e}" for e, lr in steps)
@@ -361,8 +361,9 @@ def main(argv=None) -> int:
                          "bound for EPOCHS epochs: a tighter estimate of the same p(x) (stated in its status)")
     ap.add_argument("--refit-k", type=int, default=10, help="k of the bound --refit-guide trains with")
     ap.add_argument("--lr", type=float, default=None,
-                    help="Adam learning rate of this invocation (default: the row's); a resumed row continues with "
-                         "it, e.g. a step decay once validation flattens (the learning curve records it)")
+                    help="Adam learning rate of this invocation for the SVI rows (default: the row's; EM and the GAN "
+                         "keep theirs); a resumed row continues with it, e.g. a step decay once validation flattens "
+                         "(the learning curve records it)")
     ap.add_argument("--rewind", action="store_true",
                     help="resume each row from its best-validation epoch, not its last (a fresh Adam; the later "
                          "epochs are discarded, their time still counted): with --lr, a decay after overfitting")
