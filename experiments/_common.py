@@ -42,12 +42,12 @@ def chosen_rows(ap: argparse.ArgumentParser, args: argparse.Namespace, rows: tup
     return names
 
 
-
 def rewind_to_best(path: Path) -> dict | None:
     """``--rewind``: make ``<path>``'s resume file continue from its best-validation epoch instead of its
     last (the weights, history and early-stopping state up to that epoch, and a fresh Adam), e.g. before
-    an lr decay once a row overfits. The old resume file is kept beside it (``.before-rewind``) and the
-    discarded epochs are appended to ``<path stem>.rewind.json`` so their cost is still counted.
+    an lr decay once a row overfits. The old resume file is kept beside it (``.before-rewind``, then
+    ``.before-rewind.2``, ...) and the discarded epochs are appended to ``<path stem>.rewind.json`` so
+    their cost is still counted.
 
     :return: ``{"best_epoch", "discarded_epochs", "discarded_seconds"}``, or ``None`` when there is no resume
         file or its last epoch is its best.
@@ -70,7 +70,11 @@ def rewind_to_best(path: Path) -> dict | None:
     cost = sum(s - secs[i - 1] if s >= secs[i - 1] else s for i, s in enumerate(secs) if i > best)
     info = {"best_epoch": best + 1, "discarded_epochs": len(dropped), "discarded_seconds": cost}
     write_json(path.with_suffix(".rewind.json"), rewinds(path) + [info])
-    shutil.copy2(last, last.with_name(last.name + ".before-rewind"))
+    keep, n = last.with_name(last.name + ".before-rewind"), 1
+    while keep.exists():  # an earlier rewind's copy stays too
+        n += 1
+        keep = last.with_name(f"{last.name}.before-rewind.{n}")
+    shutil.copy2(last, keep)
     tr.update({"epoch": best, "history": kept, "bad_epochs": 0,
                "steps": int(tr.get("steps", 0) * len(kept) / len(hist))})
     optimizer = {"state": {}, "param_groups": (p.get("optimizer") or {}).get("param_groups", [])}

@@ -41,3 +41,14 @@ def test_rewind_resumes_from_the_best_epoch_and_counts_the_discarded_time(tmp_pa
     _, resumed = _overfit(path, best + 3, resume=True, lr=1e-3)  # two epochs on from the best, at a lower lr
     assert [r["epoch"] for r in resumed.history] == list(range(1, best + 4))
     assert [r["lr"] for r in resumed.history[-2:]] == [1e-3, 1e-3]
+
+
+def test_a_second_rewind_keeps_the_first_copy(tmp_path):
+    path = tmp_path / "m.pt"
+    _overfit(path, 25)
+    assert rewind_to_best(path) is not None
+    _overfit(path, 40, resume=True)  # overfits again from the best
+    first = (tmp_path / "m.last.pt.before-rewind").read_bytes()
+    assert rewind_to_best(path) is not None, "15 more epochs at lr 0.05 should overfit again"
+    assert (tmp_path / "m.last.pt.before-rewind").read_bytes() == first
+    assert (tmp_path / "m.last.pt.before-rewind.2").is_file() and len(rewinds(path)) == 2
