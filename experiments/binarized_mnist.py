@@ -92,15 +92,13 @@ def _settings(name: str, quick: bool) -> dict:
 
 
 def default_lr(name: str) -> float | None:
-    """Adam's learning rate of row ``name`` when ``--lr`` is not given (the VAE rows': the IWAE paper's
-    first 1e-3; the registry's rows: their recipe default; EM and the GAN: ``None``, not Adam-on-one-lr)."""
-    if name in ("vae", "cvae") or name.startswith("iwae-k"):
-        return 1e-3
-    if name in ("hierarchical", "pixelcnn", "pixelrnn"):
-        from probgen.recipes.models import model_spec
+    """Adam's learning rate of row ``name`` when ``--lr`` is not given: its recipe's default (EM and the
+    GAN: ``None``, they are not Adam on one rate)."""
+    from probgen.recipes.models import model_spec
 
-        return model_spec("hvae" if name == "hierarchical" else name).config().lr
-    return None
+    spec = {"hierarchical": "hvae", "cvae": "cvae", "pixelcnn": "pixelcnn", "pixelrnn": "pixelrnn", "vae": "vae"}
+    key = "vae" if name.startswith("iwae-k") else spec.get(name)
+    return None if key is None else model_spec(key).config().lr
 
 
 def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: int, device: str, quiet: bool,
