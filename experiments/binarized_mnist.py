@@ -178,6 +178,20 @@ def refit_row(model, ds, *, epochs: int, k: int, seed: int, quiet: bool) -> dict
     return refit_for_scoring(model, ds, epochs=epochs, k=k, seed=seed, progress=not quiet)
 
 
+def check_training_set(path: Path, *, train_valid: bool, training: bool) -> None:
+    """A row's resume file and checkpoint remember the set they trained on (``<name>.train-valid`` beside
+    them): resuming or scoring with the other set is an error, not a silent mix of two runs."""
+    from probgen.io import last_path
+
+    marker, started = path.with_suffix(".train-valid"), last_path(path).is_file() or path.is_file()
+    if started and marker.is_file() != train_valid:
+        trained = "train + valid" if marker.is_file() else "train only"
+        raise ValueError(f"{path.name} was trained on {trained}; " + ("add" if marker.is_file() else "drop")
+                         + " --train-valid, or use another --work")
+    if train_valid and training and not started:
+        marker.write_text("trained on train + valid\n")
+
+
 def _epochs_done(path: Path) -> int:
     """Epochs already in ``<path>.last.pt`` (0 when there is none)."""
     from probgen.io import last_path, load_checkpoint
@@ -219,7 +233,7 @@ def train_seconds(history: list[dict]) -> float:
     return (elapsed(history) or [0.0])[-1]
 
 
-def score_row(name: str, model, ds, test, test_y, *, k: int, seed: int) -> dict:
+def score_row(name: str, model, ds, test, test_y, *, k: int, seed: int, refine: int = 0) -> dict:
     """The one scoring policy (:func:`probgen.evaluate.score`) on the chosen test images."""
     from probgen.evaluate import score, summarize
     from probgen.recipes.config import seed_everything
@@ -228,7 +242,7 @@ def score_row(name: str, model, ds, test, test_y, *, k: int, seed: int) -> dict:
     seed_everything(seed)
     t0 = time.perf_counter()
     with torch.no_grad():
-        s = score(model, test.to(model.device), y=test_y, num_samples=k, val=ds.val, seed=seed)
+        s = score(model, test.to(model.device), y=test_y, num_samples=k, val=ds.val, seed=seed, refine=refine)
     res = summarize(s.values)
     return {"nll": -res.mean, "stderr": res.stderr, "n_test": res.n, "estimator": s.estimator, "k": s.k,
             "khat_share": s.khat_share, "warning": s.warning, "eval_seconds": time.perf_counter() - t0,
@@ -358,10 +372,18 @@ def main(argv=None) -> int:
                     help="before scoring a latent-variable row, train its guide alone (model frozen) with the IWAE "
                          "bound for EPOCHS epochs: a tighter estimate of the same p(x) (stated in its status)")
     ap.add_argument("--refit-k", type=int, default=10, help="k of the bound --refit-guide trains with")
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="score a latent-variable row with a proposal fitted to each test image for STEPS Adam steps "
+                         "(IWAE k=50, from the guide; model frozen): the amortisation gap leaves the number, p(x) "
+                         "is unchanged (the estimator column says so)")
     ap.add_argument("--lr", type=float, default=None,
                     help="Adam learning rate of this invocation for the SVI rows (default: the row's; EM and the GAN "
                          "keep theirs); a resumed row continues with it, e.g. a step decay once validation flattens "
                          "(the learning curve records it)")
+    ap.add_argument("--train-valid", action="store_true",
+                    help="train on train + validation (60,000 images), as papers do for a final model once the "
+                         "recipe is fixed; the validation curve is then not held out (stated in the status). Keep "
+                         "such rows in their own --work: a resume file remembers which set it trained on")
     ap.add_argument("--rewind", action="store_true",
                     help="resume each row from its best-validation epoch, not its last (a fresh Adam; the later "
                          "epochs are discarded, their time still counted): with --lr, a decay after overfitting")
@@ -369,8 +391,8 @@ def main(argv=None) -> int:
                   outputs="table, grids, curves, vae.pt", quick="tiny models, 2k training images, seconds")
     args = ap.parse_args(argv)
     models = chosen_rows(ap, args, ROWS)
-    for flag in ("train_size", "test_size", "iwae_k", "iwae_train_k", "refit_guide", "refit_k"):
-        low = 0 if flag in ("train_size", "test_size", "refit_guide") else 1 if flag in ("iwae_k", "refit_k") else 2
+    for flag in ("train_size", "test_size", "iwae_k", "iwae_train_k", "refit_guide", "refit_k", "refine"):
+        low = 0 if flag in ("train_size", "test_size", "refit_guide", "refine") else 1 if flag in ("iwae_k", "refit_k") else 2
         if getattr(args, flag) < low:
             ap.error(f"--{flag.replace('_', '-')} must be >= {low}")
     if args.lr is not None and not 0 < args.lr < 1:
@@ -393,6 +415,10 @@ def main(argv=None) -> int:
         ds.train_labels = ds.train_labels[idx] if ds.train_labels is not None else None
         if args.quick:
             ds.val, ds.val_labels = ds.val[:500], ds.val_labels[:500] if ds.val_labels is not None else None
+    if args.train_valid:  # the validation set stays the curve's yardstick, no longer held out
+        ds.train = torch.cat([ds.train, ds.val])
+        if ds.train_labels is not None:
+            ds.train_labels = torch.cat([ds.train_labels, ds.val_labels])
     n_test = 200 if args.quick else args.test_size
     idx = torch.randperm(len(ds.test), generator=g)[:n_test] if n_test else torch.arange(len(ds.test))
     test, test_y = ds.test[idx], ds.test_labels[idx] if ds.test_labels is not None else None
@@ -415,6 +441,10 @@ def main(argv=None) -> int:
     from probgen.io import write_json
 
     for name in names:
+        try:
+            check_training_set(work / f"{name}.pt", train_valid=args.train_valid, training=args.minutes > 0)
+        except ValueError as e:
+            ap.exit(2, f"binarized_mnist.py: error: {e}\n")
         if args.rewind and args.minutes > 0 and (info := rewind_to_best(work / f"{name}.pt")):
             print(f"{name}: rewound to epoch {info['best_epoch']} ({info['discarded_epochs']} later epochs "
                   "discarded)", flush=True)
@@ -425,7 +455,7 @@ def main(argv=None) -> int:
         hist = history_of(work / f"{name}.pt")
         write_json(out / "curves" / f"{name}.json", {"name": name, "history": hist})
         row = {"name": name, "family": family(name),
-               **score_row(name, model, ds, test, test_y, k=k, seed=args.seed)}
+               **score_row(name, model, ds, test, test_y, k=k, seed=args.seed, refine=args.refine)}
         kept = train_seconds(hist) or getattr(model, "fit_seconds", 0.0)
         secs = kept + rewound_seconds(work / f"{name}.pt")  # CPU-h count the epochs a rewind discarded
         row.update({"n_params": model.n_params(), "epochs": len(hist), "train_size": len(ds.train),
@@ -441,6 +471,12 @@ def main(argv=None) -> int:
             row["guide_refit"] = refit
             row["status"] += (f"; guide refit before scoring (IWAE k={refit['k']}, {refit['epochs']} epochs, best "
                               f"{refit['best_epoch']}; model frozen, p(x) unchanged)")
+        if args.refine and row["estimator"].startswith("IWAE"):
+            row["refine_steps"] = args.refine
+            row["status"] += (f"; scored with a proposal fitted to each test image ({args.refine} Adam steps on the "
+                              "IWAE k=50 bound from the guide; model frozen, p(x) unchanged)")
+        if args.train_valid:
+            row["status"] += f"; trained on train + valid ({len(ds.train)} images: the validation curve is not held out)"
         if name.startswith("iwae-k"):
             row["train_k"] = int(name[6:])
             if (work / f"{name}.warm").is_file():

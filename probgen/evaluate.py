@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pyro
 import torch
 
 from .check import is_enumerated, sample_sites, trace_pair
+from .parzen import PARZEN_KERNELS, parzen_log_prob, select_parzen_bandwidth  # noqa: F401 - re-exported
 
 __all__ = ["log_likelihood", "log_weights", "particle_traces", "marginal_log_likelihood", "elbo_per_example", "parzen_log_prob",
            "select_parzen_bandwidth", "psis_khat", "Score", "score", "scores_with_guide", "LikelihoodResult", "summarize",
@@ -106,15 +107,20 @@ def log_weights(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None
 
 
 def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: int, *,
-                  keep_weights: bool = False, **pair) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  keep_weights: bool = False, refine: int = 0, **pair) -> tuple[torch.Tensor, torch.Tensor | None]:
     out, kept = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         yb = None if y is None else y[start:start + batch_size]
+        chunk_pair = pair
+        if refine:  # this chunk's own proposal: the guide refined per example
+            from .infer.refit import refine_proposal
+
+            chunk_pair = {**pair, "guide": refine_proposal(story, xb, yb, steps=refine, **pair)}
         acc, done, parts = None, 0, []  # running logsumexp over sample chunks, [n]
         while done < num_samples:
             k = min(sample_chunk, num_samples - done)
-            lw = log_weights(story, xb, k, yb, **pair)
+            lw = log_weights(story, xb, k, yb, **chunk_pair)
             if keep_weights:
                 parts.append(lw.double().cpu())
             lse = torch.logsumexp(lw, dim=0)
@@ -143,6 +149,7 @@ def log_likelihood(
     model: Callable | None = None,
     guide: Callable | None = None,
     return_weights: bool = False,
+    refine: int = 0,
 ):
     """Per-example log p(x) in nats: exact when the model has it, else the IWAE estimate.
 
@@ -158,9 +165,14 @@ def log_likelihood(
     :param model: score this joint instead of ``story.model`` (e.g. the auto-encoder's
         "code ~ prior, x ~ decoder" story); ``guide``: the proposal instead of ``story.guide``.
     :param return_weights: also return the log-weights ``[n, K]`` (``None`` when exact).
+    :param refine: before scoring, fit a proposal to each example for this many Adam steps
+        (:func:`probgen.infer.refit.refine_proposal`, started from the guide): a tighter estimate of
+        the same p(x), still a lower bound in expectation; 0 (default): the guide as it is.
     :return: tensor ``[n]`` (or ``(values, log-weights)``).
     """
     num_samples = _check_count("num_samples", num_samples)
+    if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
+        raise ValueError(f"refine must be a number of steps >= 0, got {refine!r}")
     was_training = story.training
     story.eval()
     try:
@@ -176,7 +188,7 @@ def log_likelihood(
         if batch_size is None:
             batch_size = max(1, min(len(x) or 1, memory_budget // (x_dim * sample_chunk)))
         values, lw = _chunked_iwae(story, x, y, num_samples, batch_size, sample_chunk,
-                                   keep_weights=return_weights, model=model, guide=guide)
+                                   keep_weights=return_weights, refine=int(refine), model=model, guide=guide)
         return (values, lw) if return_weights else values
     finally:
         story.train(was_training)
@@ -234,62 +246,6 @@ def marginal_log_likelihood(story, x: torch.Tensor, n_classes: int, *, prior: to
     if prior is None:  # keep the float32 arithmetic of the tour's numbers
         return torch.logsumexp(per, 0) - math.log(n_classes)
     return torch.logsumexp(per.double() + log_prior.to(per.device)[:, None], 0).to(per.dtype)
-
-
-# -- Parzen windows (the GAN's weak estimator) ----------------------------------------------
-PARZEN_KERNELS = ("gaussian", "bernoulli")
-
-
-def parzen_log_prob(x: torch.Tensor, centers: torch.Tensor, bandwidth: float, *, kernel: str = "gaussian",
-                    chunk: int = 256) -> torch.Tensor:
-    """Kernel density estimate ``log (1/m) Σ_i K(x | c_i)`` for each row of ``x``.
-
-    :param x: points ``[n, ...]``; ``centers``: samples ``[m, ...]`` (flattened to D values).
-    :param bandwidth: ``gaussian``: kernel std σ, K = N(x; c, σ² I) — a log *density*.
-        ``bernoulli`` (binary data): K = Π_d Bernoulli(x_d; (1 − ε) c_d + ε/2) with ε = bandwidth
-        in (0, 1] — a log *mass*, comparable with the likelihoods of binary models.
-    :return: ``[n]`` log-densities (nats).
-
-    The Gaussian kernel is written here, not taken from scikit-learn's ``KernelDensity``: that
-    one sums kernel values in linear space per tree node, so where every kernel value underflows
-    (images: 64+ dimensions with σ ≤ 0.2, the usual Parzen regime) its ``score_samples`` is off
-    by tens to hundreds of nats (tests/test_evaluate.py shows it); a logsumexp over squared
-    distances is exact there and ~15× faster. Where scikit-learn is accurate both agree.
-    """
-    if not bandwidth > 0:
-        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
-    if kernel not in PARZEN_KERNELS:
-        raise ValueError(f"kernel must be 'gaussian' or 'bernoulli', got {kernel!r}")
-    x = x.reshape(len(x), -1).double()
-    c = centers.reshape(len(centers), -1).double().to(x.device)
-    if kernel == "gaussian":
-        c2 = (c ** 2).sum(1)  # m
-        norm = -0.5 * c.shape[1] * math.log(2 * math.pi * bandwidth ** 2) - math.log(len(c))
-        out = []
-        for xb in x.split(chunk):
-            sq = (xb ** 2).sum(1, keepdim=True) + c2 - 2 * xb @ c.T  # chunk × m squared distances
-            out.append(torch.logsumexp(-sq.clamp_min(0) / (2 * bandwidth ** 2), dim=1) + norm)
-        return torch.cat(out).float()
-    if bandwidth > 1:
-        raise ValueError(f"a bernoulli kernel needs bandwidth in (0, 1], got {bandwidth}")
-    p = (1 - bandwidth) * c.clamp(0, 1) + bandwidth / 2  # m × D, never 0 or 1
-    lp, lq = p.log(), (1 - p).log()
-    out = [torch.logsumexp(xb @ lp.T + (1 - xb) @ lq.T, dim=1) - math.log(len(c)) for xb in x.split(chunk)]
-    return torch.cat(out).float()
-
-
-def select_parzen_bandwidth(val: torch.Tensor, centers: torch.Tensor, *, kernel: str = "gaussian",
-                            candidates: Sequence[float] | None = None) -> tuple[float, dict[float, float]]:
-    """Pick the bandwidth maximising the mean Parzen log-likelihood of validation data.
-
-    :return: ``(best bandwidth, {bandwidth: mean validation log-likelihood})``.
-    """
-    if candidates is None:
-        candidates = ([0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0] if kernel == "bernoulli"
-                      else torch.logspace(-2, 0.5, 16).tolist())  # 0.01 … 3.2
-    scores = {float(s): float(parzen_log_prob(val, centers, float(s), kernel=kernel).mean()) for s in candidates}
-    best = max(scores, key=scores.get)
-    return best, scores
 
 
 # -- PSIS k̂ of the importance weights -----------------------------------------------------
@@ -380,7 +336,7 @@ def scores_with_guide(model) -> bool:
 
 def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: int | None = None,
           num_samples: int = 1000, khat: bool = True, val: torch.Tensor | None = None, seed: int = 0,
-          dequantized: bool = False, khat_warn: float = 0.1) -> Score:
+          dequantized: bool = False, khat_warn: float = 0.1, refine: int = 0) -> Score:
     """The test log-likelihood of ``model`` on ``x``, the same number wherever it is asked for.
 
     - exact models (GMM, pixel models, the language model): their exact log p(x);
@@ -397,8 +353,12 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
     :param y: the true labels, for the CVAE's ``conditional`` column (ignored otherwise).
     :param dequantized: the data carry uniform dequantization noise: a categorical pixel
         model's mass becomes the density of the dequantized pixels.
+    :param refine: IWAE rows only: a proposal fitted to each test example for this many steps,
+        started from the guide (:func:`log_likelihood`'s ``refine``); the estimator says so.
     """
     num_samples = _check_count("num_samples", num_samples)
+    iwae = "IWAE" + (f", q refined {refine} steps" if refine else "")
+    opts = {"refine": refine} if refine else {}
     exact = bool(getattr(model, "has_exact_log_prob", False))
     with torch.no_grad():
         if getattr(model, "kind", None) == "gan" and hasattr(model, "fit_parzen"):
@@ -413,12 +373,13 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
             if not n_classes:
                 raise ValueError(f"{type(model).__name__} is conditional: score needs n_classes")
             values = marginal_log_likelihood(model, x, n_classes, prior="model" if own else None,
-                                             num_samples=num_samples)
-            cond = None if y is None else log_likelihood(model, x, y=y, num_samples=num_samples).cpu()
+                                             num_samples=num_samples, **({} if exact else opts))
+            cond = None if y is None else log_likelihood(model, x, y=y, num_samples=num_samples,
+                                                         **({} if exact else opts)).cpu()
             if cond is not None and own:  # log p(x | y) = log p(x, y) − log p(y); None if p(y) is not one site
                 lp_y = model.label_log_prior(x, y)
                 cond = None if lp_y is None else cond - lp_y.cpu()
-            return Score(values.cpu(), f"{'exact' if exact else 'IWAE'}, marginal over labels",
+            return Score(values.cpu(), f"{'exact' if exact else iwae}, marginal over labels",
                          None if exact else num_samples, conditional=cond,
                          extra={"label_prior": f"the model's site {own!r}" if own else f"uniform over {n_classes}"})
         if exact:
@@ -431,9 +392,9 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
             return Score(model.log_prob(x, num_samples=num_samples).cpu(), model.estimator, num_samples)
         want = bool(khat) and num_samples > 1
         if hasattr(model, "pyro_name"):  # a Story: its log_prob prepares the data (and an automatic guide)
-            values, lw = model.log_prob(x, num_samples=num_samples, return_weights=True)
+            values, lw = model.log_prob(x, num_samples=num_samples, return_weights=True, **opts)
         else:
-            values, lw = log_likelihood(model, x, num_samples=num_samples, return_weights=True)
+            values, lw = log_likelihood(model, x, num_samples=num_samples, return_weights=True, **opts)
         lw = lw if want else None
     share = warning = k = None
     if lw is not None:
@@ -442,7 +403,7 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
         if share > khat_warn:
             warning = (f"PSIS k̂ > {KHAT_BAD} for {100 * share:.0f} % of the test points: the guide is a poor "
                        "proposal there and the IWAE estimate may be too low")
-    return Score(values.cpu(), "IWAE", num_samples, khat_share=share, warning=warning, log_weights=lw, khat=k)
+    return Score(values.cpu(), iwae, num_samples, khat_share=share, warning=warning, log_weights=lw, khat=k)
 
 
 def elbo_per_example(story, x: torch.Tensor, *, y: torch.Tensor | None = None,

@@ -5,7 +5,8 @@
 - :func:`fit_adversarial` (:mod:`.adversarial`): the GAN game, on a data tensor or a sampler.
 - :mod:`.callbacks`: progress bar, log line, early stopping, checkpoint/resume, logging hooks.
 - :mod:`.distributed`: multi-process SVI under ``torchrun``.
-- :func:`refit_guide` (:mod:`.refit`): train a trained story's guide alone, model frozen (a tighter proposal).
+- :func:`refit_guide` (:mod:`.refit`): train a trained story's guide alone, model frozen (a tighter proposal);
+  :func:`refine_proposal`: a proposal fitted to each example being scored.
 """
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from .adversarial import LOSSES, discriminator_loss, fit_adversarial, generator_
 from .callbacks import (Callback, Checkpointer, DivergenceError, EarlyStopping, Logger, Trainer, TrainResult, last_path,
                         log, progress_bar, rng_state, set_rng_state)
 from .em import fit_em
-from .refit import model_parameters, refit_guide
+from .refit import model_parameters, refine_proposal, refit_guide
 from .svi import ELBOS, fit_svi, make_elbo
 
 __all__ = [
-    "fit_svi", "make_elbo", "ELBOS", "fit_em", "fit_adversarial", "refit_guide", "model_parameters",
+    "fit_svi", "make_elbo", "ELBOS", "fit_em", "fit_adversarial", "refit_guide", "refine_proposal", "model_parameters",
     "LOSSES", "discriminator_loss", "generator_loss", "gradient_penalty",
     "Callback", "Logger", "Trainer", "TrainResult", "Checkpointer", "EarlyStopping", "DivergenceError",
     "last_path", "log", "progress_bar", "rng_state", "set_rng_state",

@@ -44,7 +44,7 @@ import pyro.distributions as dist
 import torch
 
 from ..data import check_data
-from ..evaluate import parzen_log_prob, select_parzen_bandwidth
+from ..parzen import parzen_log_prob, select_parzen_bandwidth
 from ..infer.adversarial import check_loss, fit_adversarial
 from ..infer.callbacks import TrainResult
 from ..nn import (OUTPUTS, ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator, check_hidden,

@@ -102,7 +102,8 @@ BOUNDS: dict[str, list] = {
                        ("--nuts-warmup", lambda c: c.nuts_warmup, 0, MAX_IMPORTANCE, "NUTS warm-up steps")],
     "CompareConfig": [("--num-samples", lambda c: c.num_samples, 1, MAX_IMPORTANCE, "importance samples per point"),
                       ("--refit-guide", lambda c: c.refit_guide, 0, None, ""),
-                      ("--refit-k", lambda c: c.refit_k, 1, MAX_IMPORTANCE, "samples of z per example and step")],
+                      ("--refit-k", lambda c: c.refit_k, 1, MAX_IMPORTANCE, "samples of z per example and step"),
+                      ("--refine", lambda c: c.refine, 0, MAX_IMPORTANCE, "Adam steps per test example")],
     **{name: [("--num-particles", lambda c: c.num_particles, 1, MAX_IMPORTANCE, "samples of z per example and step")]
        for name in ("VAEConfig", "CVAEConfig", "HVAEConfig")},
 }

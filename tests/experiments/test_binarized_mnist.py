@@ -77,3 +77,20 @@ def test_binarized_mnist_status_names_each_learning_rate():
     assert bm._lr_steps(hist) == [(1, None), (2, 5e-4)]
     assert "Adam lr 0.002 from epoch 1, then 0.0005 from epoch 2" in bm._status("pixelrnn", None, hist, False)
     assert "Adam lr" not in bm._status("pixelrnn", None, hist[1:], False)
+
+
+def test_binarized_mnist_train_valid_and_refined_scoring(tmp_path, data_dir):
+    code, out, argv = run_quick("binarized_mnist", tmp_path, data_dir, "--models", "vae", "--train-valid",
+                                "--refine", "3")
+    assert code == 0
+    row = {r["name"]: r for r in json.loads((out / "likelihood_table.json").read_text())["rows"]}["vae"]
+    assert row["train_size"] == 2000 + 500  # quick: 2k training images, plus the 500 validation images
+    assert row["estimator"] == "IWAE, q refined 3 steps" and row["refine_steps"] == 3
+    assert "train + valid" in row["status"] and "fitted to each test image" in row["status"]
+    # the resume file remembers its training set: resuming or scoring without the flag is refused
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", argv + ["--models", "vae"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", argv + ["--models", "vae", "--refine", "-1"])
+    assert e.value.code == 2

@@ -78,6 +78,26 @@ def test_refit_guide_before_scoring_from_cli(tmp_path, capsys):
     assert "--refit-guide must be >= 0" in capsys.readouterr().err
 
 
+def test_refined_proposal_from_cli_and_api(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(["compare", "--models", "gmm,vae", "--epochs", "1", "--num-samples", "4", "--out", str(first),
+                 "--quiet", "--no-diagnostics"]) == 0
+    plain = {m["name"]: m for m in json.loads((first / "results.json").read_text())["models"]}
+    out = tmp_path / "refined"
+    assert main(["compare", "--refine", "5", "--from", str(first), "--models", "gmm,vae", "--num-samples", "4",
+                 "--out", str(out), "--quiet", "--no-diagnostics"]) == 0
+    refined = {m["name"]: m for m in json.loads((out / "results.json").read_text())["models"]}
+    assert refined["vae"]["estimator"] == "IWAE, q refined 5 steps" and plain["vae"]["estimator"] == "IWAE"
+    assert refined["gmm"] == {**refined["gmm"], "estimator": "exact",
+                              "test_log_likelihood": plain["gmm"]["test_log_likelihood"]}  # exact: untouched
+    cfg = CompareConfig(models="vae", from_dir=str(first), num_samples=4, refine=5, no_diagnostics=True,
+                        run=RunConfig(out=str(tmp_path / "api"), quiet=True))
+    assert compare(cfg).rows[0]["estimator"] == "IWAE, q refined 5 steps"
+    capsys.readouterr()
+    assert main(["compare", "--models", "vae", "--refine", "-2", "--out", str(tmp_path / "bad")]) == 2
+    assert "--refine must be >= 0" in capsys.readouterr().err
+
+
 def test_refit_for_scoring_skips_models_whose_score_uses_no_guide():
     from probgen.data import load
     from probgen.models import GAN, GMM
