@@ -15,7 +15,7 @@ LAYERS = {
     "_version": 0, "_warnings": 0,
     "data": 1, "nn": 1,
     "likelihoods": 2, "check": 2, "codes": 2, "story": 2, "adapt": 2,
-    "infer": 3, "evaluate": 3, "io": 3, "runs": 3,  # one layer: trainers, the estimator, the checkpoint format
+    "infer": 3, "evaluate": 3, "parzen": 3, "io": 3, "runs": 3,  # one layer: trainers, the estimators, the checkpoint format
     "models": 4,
     "diagnostics": 5, "metrics": 5, "plots": 5,
     "recipes": 6,
