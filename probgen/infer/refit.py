@@ -207,9 +207,10 @@ def refine_proposal(story, x: torch.Tensor, y: torch.Tensor | None = None, *, st
     bound = _DReGBound(proposal, num_particles=num_particles, max_plate_nesting=getattr(story, "max_plate_nesting", 1),
                        vectorize_particles=True)
     opt = torch.optim.Adam(params, lr=lr)
+    model = story.model if model is None else model
     with torch.enable_grad():
         for _ in range(steps):
-            loss = bound.differentiable_loss(story.model if model is None else model, proposal, *args)  # Σ over examples: each owns its params
+            loss = bound.differentiable_loss(model, proposal, *args)  # Σ over examples: each owns its parameters
             for p, g in zip(params, torch.autograd.grad(loss, params)):
                 p.grad = g
             opt.step()
