@@ -392,7 +392,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     models = chosen_rows(ap, args, ROWS)
     for flag in ("train_size", "test_size", "iwae_k", "iwae_train_k", "refit_guide", "refit_k", "refine"):
-        low = 0 if flag in ("train_size", "test_size", "refit_guide", "refine") else 1 if flag in ("iwae_k", "refit_k") else 2
+        low = 0 if flag in ("train_size", "test_size", "refit_guide", "refine") else \
+            1 if flag in ("iwae_k", "refit_k") else 2
         if getattr(args, flag) < low:
             ap.error(f"--{flag.replace('_', '-')} must be >= {low}")
     if args.lr is not None and not 0 < args.lr < 1:
