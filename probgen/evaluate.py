@@ -401,8 +401,9 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
         k = psis_khat(lw.numpy())
         share = float((k > KHAT_BAD).mean())
         if share > khat_warn:
-            warning = (f"PSIS k̂ > {KHAT_BAD} for {100 * share:.0f} % of the test points: the guide is a poor "
-                       "proposal there and the IWAE estimate may be too low")
+            warning = (f"PSIS k̂ > {KHAT_BAD} for {100 * share:.0f} % of the test points: the "
+                       f"{'refined proposal' if refine else 'guide'} is a poor proposal there and the IWAE estimate "
+                       "may be too low")
     return Score(values.cpu(), iwae, num_samples, khat_share=share, warning=warning, log_weights=lw, khat=k)
 
 
