@@ -123,3 +123,16 @@ def test_two_latent_sites_in_one_plate_are_refined_together():
     assert set(q.sites) == {"z1", "z2"} and all(s[3] == [("data", 5, -1)] for s in q.sites.values())
     v = probgen.log_likelihood(hvae, ds.test[:5], num_samples=4, refine=2)
     assert v.shape == (5,) and torch.isfinite(v).all()
+
+
+def test_a_story_with_an_inner_token_plate_is_refined_per_sentence():
+    from probgen.models.sentence_vae import SentenceVAE
+
+    m = SentenceVAE(20, embed_dim=8, hidden=16, z_dim=3, word_dropout=0.0, kl_anneal="none").eval()
+    x = torch.randint(4, 20, (6, 7))
+    x[:, -1] = 3  # <eos>
+    q = refine_proposal(m, m.prepare(x)[0], steps=3)
+    loc, _, event_dim, plates = q.sites["z"]
+    assert loc.shape == (6, 1, 3) and event_dim == 1 and plates == [("sentences", 6, -2)]  # one code per sentence
+    v = probgen.log_likelihood(m, x, num_samples=5, refine=5)
+    assert v.shape == (6,) and torch.isfinite(v).all()
