@@ -361,6 +361,8 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
 
 
 def main(argv=None) -> int:
+    from probgen.infer.refit import REFINE_PARTICLES
+
     ap = experiment_parser(__doc__, ROWS)
     ap.add_argument("--train-size", type=int, default=0, help="train on N random training images (0: all 50,000)")
     ap.add_argument("--test-size", type=int, default=1000, help="score N random test images (0: all 10,000)")
@@ -374,14 +376,14 @@ def main(argv=None) -> int:
     ap.add_argument("--refit-k", type=int, default=10, help="k of the bound --refit-guide trains with")
     ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
                     help="score a latent-variable row with a proposal fitted to each test image for STEPS Adam steps "
-                         "(IWAE k=50, from the guide; model frozen): the amortisation gap leaves the number, p(x) "
-                         "is unchanged (the estimator column says so)")
+                         f"(IWAE k={REFINE_PARTICLES}, from the guide; model frozen): the amortisation gap leaves the "
+                         "number, p(x) is unchanged (the estimator column says so)")
     ap.add_argument("--lr", type=float, default=None,
                     help="Adam learning rate of this invocation for the SVI rows (default: the row's; EM and the GAN "
                          "keep theirs); a resumed row continues with it, e.g. a step decay once validation flattens "
                          "(the learning curve records it)")
     ap.add_argument("--train-valid", action="store_true",
-                    help="train on train + validation (60,000 images), as papers do for a final model once the "
+                    help="train on train + validation (60,000 images), a common way to train a final model once the "
                          "recipe is fixed; the validation curve is then not held out (stated in the status). Keep "
                          "such rows in their own --work: a resume file remembers which set it trained on")
     ap.add_argument("--rewind", action="store_true",
@@ -403,6 +405,7 @@ def main(argv=None) -> int:
 
     from probgen import __version__
     from probgen.data import load
+    from probgen.evaluate import scores_with_guide
 
     try:
         ds = load("binarized-mnist", args.data_dir, seed=args.seed)
@@ -472,10 +475,10 @@ def main(argv=None) -> int:
             row["guide_refit"] = refit
             row["status"] += (f"; guide refit before scoring (IWAE k={refit['k']}, {refit['epochs']} epochs, best "
                               f"{refit['best_epoch']}; model frozen, p(x) unchanged)")
-        if args.refine and row["estimator"].startswith("IWAE"):
+        if args.refine and scores_with_guide(model):
             row["refine_steps"] = args.refine
             row["status"] += (f"; scored with a proposal fitted to each test image ({args.refine} Adam steps on the "
-                              "IWAE k=50 bound from the guide; model frozen, p(x) unchanged)")
+                              f"IWAE k={REFINE_PARTICLES} bound from the guide; model frozen, p(x) unchanged)")
         if args.train_valid:
             row["status"] += f"; trained on train + valid ({len(ds.train)} images: the validation curve is not held out)"
         if name.startswith("iwae-k"):

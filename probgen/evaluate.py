@@ -108,14 +108,14 @@ def log_weights(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None
 
 def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: int, *,
                   keep_weights: bool = False, refine: int = 0, **pair) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if refine:
+        from .infer.refit import refine_proposal
     out, kept = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         yb = None if y is None else y[start:start + batch_size]
         chunk_pair = pair
         if refine:  # this chunk's own proposal: the guide refined per example
-            from .infer.refit import refine_proposal
-
             chunk_pair = {**pair, "guide": refine_proposal(story, xb, yb, steps=refine, **pair)}
         acc, done, parts = None, 0, []  # running logsumexp over sample chunks, [n]
         while done < num_samples:

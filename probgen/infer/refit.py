@@ -33,7 +33,10 @@ from ..check import sample_sites, trace_pair
 from .svi import IWAE_ELBO
 
 __all__ = ["NoGuideParameters", "model_parameters", "guide_parameters", "refit_guide", "LocalProposal",
-           "refine_proposal"]
+           "refine_proposal", "REFINE_PARTICLES"]
+
+#: k of the IWAE bound each example's proposal is fitted with (:func:`refine_proposal`)
+REFINE_PARTICLES = 50
 
 
 class NoGuideParameters(ValueError):
@@ -187,7 +190,8 @@ def _local_sites(story, args, guide) -> dict:
 
 
 def refine_proposal(story, x: torch.Tensor, y: torch.Tensor | None = None, *, steps: int = 100,
-                    num_particles: int = 50, lr: float = 0.01, model=None, guide=None) -> LocalProposal:
+                    num_particles: int = REFINE_PARTICLES, lr: float = 0.01, model=None,
+                    guide=None) -> LocalProposal:
     """A proposal fitted to the examples ``x`` themselves: per example and latent site a Gaussian,
     started at the guide's location and scale, then ``steps`` Adam steps on the IWAE bound with
     ``num_particles`` samples. The model is not changed (its parameters get no gradient).
