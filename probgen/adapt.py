@@ -18,6 +18,8 @@ ever unpickled.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import inspect
 import re
 import types
@@ -145,7 +147,8 @@ class PyroProgram(Story):
         self.style = "class" if is_class else ("module" if owner is not None else "functions")
         sig = _positional(model)
         self.takes_y = len(sig) >= 2
-        self.needs_labels = self.takes_y and sig[1].default is inspect.Parameter.empty
+        if self.takes_y and sig[1].default is inspect.Parameter.empty:  # model(x, y): y is required
+            self.traits = replace(self.traits, labels=True)
         self.x_shape: list | None = None
         given = (args or {}).get("n_classes", getattr(owner, "n_classes", None))
         self.n_classes: int | None = given if isinstance(given, int) and given > 0 else None

@@ -19,10 +19,10 @@ Constructor arguments are recorded automatically, so they must be plain values
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,8 +33,10 @@ from torch import nn
 
 from .check import StoryCheck, check_story, latent_sites
 from .data import check_data
+from .runtime import registered_quietly  # noqa: F401 - re-exported (trainers import it from runtime)
 
-__all__ = ["Story", "REGISTRY", "register", "StoryCheck", "AUTOGUIDES", "registered_quietly"]
+__all__ = ["Story", "Traits", "ESTIMATORS", "OFFERS", "REGISTRY", "register", "StoryCheck", "AUTOGUIDES",
+           "registered_quietly"]
 
 #: ``autoguide`` values -> Pyro autoguide class name
 AUTOGUIDES = {"normal": "AutoNormal", "delta": "AutoDelta"}
@@ -58,17 +60,64 @@ def register(cls: type["Story"]) -> type["Story"]:
     return cls
 
 
-@contextlib.contextmanager
-def registered_quietly(story: nn.Module):
-    """While inside, a story whose parameters a trainer registered once skips ``pyro.module`` in
-    :meth:`Story.register_params` (~1 ms a step) and Pyro's per-site validation (done by that
-    first registration step and ``check_story``)."""
-    story.__dict__["_params_registered"] = True
-    try:
-        with pyro.validation_enabled(False):
-            yield
-    finally:
-        story.__dict__.pop("_params_registered", None)
+@dataclass(frozen=True)
+class Traits:
+    """What a story *is*, declared once on its class (``traits = Traits(...)``, or per instance in
+    ``__init__`` when a constructor argument decides it). Trainers, the estimator, the recipes and
+    the report read these fields and nothing else: no ``hasattr`` probing, no family names.
+
+    :param trainers: names of the trainers that can fit it (:data:`probgen.infer.TRAINERS`: ``"svi"``,
+        ``"em"``, ``"adversarial"``); the first is what :meth:`Story.fit` uses by default.
+    :param labels: ``model(x, y)`` needs labels ``y`` (a conditional story).
+    :param estimator: how :func:`probgen.evaluate.score` estimates log p(x): ``"exact"`` (the
+        story's own ``log_prob``), ``"iwae"`` (importance sampling with the guide), ``"proposal"``
+        (importance sampling with a proposal the story declares: ``log_prob`` supplies it), or
+        ``"parzen"`` (kernel density on samples: GANs).
+    :param proposal_name: the table's name of a ``"proposal"`` estimator (e.g. ``"IS, fitted code prior"``).
+    :param guide: the guide is a real posterior approximation over per-example latents, so an IWAE
+        estimate exists (for an ``"exact"`` story too: then ``score(estimator="iwae")`` can check it).
+    :param memory_per_example: floats one example costs per importance sample when scored, beyond
+        the data (e.g. decoder logits T × V of a sentence); ``0``: the estimator's default budget.
+    :param offers: optional abilities, named: ``"encode"``/``"decode"`` (a code space),
+        ``"sample_mean"`` (``sample(n, mean=True)``), ``"transfer"`` (style transfer),
+        ``"complete"`` (image completion), ``"responsibilities"`` (posterior over a discrete site),
+        ``"text"`` (sentences in and out), ``"label_prior"`` (a p(y) site of its own).
+    """
+
+    trainers: tuple[str, ...] = ("svi",)
+    labels: bool = False
+    estimator: str = "iwae"
+    proposal_name: str | None = None
+    guide: bool = True
+    memory_per_example: int = 0
+    offers: frozenset = frozenset()
+
+    def __post_init__(self):
+        if not self.trainers or not all(isinstance(t, str) for t in self.trainers):
+            raise ValueError(f"traits: trainers must name at least one trainer, got {self.trainers!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"traits: estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
+        unknown = set(self.offers) - set(OFFERS)
+        if unknown:
+            raise ValueError(f"traits: unknown abilities {sorted(unknown)} (known: {', '.join(OFFERS)})")
+        object.__setattr__(self, "trainers", tuple(self.trainers))
+        object.__setattr__(self, "offers", frozenset(self.offers))
+
+    @property
+    def trainer(self) -> str:
+        """The default trainer."""
+        return self.trainers[0]
+
+    @property
+    def exact(self) -> bool:
+        """log p(x) is computed exactly (no sampling)."""
+        return self.estimator == "exact"
+
+
+#: ``Traits.estimator`` values
+ESTIMATORS = ("exact", "iwae", "proposal", "parzen")
+#: ``Traits.offers`` values
+OFFERS = ("encode", "decode", "sample_mean", "transfer", "complete", "responsibilities", "text", "label_prior")
 
 
 class Story(nn.Module):
@@ -90,7 +139,8 @@ class Story(nn.Module):
 
     kind: ClassVar[str] = "story"
     elbo: ClassVar[str] = "trace"
-    has_exact_log_prob: ClassVar[bool] = False
+    #: what this story is (trainer, labels, estimator, abilities): see :class:`Traits`
+    traits: ClassVar[Traits] = Traits()
     max_plate_nesting: ClassVar[int] = 1
     autoguide: ClassVar[str | None] = None
     #: the same aten operations every step (no Python state read per step, no buffers): long fits
@@ -101,10 +151,21 @@ class Story(nn.Module):
         super().__init_subclass__(**kwargs)
         if "kind" not in cls.__dict__:
             cls.kind = cls.__name__.lower()
+        _legacy_traits(cls)
         init = cls.__dict__.get("__init__")
         if init is not None:
             cls.__init__ = _recording_init(init)
         register(cls)
+
+    @property
+    def has_exact_log_prob(self) -> bool:
+        """``traits.estimator == "exact"`` (the older spelling, kept for user stories)."""
+        return self.traits.exact
+
+    @property
+    def needs_labels(self) -> bool:
+        """``traits.labels`` (the older spelling, kept for user stories)."""
+        return self.traits.labels
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -158,40 +219,39 @@ class Story(nn.Module):
         return check_data(x), y
 
     # -- the probgen API ---------------------------------------------------------
-    def fit(self, x, *, y=None, val=None, val_y=None, epochs: int = 20, batch_size: int = 128,
-            lr: float = 1e-3, elbo: str | None = None, progress: bool = True,
-            checkpoint: str | Path | None = None, resume: bool = False, patience: int | None = 10,
-            check: bool = True, **options: Any) -> "Story":
-        """Train by SVI (see :func:`probgen.infer.svi.fit_svi` for every option).
+    def fit(self, x, *, y=None, val=None, val_y=None, method: str | None = None, **options: Any) -> "Story":
+        """Train with the trainer this story declares (``traits.trainers[0]``: SVI for most, EM for the
+        GMM, the adversarial game for the GAN), or with ``method`` when the story allows several.
 
-        :param x: training data ``[n, ...]``; ``y``: labels for conditional models.
-        :param val: validation data (early stopping, best-model selection).
-        :param elbo: objective name (:data:`probgen.check.ELBOS`); ``None``/``"auto"``: the
-            story's declared ``elbo``, switched to ``TraceEnum_ELBO`` when a site is enumerated.
-        :param check: first run :meth:`check` on a few examples (clear errors naming the site).
-        :return: ``self``, trained; ``self.train_result`` holds the history and
-            ``self.checked`` what :meth:`check` found.
+        :param x: training data ``[n, ...]``; ``y``: labels for conditional stories.
+        :param val: validation data (early stopping and best-model selection where the trainer has them).
+        :param method: a trainer name from ``traits.trainers`` (``GMM.fit(x, method="svi")``).
+        :param options: the trainer's options (:func:`probgen.infer.train` lists where they are
+            documented: ``epochs``, ``lr``, ``checkpoint``, ``callbacks``, ...).
+        :return: ``self``, trained; ``self.train_result`` holds the history.
         """
-        x, y = self.prepare(x, y)
-        if val is not None:
-            val, val_y = self.prepare(val, val_y)
-        x = x.to(self.device)
-        y = None if y is None else torch.as_tensor(y, device=self.device)  # labels beside the data, moved once
-        val_y = None if val_y is None else torch.as_tensor(val_y, device=self.device)
-        if self.autoguide is not None and self._modules.get("_autoguide") is None:
-            self._setup_autoguide(x, y)  # before fit_svi copies the state
-        if check:
-            self.checked = self.check(x, y, elbo=elbo)
-            elbo = self.checked.elbo
-        elif elbo in (None, "auto"):
-            elbo = "trace" if self.elbo == "auto" else self.elbo
-        from .infer.svi import fit_svi  # the documented exception: Story.fit delegates upwards
+        from .infer import train  # the documented exception: Story.fit hands the story to its trainer
 
-        self.train_result = fit_svi(
-            self, x, y=y, val=None if val is None else val.to(self.device), val_y=val_y,
-            epochs=epochs, batch_size=batch_size, lr=lr, elbo=elbo, progress=progress,
-            checkpoint=checkpoint, resume=resume, patience=patience, **options)
+        self.train_result = train(self, x, y=y, val=val, val_y=val_y, method=method, **options)
         return self
+
+    # -- the pieces a trainer asks of the story (defaults: nothing to do) ----------------------
+    def begin_fit(self, x: torch.Tensor, y: torch.Tensor | None, *, method: str, options: dict) -> None:
+        """Called by :func:`probgen.infer.train` on prepared data before the trainer runs: size lazily
+        built parameters, initialise (the GMM's k-means start), take the options only the story
+        understands out of ``options`` (``options.pop``)."""
+
+    def end_fit(self, x: torch.Tensor, y: torch.Tensor | None, *, val=None, val_y=None) -> None:
+        """Called after the trainer has restored the best state, before the final checkpoint is
+        written: fit what depends on the trained networks (the auto-encoder's code Gaussian, the
+        GAN's Parzen bandwidth on ``val``)."""
+
+    def epoch_end(self, record: dict) -> None:
+        """Called by every trainer after each epoch (model in eval mode), before the callbacks:
+        add numbers to ``record`` (the sentence VAE's KL and active units)."""
+
+    def step_end(self) -> None:
+        """Called by every trainer after each training step (the sentence VAE's annealing counter)."""
 
     def log_prob(self, x, y=None, *, num_samples: int = 1000, **options) -> torch.Tensor:
         """Per-example log p(x) in nats: exact if the model has it, else IWAE with K samples
@@ -318,6 +378,23 @@ class Story(nn.Module):
             return cls.from_checkpoint(payload, device=device)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
+
+
+def _legacy_traits(cls: type) -> None:
+    """Fold the older class attributes ``has_exact_log_prob`` / ``needs_labels`` of a user story into
+    its :class:`Traits` (they are read-only views of ``traits`` on :class:`Story`)."""
+    from dataclasses import replace
+
+    changes = {}
+    if "has_exact_log_prob" in cls.__dict__ and not isinstance(cls.__dict__["has_exact_log_prob"], property):
+        if cls.__dict__["has_exact_log_prob"]:
+            changes["estimator"] = "exact"
+        delattr(cls, "has_exact_log_prob")
+    if "needs_labels" in cls.__dict__ and not isinstance(cls.__dict__["needs_labels"], property):
+        changes["labels"] = bool(cls.__dict__["needs_labels"])
+        delattr(cls, "needs_labels")
+    if changes:
+        cls.traits = replace(cls.traits, **changes)
 
 
 def _recording_init(init):

@@ -1,5 +1,7 @@
 """Inference: one trainer per algorithm, all sharing :mod:`probgen.infer.callbacks`.
 
+- :func:`train` (:mod:`.trainers`): where ``Story.fit`` lands; hands the story to the trainer it declares.
+
 - :func:`fit_svi` (:mod:`.svi`): stochastic variational inference for any story.
 - :func:`fit_em` (:mod:`.em`): EM for a mixture whose E-step is the enumerated Pyro posterior.
 - :func:`fit_adversarial` (:mod:`.adversarial`): the GAN game, on a data tensor or a sampler.
@@ -16,8 +18,10 @@ from .callbacks import (Callback, Checkpointer, DivergenceError, EarlyStopping, 
 from .em import fit_em
 from .refit import model_parameters, refine_proposal, refit_guide
 from .svi import ELBOS, fit_svi, make_elbo
+from .trainers import TRAINERS, register_trainer, train
 
 __all__ = [
+    "train", "TRAINERS", "register_trainer",
     "fit_svi", "make_elbo", "ELBOS", "fit_em", "fit_adversarial", "refit_guide", "refine_proposal", "model_parameters",
     "LOSSES", "discriminator_loss", "generator_loss", "gradient_penalty",
     "Callback", "Logger", "Trainer", "TrainResult", "Checkpointer", "EarlyStopping", "DivergenceError",

@@ -18,18 +18,14 @@ TensorBoard writer plugs in there).
 """
 from __future__ import annotations
 
-import ast
 import math
-import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
-import numpy as np
-import torch
 
 from ..io import last_path  # the one place naming run files
+from ..runtime import log, progress_bar, rng_state, set_rng_state, set_threads  # noqa: F401 - re-exported
 
 __all__ = [
     "DivergenceError", "TrainResult", "progress_bar", "log", "rng_state", "set_rng_state", "last_path",
@@ -59,92 +55,6 @@ class TrainResult:
     steps: int = 0
     warnings: list[str] = field(default_factory=list)
     converged: bool | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress and log lines
-# ---------------------------------------------------------------------------------------------
-def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, desc: str, unit: str = "epoch",
-                 total: int | None = None):
-    """The one progress bar: tqdm over ``iterable`` (or a manual bar of ``total`` units when
-    ``iterable`` is ``None``: call ``update(n)``, then ``close()``).
-
-    Off when ``enabled`` is false or when the output is not a terminal; the quiet stand-in
-    offers the same methods (``set_postfix``, ``update``, ``close``), so callers never branch.
-    """
-    if not enabled:
-        return _Quiet(iterable)
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=False, dynamic_ncols=True, disable=None)
-
-
-class _Quiet:
-    """A progress bar that shows nothing."""
-
-    def __init__(self, iterable: Iterable | None):
-        self._it = iterable
-
-    def __iter__(self):
-        return iter(self._it if self._it is not None else ())
-
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def log(msg: str, *, file=None) -> None:
-    """Print one line above a live progress bar (not through it); ``file`` defaults to stderr."""
-    file = sys.stderr if file is None else file
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        print(msg, file=file, flush=True)
-        return
-    tqdm.write(msg, file=file)
-
-
-def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads for training: ``n``, or by default half the cores (at most 4):
-    one on a 2-core machine, where two threads competing with any other load ran 3.6-18× slower
-    than one (issue 20). Returns the number set.
-
-    :raises ValueError: ``n`` is not a positive integer.
-    """
-    import os
-
-    if n is None:
-        n = max(1, min(4, (os.cpu_count() or 2) // 2))
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"--threads must be >= 1, got {n!r}")
-    torch.set_num_threads(n)
-    return n
-
-
-# ---------------------------------------------------------------------------------------------
-# Random-number state (bit-identical resume)
-# ---------------------------------------------------------------------------------------------
-def rng_state() -> dict:
-    """All random-number-generator states, in a form ``weights_only`` loading accepts."""
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.as_tensor(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
-        "python": repr(random.getstate()),
-    }
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch"])
-    npst = state["numpy"]
-    np.random.set_state((npst[0], npst[1].numpy().astype(np.uint32), int(npst[2]), int(npst[3]), float(npst[4])))
-    random.setstate(ast.literal_eval(state["python"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +116,15 @@ class Checkpointer:
         """Write the model (what ``probgen.load`` reads) with ``extra`` (epoch, history) beside its weights."""
         if self.best is not None:
             self.model.save(self.best, extra=extra)
+
+    def save_final(self, result: Any, *, data: dict | None = None, extra: dict | None = None) -> None:
+        """Write the trained model once, at the end of a fit (the best state, restored by the trainer,
+        plus what the story's ``end_fit`` added): its training record (epochs, history, seconds),
+        ``data`` (the data spec) and ``extra`` (the recipe's numbers) beside the weights."""
+        if self.best is None:
+            return
+        record = {"epoch": len(result.history), "history": result.history, "fit_seconds": result.seconds}
+        self.model.save(self.best, data=data, extra={**record, **(extra or {})})
 
     def save_last(self, trainer: dict, optimizer: dict) -> None:
         """Write the resumable state: the current weights, the ``trainer`` state (epoch, history,

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..story import registered_quietly
+from ..runtime import registered_quietly
 from .callbacks import log
 from .svi import Objective, SVIStep, make_elbo
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..story import registered_quietly
+from ..runtime import registered_quietly
 from .callbacks import Callback, Callbacks, Trainer, TrainResult, progress_bar
 
 __all__ = ["fit_em"]

@@ -24,7 +24,7 @@ from pyro.infer.util import torch_item
 
 from ..check import ELBOS  # name -> (Pyro ELBO class name, is_jit)
 from ..data import batches
-from ..story import registered_quietly
+from ..runtime import registered_quietly
 from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, EarlyStopping, Trainer, TrainResult,
                         progress_bar, rng_state, set_rng_state)
 
@@ -404,6 +404,25 @@ def fit_svi(
     result.seconds = time.perf_counter() - t0
     hooks.end()
     return result
+
+
+def fit_story(story, x, *, y=None, val=None, val_y=None, elbo: str | None = None, check: bool = True,
+              **options: Any) -> TrainResult:
+    """The SVI trainer as :func:`probgen.infer.train` calls it, on prepared data: build an automatic
+    guide, run the story check (clear errors naming the site; ``TraceEnum_ELBO`` when a site is
+    enumerated), then :func:`fit_svi`.
+
+    :param elbo: objective name (:data:`ELBOS`); ``None``/``"auto"``: the story's declared ``elbo``.
+    :param check: run the story once on a few examples first.
+    """
+    if story.autoguide is not None and story._modules.get("_autoguide") is None:
+        story._setup_autoguide(x, y)  # before fit_svi copies the state
+    if check:
+        story.checked = story.check(x, y, elbo=elbo)
+        elbo = story.checked.elbo
+    elif elbo in (None, "auto"):
+        elbo = "trace" if story.elbo == "auto" else story.elbo
+    return fit_svi(story, x, y=y, val=val, val_y=val_y, elbo=elbo, **options)
 
 
 def _diverged(story: torch.nn.Module, error: Exception) -> bool:

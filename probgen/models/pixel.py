@@ -27,6 +27,8 @@ network for every pixel and draws the same images, a few hundred times slower
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 from typing import ClassVar, Sequence
 
@@ -123,7 +125,8 @@ class PixelModel(Story):
         self.backbone, self.shape, self.likelihood = backbone, shape, likelihood
         self.levels = levels if likelihood == "categorical" else 2
         self.n_classes = n_classes
-        self.needs_labels = n_classes is not None
+        if n_classes is not None:  # a class-conditional model needs labels
+            self.traits = replace(type(self).traits, labels=True)
         out = 1 if likelihood == "bernoulli" else levels
         net = GatedPixelCNN if backbone == "gated" else RowLSTMNet
         self.net = net(out_channels=out, channels=channels, n_layers=n_layers, kernel_size=kernel_size,

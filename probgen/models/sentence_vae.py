@@ -31,6 +31,8 @@ With ``latent=False`` there is no z and the same decoder is a plain GRU language
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 import sys
 from typing import Sequence
@@ -120,7 +122,8 @@ class SentenceVAE(Story):
         self.max_len = check_positive_int("max_len", max_len)
         self.elbo = elbo
         # the LM baseline has no code and hence an exact likelihood
-        self.has_exact_log_prob = not self.latent
+        if not self.latent:
+            self.traits = replace(type(self).traits, estimator="exact", guide=False)
 
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.encoder = SentenceEncoder(embed_dim, hidden, z_dim) if self.latent else None
