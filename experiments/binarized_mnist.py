@@ -24,6 +24,7 @@ The test split is sorted by class: ``--test-size N`` scores N test images drawn 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -53,12 +54,19 @@ NOT_RUN["iwae-k50"] += f" (k=5: {COST['iwae-k5']}); the paper trains 3,280 epoch
 ORDER = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
 
 
-def published() -> dict:
-    """Row name -> (published NLL, source and note), from :data:`probgen.evaluate.PUBLISHED` (the one list)."""
-    from probgen.evaluate import PUBLISHED
+#: row -> the published model it is set beside (by its name in :data:`probgen.recipes.published.PUBLISHED`)
+PUBLISHED_AS = {"gmm": "mixture of Bernoullis, K=500", "vae": "VAE, 1 stochastic layer (k=1 training)",
+                "iwae-k50": "IWAE, 1 stochastic layer, k=50", "pixelcnn": "PixelCNN", "pixelrnn": "PixelRNN (Row LSTM)"}
 
-    return {e["row"]: (e["nll"], e["source"] + (f"; {e['note']}" if e.get("note") else ""))
-            for e in PUBLISHED["binarized-mnist"] if e.get("row")}
+
+def published() -> dict:
+    """Row name -> (published NLL, source and note), from :data:`probgen.recipes.published.PUBLISHED` (the one
+    list, beside the compare table that prints it)."""
+    from probgen.recipes.published import published as literature
+
+    by_model = {e.model: e for e in literature("binarized-mnist")}
+    return {row: (by_model[m].nll, by_model[m].source + (f"; {by_model[m].note}" if by_model[m].note else ""))
+            for row, m in PUBLISHED_AS.items() if m in by_model}
 
 
 def row_name(model: str, iwae_k: int) -> str:
@@ -108,11 +116,10 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
     from scratch (a CPU-budget measure the row's status states). ``lr``: Adam's learning rate for this
     invocation (``None``: the row's default); a resumed run continues with it (a step decay by hand)."""
     import probgen
-    from probgen.infer.callbacks import TimeLimit
     from probgen.io import last_path
     from probgen.models import CVAE, VAE
     from probgen.recipes.config import RunConfig, seed_everything
-    from probgen.recipes.models import GMMConfig, VAEConfig, fit_svi_model, model_spec, save_model
+    from probgen.recipes.models import GMMConfig, VAEConfig, fit_model, model_spec
     from probgen.recipes.train import train_model
 
     path = work / f"{name}.pt"
@@ -124,14 +131,10 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
     run = RunConfig(out=str(work), seed=seed, device=device, quiet=quiet)
     # quick: two more epochs per invocation (a second one resumes); else --minutes is the cap
     opts, epochs = _settings(name, quick), _epochs_done(path) + 2 if quick else 100_000
-    if name == "gmm":
-        cfg = GMMConfig(n_components=opts["n_components"], max_iter=opts["max_iter"])
-        model = model_spec("gmm").build(cfg, ds).to(device)
-        model.fit(ds.train.to(device), max_iter=cfg.max_iter, seed=seed, progress=not quiet,
-                  callbacks=[TimeLimit(minutes)])
-        save_model(model, path, ds, extra={"fit_seconds": model.fit_seconds,
-                                           "history": model.train_result.history})
-        return model
+    if name == "gmm":  # the registry's fit: EM under --minutes, the file written once with its history
+        cfg = GMMConfig(n_components=opts["n_components"], max_iter=opts["max_iter"], minutes=minutes)
+        return fit_model(model_spec("gmm").build(cfg, ds), cfg, ds, path, run,
+                         extra=lambda trained: {"converged": bool(trained.train_result.converged)})
     if name in ("vae", "cvae") or name.startswith("iwae-k"):
         iwae_k = int(name[6:]) if name.startswith("iwae-k") else 1
         cls = CVAE if name == "cvae" else VAE
@@ -145,12 +148,12 @@ def train_row(name: str, ds, work: Path, *, minutes: float, quick: bool, seed: i
                 raise FileNotFoundError(f"--warm-start: {work / 'vae.pt'} missing (train the vae row first)")
             model.load_state_dict(probgen.load(work / "vae.pt").state_dict())
             (work / f"{name}.warm").write_text("warm-started from vae.pt\n")  # the row's status says so
-        return fit_svi_model(model, cfg, ds, path, run, labels=name == "cvae")
+        return fit_model(model, cfg, ds, path, run)  # labels when the story's traits say so
     if name in ("hierarchical", "pixelcnn", "pixelrnn"):  # the registry's own build and fit
         spec = model_spec("hvae" if name == "hierarchical" else name)
         cfg = spec.config(epochs=epochs, patience=None, resume=True, minutes=minutes, **opts)
         cfg = cfg if lr is None else replace(cfg, lr=lr)
-        return spec.fit(spec.build(cfg, ds), cfg, ds, path, run, [])
+        return spec.trainer(spec.build(cfg, ds), cfg, ds, path, run, [])
     # the GAN: the recipe's fit (classifier monitor, Parzen bandwidth on the validation set);
     # one epoch to time it, then as many as the budget allows, resuming each time
     from probgen.recipes.adversarial import GANConfig
@@ -273,8 +276,8 @@ def _order(name: str) -> int:
 
 def write_table(out: Path, rows: dict, meta: dict) -> None:
     """``likelihood_table.json`` (every row, merged by name) and ``table.md``."""
-    from probgen.evaluate import PUBLISHED
     from probgen.io import atomic_write, write_json
+    from probgen.recipes.published import published as literature
 
     rows = {n: rows[n] for n in sorted(rows, key=lambda n: (_order(n), n))}
     write_json(out / "likelihood_table.json", {**meta, "rows": list(rows.values())})
@@ -290,9 +293,9 @@ def write_table(out: Path, rows: dict, meta: dict) -> None:
         cpu = f"{r['cpu_hours']:.2f}" if r.get("cpu_hours") is not None else "—"
         lines.append(f"| {r['name']} | {nll} | {r.get('n_test') or '—'} | {est} | {kh} | {r.get('n_params') or '—'} "
                      f"| {r.get('epochs') or '—'} | {cpu} | {r['status']} | {pub} |")
-    lines += ["", "Published numbers (static binarization unless noted):", ""]
-    lines += [f"- {e['model']}: {e['nll']:.2f} ({e['source']}" + (f"; {e['note']}" if e.get("note") else "") + ")"
-              for e in PUBLISHED["binarized-mnist"]]
+    lines += ["", "Published numbers (the binarization of each test set named):", ""]
+    lines += [f"- {e.model}: {e.nll:.2f} ({e.binarization} binarization; {e.source}"
+              + (f"; {e.note}" if e.note else "") + ")" for e in literature("binarized-mnist")]
     lines += ["", f"probgen {meta['probgen_version']}; seed {meta['seed']}; test images drawn at random "
               "(the split is sorted by class); CPU-h = training wall-hours on one torch thread (shared, niced CPU)."]
     if meta.get("quick"):
@@ -335,11 +338,13 @@ def _lr_steps(hist: list) -> list[tuple[int, float | None]]:
     return steps
 
 
-def _status(name: str, model, hist: list, quick: bool) -> str:
+def _status(name: str, extra: dict, hist: list, quick: bool) -> str:
+    """The row's status line; ``extra``: what its checkpoint recorded beside the weights."""
+    extra = extra or {}
     if quick:
         return "quick smoke run: not a result"
     if name == "gmm":
-        return "EM converged" if getattr(model, "converged", False) else f"EM stopped after {len(hist)} iterations"
+        return "EM converged" if extra.get("converged") else f"EM stopped after {len(hist)} iterations"
     status = f"budget-limited: {len(hist)} epochs, not converged"
     vals = [r["val_loss"] for r in hist if "val_loss" in r]
     if vals:  # the checkpoint scored is the best-validation one: say where it was and whether it overfits
@@ -353,7 +358,7 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
         status += f"; one CPU epoch: {COST.get(name, '?')}" + \
             (f" (k=5: {COST['iwae-k5']}, k=50: {COST['iwae-k50']})" if name.startswith("iwae-k") else "")
     if name == "gan":
-        q = (getattr(model, "checkpoint_extra", None) or {}).get("quality") or {}
+        q = extra.get("quality") or {}
         if "classes_found" in q:
             status += f"; a digit classifier finds {q['classes_found']}/10 classes in its samples"
         status += "; Parzen windows are not a likelihood (they reward blur and memorisation)"
@@ -362,6 +367,7 @@ def _status(name: str, model, hist: list, quick: bool) -> str:
 
 def main(argv=None) -> int:
     from probgen.infer.refit import REFINE_PARTICLES
+    from probgen.recipes.models import checkpoint_extra
 
     ap = experiment_parser(__doc__, ROWS)
     ap.add_argument("--train-size", type=int, default=0, help="train on N random training images (0: all 50,000)")
@@ -460,14 +466,15 @@ def main(argv=None) -> int:
         write_json(out / "curves" / f"{name}.json", {"name": name, "history": hist})
         row = {"name": name, "family": family(name),
                **score_row(name, model, ds, test, test_y, k=k, seed=args.seed, refine=args.refine)}
-        kept = train_seconds(hist) or getattr(model, "fit_seconds", 0.0)
+        extra = checkpoint_extra(work / f"{name}.pt")  # what the trainer and the recipe wrote with the weights
+        kept = train_seconds(hist) or float(extra.get("fit_seconds", 0.0))
         secs = kept + rewound_seconds(work / f"{name}.pt")  # CPU-h count the epochs a rewind discarded
         row.update({"n_params": model.n_params(), "epochs": len(hist), "train_size": len(ds.train),
                     "train_wall_seconds": secs, "seconds_per_epoch": kept / max(len(hist), 1),
                     "cpu_hours": secs / 3600, "device": args.device, "torch_threads": torch.get_num_threads(),
                     "seed": args.seed, "probgen_version": __version__, "published_nll": pub.get(name, (None,))[0],
                     "samples": sample_grid(name, model, out, args.seed), "curve": f"curves/{name}.json",
-                    "status": _status(name, model, hist, args.quick)})
+                    "status": _status(name, extra, hist, args.quick)})
         for info in rewinds(work / f"{name}.pt"):
             row["status"] += (f"; rewound to its best epoch {info['best_epoch']} before an lr decay "
                               f"({info['discarded_epochs']} later epochs discarded, their time counted)")
@@ -487,10 +494,10 @@ def main(argv=None) -> int:
                 row["warm_start"] = "vae row"
                 row["status"] += "; warm-started from the VAE row's best weights, epochs counted from there"
         if name == "gan":
-            q = (getattr(model, "checkpoint_extra", None) or {}).get("quality") or {}
+            q = extra.get("quality") or {}
             row.update({k2: q[k2] for k2 in ("coverage", "classes_found", "classifier_test_accuracy") if k2 in q})
-        if name == "vae" and not args.quick:
-            model.save(out / "vae.pt")
+        if name == "vae" and not args.quick:  # a copy of the one file the trainer wrote
+            shutil.copyfile(work / "vae.pt", out / "vae.pt")
             row["checkpoint"] = "vae.pt"
         rows[name] = row
         print(f"{name}: NLL {row['nll']:.2f} ± {row['stderr']:.2f} nats ({row['estimator']}"

@@ -109,7 +109,7 @@ def measure_cvae(args, out: Path) -> dict:
             "confidence_per_class_means": rows["means"], "confidence_per_class_draws": rows["draws"],
             "confidence_per_class_real_test": rows["real"], "min_class_real_test": min(rows["real"]),
             "min_class_means": min(rows["means"]), "min_class_draws": min(rows["draws"]),
-            "pass": min(rows["means"]) >= QUALITY_TARGETS["cvae"]["min_class_confidence"]}
+            "pass": min(rows["means"]) >= QUALITY_TARGETS["class_means"]["min_class_confidence"]}
 
 
 def _bigrams(line: str) -> list[tuple[str, str]]:

@@ -13,33 +13,24 @@ __all__ = ["__version__", "Story", "as_story", "load_data", "log_likelihood", "f
 
 #: lazy names: ``import probgen`` must not pull in torch/pyro for ``probgen --help``
 _LAZY = {"Story": (".story", "Story"), "as_story": (".adapt", "as_story"), "load_data": (".data", "load"),
-         "score": (".evaluate", "score"), "recipes": (".recipes", None)}
+         "recipes": (".recipes", None)}
 
 
 def load(path, *, story=None, device: str = "cpu"):
-    """Load any probgen checkpoint (runs no code from the file).
+    """Load any probgen checkpoint (runs no code from the file): :meth:`probgen.Story.load` with every
+    family registered.
 
     :param story: for a checkpoint of your own program (a plain Pyro model/guide pair trained with
         ``probgen.fit`` or ``probgen train --story``): its class (rebuilt from the recorded
         constructor arguments), an instance, or the ``(model, guide)`` pair.
     :param device: where to put the model.
     """
-    from .adapt import PyroProgram
-    from .io import load_checkpoint
+    from . import adapt  # noqa: F401 - registers the wrapper of a user's program
+    from .models import _import_all
+    from .story import Story
 
-    payload = load_checkpoint(path)
-    if (payload.get("extra") or {}).get("program") is not None or story is not None:
-        try:
-            if (payload.get("extra") or {}).get("program") is not None:
-                return PyroProgram.from_checkpoint(payload, device=device, story=story)
-            if not hasattr(story, "from_checkpoint"):
-                raise ValueError(f"holds the built-in model {payload['kind']!r}: load it without story=")
-            return story.from_checkpoint(payload, device=device)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-    from .models import load as load_model
-
-    return load_model(path, device=device)
+    _import_all()
+    return Story.load(path, device=device, story=story)
 
 
 def __getattr__(name: str):
@@ -52,7 +43,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'probgen' has no attribute {name!r}")
 
 
-def log_likelihood(story, x, *, y=None, num_samples: int = 1000, refine: int = 0):
+def log_likelihood(story, x, *, y=None, num_samples: int = 1000, refine: int = 0, estimator: str | None = None):
     """Per-example log p(x) in nats for any story: exact where the model has it, else the
     importance-weighted estimate with ``num_samples`` codes per example (the story's own
     ``log_prob``, which also sums enumerated model sites exactly in each weight).
@@ -64,16 +55,31 @@ def log_likelihood(story, x, *, y=None, num_samples: int = 1000, refine: int = 0
     :param num_samples: K importance samples per example.
     :param refine: fit the proposal to each example for this many steps first, started from the guide
         (:func:`probgen.infer.refit.refine_proposal`): a tighter estimate of the same p(x) (at K = 1000 ~7× the time).
+    :param estimator: ``"iwae"``: the importance-weighted estimate with the guide even for a story whose
+        log p(x) is exact (PPCA): the check of one against the other. Default: as the story declares.
     """
-    return _story_of(story).log_prob(x, y, num_samples=num_samples, **({"refine": refine} if refine else {}))
+    from .evaluate import story_log_prob
+
+    return story_log_prob(_story_of(story), x, y, num_samples=num_samples, estimator=estimator,
+                          **({"refine": refine} if refine else {}))
+
+
+def score(model, x, **options):
+    """The test log-likelihood of any story on ``x`` (:func:`probgen.evaluate.score`, the one scoring policy:
+    the number ``compare``, the tour and the experiments report): a :class:`probgen.evaluate.Score`.
+    ``estimator="iwae"`` gives the IWAE estimate of a story that also has an exact one (PPCA)."""
+    from .evaluate import score as score_story
+
+    return score_story(_story_of(model), x, **options)
 
 
 def _story_of(program):
     """The Story of a user's program: one wrapper per object, so its parameters keep their
     param-store names across ``fit``, ``log_likelihood`` and ``sample`` calls."""
     from .adapt import as_story
+    from .story import Story
 
-    if hasattr(program, "pyro_name"):
+    if isinstance(program, Story):
         return program
     if isinstance(program, (tuple, list)):  # a (model, guide) pair: remembered by its functions
         key = tuple(program)
@@ -107,8 +113,8 @@ def fit(story, data, **train_options):
     story = _story_of(story)
     if isinstance(data, Dataset):
         train_options.setdefault("val", data.val)
-        # labels go to a story that takes them (a wrapped program whose model has no y does not)
-        if data.train_labels is not None and getattr(story, "takes_y", True):
+        # labels go to a story that declares it needs them (traits.labels: a CVAE, a program with model(x, y))
+        if data.train_labels is not None and story.traits.labels:
             train_options.setdefault("y", data.train_labels)
             train_options.setdefault("val_y", data.val_labels)
         data = data.train
@@ -122,7 +128,7 @@ def sample(model, n: int = 64, **options):
 
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         model = load(model)
-    elif not hasattr(model, "pyro_name"):
+    else:
         model = _story_of(model)
     with torch.no_grad():
         return model.sample(n, **options)

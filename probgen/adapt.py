@@ -33,7 +33,7 @@ from torch import nn
 from torch.distributions import transform_to
 
 from .check import StoryCheck, at_user_frame, check_story, sample_sites, trace_pair
-from .story import Story
+from .story import Story, Traits
 
 __all__ = ["PyroProgram", "as_story", "split_program", "constructor_args"]
 
@@ -119,6 +119,8 @@ class PyroProgram(Story):
 
     kind = "program"
     elbo = "trace"
+    # trained by SVI, scored by IWAE with the program's guide; a label argument is declared per instance
+    traits = Traits(offers={"sample_mean"})
 
     def __init__(self, program, guide=None, *, args: dict | None = None, name: str | None = None,
                  source: dict | None = None):
@@ -148,7 +150,7 @@ class PyroProgram(Story):
         sig = _positional(model)
         self.takes_y = len(sig) >= 2
         if self.takes_y and sig[1].default is inspect.Parameter.empty:  # model(x, y): y is required
-            self.traits = replace(self.traits, labels=True)
+            self.traits = replace(self.traits, labels=True, offers=self.traits.offers | {"sample_label"})
         self.x_shape: list | None = None
         given = (args or {}).get("n_classes", getattr(owner, "n_classes", None))
         self.n_classes: int | None = given if isinstance(given, int) and given > 0 else None
@@ -311,7 +313,7 @@ class PyroProgram(Story):
         return value.reshape(n, *self.x_shape)
 
     def _observed(self, x, y=None) -> list:
-        checked = getattr(self, "checked", None)
+        checked = self.checked
         if checked is None or not checked.observed:
             self.checked = self.check(x, y)
         return self.checked.observed

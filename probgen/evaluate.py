@@ -15,7 +15,9 @@ K: 100k images × K = 1000 work in ~64 MiB on CPU (docs/reliability.md).
 
 :func:`score` is the one scoring policy (the "test log-likelihood" column of
 ``compare``, the tour, the experiments and ``probgen.score``): log p(x) in nats per
-example, always the marginal over labels for a conditional model (CVAE).
+example, always the marginal over labels for a conditional model (CVAE). It reads what a story
+declares (``story.traits``: ``estimator``, ``labels``, ``guide``, ``memory_per_example``) and asks
+nothing else; ``estimator="iwae"`` gives the IWAE estimate of an exact story that has a guide (PPCA).
 """
 from __future__ import annotations
 
@@ -31,12 +33,15 @@ import torch
 from .check import is_enumerated, sample_sites, trace_pair
 from .parzen import PARZEN_KERNELS, parzen_log_prob, select_parzen_bandwidth  # noqa: F401 - re-exported
 
-__all__ = ["log_likelihood", "log_weights", "particle_traces", "marginal_log_likelihood", "elbo_per_example", "parzen_log_prob",
-           "select_parzen_bandwidth", "psis_khat", "Score", "score", "scores_with_guide", "LikelihoodResult", "summarize",
-           "PUBLISHED", "KHAT_BAD"]
+__all__ = ["log_likelihood", "story_log_prob", "prepared", "log_weights", "particle_traces", "marginal_log_likelihood",
+           "elbo_per_example", "parzen_log_prob", "select_parzen_bandwidth", "psis_khat", "Score", "score",
+           "scores_with_guide", "LikelihoodResult", "summarize", "KHAT_BAD", "FORCED_ESTIMATORS"]
 
 #: PSIS k̂ above this: the importance weights have too heavy a tail to trust the estimate
 KHAT_BAD = 0.7
+#: ``estimator=`` values a caller may ask for instead of the one the story declares: ``"iwae"`` (importance
+#: sampling with the story's guide, also for a story with an exact log p(x) that has a guide)
+FORCED_ESTIMATORS = ("iwae",)
 
 
 # -- IWAE, written once ------------------------------------------------------------------
@@ -76,7 +81,7 @@ def particle_traces(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | 
 
     :return: ``(guide_trace, model_trace)``.
     """
-    nesting = getattr(story, "max_plate_nesting", 1)
+    nesting = story.max_plate_nesting
     model = story.model if model is None else model
     guide = story.guide if guide is None else guide
     args = (x,) if y is None else (x, y)
@@ -92,15 +97,15 @@ def log_weights(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None
                 model: Callable | None = None, guide: Callable | None = None) -> torch.Tensor:
     """Importance log-weights ``log p(x, z_k) − log q(z_k | x)`` for one batch.
 
-    :param story: object with ``model(x, y)``, ``guide(x, y)`` and ``max_plate_nesting``
-        (the data plate outermost, at dim ``-max_plate_nesting``).
+    :param story: a :class:`probgen.Story` (``model(x, y)``, ``guide(x, y)`` and ``max_plate_nesting``:
+        the data plate outermost, at dim ``-max_plate_nesting``).
     :param x: a batch of data ``[n, ...]``.
     :param num_samples: K, vectorised in a plate left of the model's plates.
     :param model: the joint to score instead of ``story.model`` (same signature).
     :param guide: the proposal instead of ``story.guide`` (same signature, same latent sites).
     :return: tensor ``[K, n]``.
     """
-    nesting = getattr(story, "max_plate_nesting", 1)
+    nesting = story.max_plate_nesting
     guide_tr, model_tr = particle_traces(story, x, num_samples, y, model=model, guide=guide)
     lw = _log_joint(model_tr, nesting, enumerated=True) - _log_joint(guide_tr, nesting)
     return lw.expand(num_samples, len(x))
@@ -150,48 +155,92 @@ def log_likelihood(
     guide: Callable | None = None,
     return_weights: bool = False,
     refine: int = 0,
+    estimator: str | None = None,
 ):
-    """Per-example log p(x) in nats: exact when the model has it, else the IWAE estimate.
+    """Per-example log p(x) in nats: exact when the story declares it, else the IWAE estimate.
 
-    :param story: a trained model. If ``story.has_exact_log_prob`` is true its own
-        ``log_prob`` is used; otherwise its guide (or ``guide``) is the importance proposal.
+    :param story: a trained :class:`probgen.Story` on prepared data (:meth:`probgen.Story.log_prob` prepares
+        raw data). With ``story.traits.exact`` its own ``log_prob`` is used; otherwise its guide (or
+        ``guide``) is the importance proposal.
     :param x: data ``[n, ...]``.
     :param y: labels for conditional models.
     :param num_samples: K importance samples per example (ignored when exact).
     :param batch_size: examples per chunk (default: chosen from ``memory_budget``).
-    :param memory_budget: number of floats in the largest chunk tensor (K × batch × x_dim);
-        default 2**22 on CPU (faster than big chunks there: cache) and 2**26 on CUDA. The
-        peak is a small multiple of it (≈ 8× for the MLP VAEs: activations, log-probs).
+    :param memory_budget: number of floats in the largest chunk tensor (K × batch × the floats one
+        example costs per sample: x_dim × the enumerated values, plus ``story.traits.memory_per_example``,
+        e.g. a sentence's decoder logits); default 2**22 on CPU (faster than big chunks there: cache) and
+        2**26 on CUDA. The peak is a small multiple of it (≈ 8× for the MLP VAEs: activations, log-probs).
     :param model: score this joint instead of ``story.model`` (e.g. the auto-encoder's
         "code ~ prior, x ~ decoder" story); ``guide``: the proposal instead of ``story.guide``.
     :param return_weights: also return the log-weights ``[n, K]`` (``None`` when exact).
     :param refine: before scoring, fit a proposal to each example for this many Adam steps
         (:func:`probgen.infer.refit.refine_proposal`, started from the guide): a tighter estimate of
         the same p(x), still a lower bound in expectation; 0 (default): the guide as it is.
+    :param estimator: ``None`` (default): as the story declares; ``"iwae"``: importance sampling with the
+        guide even for a story whose log p(x) is exact (``traits.guide``: PPCA), to check one against the other.
     :return: tensor ``[n]`` (or ``(values, log-weights)``).
     """
     num_samples = _check_count("num_samples", num_samples)
     if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
         raise ValueError(f"refine must be a number of steps >= 0, got {refine!r}")
+    _check_forced(story, estimator, guide)
     was_training = story.training
     story.eval()
     try:
-        if getattr(story, "has_exact_log_prob", False) and model is None:
+        if estimator is None and model is None and story.traits.exact:
             values = story.log_prob(x) if y is None else story.log_prob(x, y=y)
             return (values, None) if return_weights else values
         if memory_budget is None:
             memory_budget = 2**26 if x.is_cuda else 2**22
         memory_budget = _check_count("memory_budget (a positive number of floats)", memory_budget)
-        x_dim = max(1, x[0].numel()) if len(x) else 1
-        x_dim *= _enum_size(story, x, y, model, guide)
-        sample_chunk = max(1, min(num_samples, memory_budget // (x_dim * 64)))
+        # floats one example costs per importance sample: its values (each enumerated value once more)
+        # and what the story declares beyond them
+        cost = (max(1, x[0].numel()) if len(x) else 1) * _enum_size(story, x, y, model, guide)
+        cost += story.traits.memory_per_example
+        sample_chunk = max(1, min(num_samples, memory_budget // (cost * 64)))  # ~64 examples per chunk
         if batch_size is None:
-            batch_size = max(1, min(len(x) or 1, memory_budget // (x_dim * sample_chunk)))
+            batch_size = max(1, min(len(x) or 1, memory_budget // (cost * sample_chunk)))
         values, lw = _chunked_iwae(story, x, y, num_samples, batch_size, sample_chunk,
                                    keep_weights=return_weights, refine=int(refine), model=model, guide=guide)
         return (values, lw) if return_weights else values
     finally:
         story.train(was_training)
+
+
+def _check_forced(story, estimator: str | None, guide: Callable | None = None) -> None:
+    """Refuse an ``estimator=`` the story cannot give (one line)."""
+    if estimator is None:
+        return
+    if estimator not in FORCED_ESTIMATORS:
+        raise ValueError(f"estimator must be None (as the story declares) or one of {', '.join(FORCED_ESTIMATORS)}, "
+                         f"got {estimator!r}")
+    if guide is None and not story.traits.guide:
+        raise ValueError(f"{type(story).__name__} has no guide over its latents (traits.guide is False): "
+                         "no IWAE estimate to give; score it as it declares (estimator=None)")
+
+
+def story_log_prob(story, x, y=None, *, estimator: str | None = None, **options) -> torch.Tensor:
+    """log p(x) of a story on raw data: its own ``log_prob`` (exact, or IWAE with its guide, as it declares),
+    or with ``estimator="iwae"`` the IWAE estimate with its guide even where the story is exact.
+
+    :param story: a :class:`probgen.Story`; ``x``, ``y``: raw data, prepared by ``story.prepare``.
+    :param options: :func:`log_likelihood`'s (``num_samples``, ``return_weights``, ``refine``, ...).
+    """
+    if estimator is None:
+        return story.log_prob(x, y, **options)
+    _check_forced(story, estimator)
+    x, y = prepared(story, x, y)
+    return log_likelihood(story, x, y=y, estimator=estimator, **options)
+
+
+def prepared(story, x, y=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Raw data as the story's estimators take it: ``story.prepare`` (checks, reshapes, encodes text), then
+    on the story's device (what :meth:`probgen.Story.log_prob` does before it estimates).
+
+    :return: ``(x, y)``, ``y`` a tensor or ``None``.
+    """
+    x, y = story.prepare(x, y)
+    return x.to(story.device), None if y is None else torch.as_tensor(y, device=story.device)
 
 
 def _enum_size(story, x, y, model, guide) -> int:
@@ -201,7 +250,7 @@ def _enum_size(story, x, y, model, guide) -> int:
         return 1
     rng = pyro.util.get_rng_state()
     try:
-        nesting = getattr(story, "max_plate_nesting", 1)
+        nesting = story.max_plate_nesting
         args = (x[:1],) if y is None else (x[:1], y[:1])
         with torch.no_grad(), pyro.plate("iwae_particles", 1, dim=-(nesting + 1)):
             guide_tr, tr = trace_pair(story.model if model is None else model, story.guide if guide is None else guide,
@@ -330,72 +379,65 @@ class Score:
 def scores_with_guide(model) -> bool:
     """:func:`score` estimates this model's log p(x) by importance sampling with its guide (not exactly,
     not by Parzen windows, not by the model's own proposal), so a better guide tightens the number."""
-    return not (getattr(model, "kind", None) == "gan" or getattr(model, "has_exact_log_prob", False)
-                or hasattr(model, "estimator"))
+    return model.traits.estimator == "iwae"
 
 
 def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: int | None = None,
           num_samples: int = 1000, khat: bool = True, val: torch.Tensor | None = None, seed: int = 0,
-          dequantized: bool = False, khat_warn: float = 0.1, refine: int = 0) -> Score:
-    """The test log-likelihood of ``model`` on ``x``, the same number wherever it is asked for.
+          dequantized: bool = False, khat_warn: float = 0.1, refine: int = 0, estimator: str | None = None) -> Score:
+    """The test log-likelihood of ``model`` on ``x``, the same number wherever it is asked for, estimated
+    as ``model.traits.estimator`` declares:
 
-    - exact models (GMM, pixel models, the language model): their exact log p(x);
-    - a conditional model (``needs_labels``, the CVAE): log Σ_y p(y) p(x | y), p(y)
-      uniform over ``n_classes`` (default ``model.n_classes``) unless the model has its own p(y)
-      site (``model.label_prior(x, y)``: a user's ``pyro.sample("y", ..., obs=y)``); log p(x | y)
+    - ``"exact"`` (GMM, pixel models, the language model, PPCA): the story's exact log p(x);
+    - a conditional story (``traits.labels``, the CVAE): log Σ_y p(y) p(x | y), p(y) uniform over
+      ``n_classes`` (default ``model.n_classes``) unless the story has its own p(y) site
+      (``model.label_prior(x, y)`` names it: a user's ``pyro.sample("y", ..., obs=y)``); log p(x | y)
       with the given labels ``y`` only in ``conditional``;
-    - a GAN: Parzen windows on ``max(num_samples, 10000)`` generator samples, the bandwidth
-      chosen on ``val`` when given (seeds ``seed`` and ``seed + 1``);
-    - a story with its own proposal (the auto-encoder): its ``log_prob`` (``model.estimator``);
-    - any other story: IWAE with K = ``num_samples``, the guide as proposal; with ``khat``
-      the share of points whose PSIS k̂ exceeds 0.7 (and a warning above ``khat_warn``).
+    - ``"parzen"`` (GANs): Parzen windows on ``max(num_samples, 10000)`` samples, the bandwidth chosen on
+      ``val`` when given (``model.fit_parzen(val, num_samples=, seed=)``, seed ``seed``; then
+      ``model.log_prob(x, num_samples=, seed=)``, seed ``seed + 1``; ``model.parzen_bandwidth``);
+    - ``"proposal"`` (the auto-encoder): its ``log_prob``, importance sampling with a proposal of its own
+      (named ``traits.proposal_name``);
+    - ``"iwae"``: IWAE with K = ``num_samples``, the guide as proposal; with ``khat`` the share of points
+      whose PSIS k̂ exceeds 0.7 (and a warning above ``khat_warn``).
 
     :param y: the true labels, for the CVAE's ``conditional`` column (ignored otherwise).
-    :param dequantized: the data carry uniform dequantization noise: a categorical pixel
-        model's mass becomes the density of the dequantized pixels.
+    :param dequantized: the data carry uniform dequantization noise: a discrete story's mass becomes the
+        density of the dequantized values (``log P(x) − model.dequantization_log_volume()``).
     :param refine: IWAE rows only: a proposal fitted to each test example for this many steps,
         started from the guide (:func:`log_likelihood`'s ``refine``); the estimator says so.
+    :param estimator: ``None``: as the story declares; ``"iwae"``: the IWAE estimate with the guide, also for
+        an exact story that has one (``traits.guide``, e.g. PPCA: the check of the estimator); the
+        ``estimator`` column of the result says which.
     """
     num_samples = _check_count("num_samples", num_samples)
+    _check_forced(model, estimator)
+    traits = model.traits
+    kind = estimator or traits.estimator
     iwae = "IWAE" + (f", q refined {refine} steps" if refine else "")
-    opts = {"refine": refine} if refine else {}
-    exact = bool(getattr(model, "has_exact_log_prob", False))
+    opts = {"refine": refine} if refine and kind == "iwae" else {}
+    forced = {"estimator": estimator} if estimator else {}
     with torch.no_grad():
-        if getattr(model, "kind", None) == "gan" and hasattr(model, "fit_parzen"):
+        if kind == "parzen":
             k = max(num_samples, 10000)
             if val is not None:
                 model.fit_parzen(val, num_samples=k, seed=seed)
             values = model.log_prob(x, num_samples=k, seed=seed + 1)
             return Score(values.cpu(), "Parzen", k, extra={"bandwidth": float(model.parzen_bandwidth)})
-        if getattr(model, "needs_labels", False):
-            own = model.label_prior(x, y) if hasattr(model, "label_prior") else None  # p(y) inside the joint
-            n_classes = n_classes or getattr(model, "n_classes", None)
-            if not n_classes:
-                raise ValueError(f"{type(model).__name__} is conditional: score needs n_classes")
-            values = marginal_log_likelihood(model, x, n_classes, prior="model" if own else None,
-                                             num_samples=num_samples, **({} if exact else opts))
-            cond = None if y is None else log_likelihood(model, x, y=y, num_samples=num_samples,
-                                                         **({} if exact else opts)).cpu()
-            if cond is not None and own:  # log p(x | y) = log p(x, y) − log p(y); None if p(y) is not one site
-                lp_y = model.label_log_prior(x, y)
-                cond = None if lp_y is None else cond - lp_y.cpu()
-            return Score(values.cpu(), f"{'exact' if exact else iwae}, marginal over labels",
-                         None if exact else num_samples, conditional=cond,
-                         extra={"label_prior": f"the model's site {own!r}" if own else f"uniform over {n_classes}"})
-        if exact:
+        if traits.labels:
+            return _score_labels(model, x, y, n_classes, num_samples, kind, iwae, {**opts, **forced})
+        if kind == "exact":
             values = model.log_prob(x)
-            if dequantized and getattr(model, "likelihood", None) == "categorical":
-                # uniform within each grey level's bin of width 1/levels: log p(x) = log P(level) + D log levels
-                values = values + math.prod(model.shape) * math.log(model.levels)
+            if dequantized:  # e.g. uniform within each grey level's bin of width 1/levels: + D log levels
+                values = values - model.dequantization_log_volume()
             return Score(values.cpu(), "exact", None)
-        if hasattr(model, "estimator"):  # the family's own proposal (the auto-encoder)
-            return Score(model.log_prob(x, num_samples=num_samples).cpu(), model.estimator, num_samples)
-        want = bool(khat) and num_samples > 1
-        if hasattr(model, "pyro_name"):  # a Story: its log_prob prepares the data (and an automatic guide)
-            values, lw = model.log_prob(x, num_samples=num_samples, return_weights=True, **opts)
-        else:
-            values, lw = log_likelihood(model, x, num_samples=num_samples, return_weights=True, **opts)
-        lw = lw if want else None
+        if kind == "proposal":  # the story's own proposal (the auto-encoder)
+            values = model.log_prob(x, num_samples=num_samples).cpu()
+            return Score(values, traits.proposal_name or "IS, the story's proposal", num_samples)
+        values, lw = story_log_prob(model, x, num_samples=num_samples, return_weights=True, **opts, **forced)
+        if dequantized:
+            values = values - model.dequantization_log_volume()
+        lw = lw if bool(khat) and num_samples > 1 else None
     share = warning = k = None
     if lw is not None:
         k = psis_khat(lw.numpy())
@@ -405,6 +447,24 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
                        f"{'refined proposal' if refine else 'guide'} is a poor proposal there and the IWAE estimate "
                        "may be too low")
     return Score(values.cpu(), iwae, num_samples, khat_share=share, warning=warning, log_weights=lw, khat=k)
+
+
+def _score_labels(model, x, y, n_classes, num_samples: int, kind: str, iwae: str, opts: dict) -> Score:
+    """:func:`score` of a conditional story: the marginal over the labels, log p(x | y_true) beside it."""
+    exact = kind == "exact"
+    own = model.label_prior(x, y)  # the name of a p(y) site inside the joint, or None
+    n_classes = n_classes or model.n_classes
+    if not n_classes:
+        raise ValueError(f"{type(model).__name__} is conditional: score needs n_classes")
+    values = marginal_log_likelihood(model, x, n_classes, prior="model" if own else None,
+                                     num_samples=num_samples, **opts)
+    cond = None if y is None else log_likelihood(model, x, y=y, num_samples=num_samples, **opts).cpu()
+    if cond is not None and own:  # log p(x | y) = log p(x, y) − log p(y); None if p(y) is not one site
+        lp_y = model.label_log_prior(x, y)
+        cond = None if lp_y is None else cond - lp_y.cpu()
+    return Score(values.cpu(), f"{'exact' if exact else iwae}, marginal over labels",
+                 None if exact else num_samples, conditional=cond,
+                 extra={"label_prior": f"the model's site {own!r}" if own else f"uniform over {n_classes}"})
 
 
 def elbo_per_example(story, x: torch.Tensor, *, y: torch.Tensor | None = None,
@@ -432,27 +492,3 @@ def summarize(values: torch.Tensor) -> LikelihoodResult:
     n = v.numel()
     se = float(v.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return LikelihoodResult(float(v.mean()), se, n)
-
-
-#: Published test negative log-likelihoods (nats) on the same data, for the tables: the one list that
-#: ``probgen compare`` and ``experiments/binarized_mnist.py`` print (``row``: that experiment's row name).
-#: Static binarization (Larochelle & Murray) unless ``note`` says otherwise.
-_BURDA = "Burda, Grosse & Salakhutdinov 2016 (IWAE), ICLR"
-PUBLISHED = {
-    "binarized-mnist": [
-        {"model": "mixture of Bernoullis, K=500", "nll": 137.64, "row": "gmm",
-         "source": "Larochelle & Murray 2011 (NADE), AISTATS, Table 2"},
-        {"model": "VAE, 1 stochastic layer (k=1 training)", "nll": 88.71, "row": "vae",
-         "source": f"as cited in issue 17 (eval k=5000); {_BURDA}",
-         "note": "Burda et al. Table 1 print 86.76 for this model on dynamically binarized MNIST"},
-        {"model": "IWAE, 1 stochastic layer, k=50", "nll": 87.10, "row": "iwae-k50",
-         "source": f"as cited in issue 17; {_BURDA}",
-         "note": "Burda et al. Table 1 print 84.78 on dynamically binarized MNIST"},
-        {"model": "PixelCNN", "nll": 81.30, "row": "pixelcnn",
-         "source": "van den Oord, Kalchbrenner & Kavukcuoglu 2016, ICML, Table 4"},
-        {"model": "PixelRNN (Row LSTM)", "nll": 80.54, "row": "pixelrnn",
-         "source": "van den Oord, Kalchbrenner & Kavukcuoglu 2016, ICML, Table 4"},
-        {"model": "PixelRNN (Diagonal BiLSTM)", "nll": 79.20, "row": None,
-         "source": "van den Oord, Kalchbrenner & Kavukcuoglu 2016, ICML, Table 4"},
-    ],
-}

@@ -15,7 +15,9 @@ it can never run code. Format 2, written by :func:`save_checkpoint` only::
 
 :func:`load_checkpoint` also reads format 1 (the main before issue 15: no ``optimizer``,
 ``trainer`` or ``data``; resume files kept the training state in ``extra``) and upgrades
-it in memory. :func:`run_files` is the one place that names the files of a run.
+it in memory. :func:`run_files` is the one place that names the files of a run (``OUT/<name>.pt``,
+``OUT/<name>.last.pt``); :meth:`probgen.Story.save` is the one caller of :func:`save_checkpoint` and
+:meth:`probgen.Story.load` the one loader of a model (this module imports neither: no circles).
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ __all__ = [
     "read_once",
     "check_model_size",
     "check_finite",
+    "check_device",
     "MAX_CONFIG_INT",
 ]
 
@@ -57,10 +60,21 @@ _FORMAT1_TRAINER_KEYS = ("epoch", "bad_epochs", "history", "best_epoch", "best_v
 
 @dataclass(frozen=True)
 class RunFiles:
-    """The files of one trained model in a run folder."""
+    """The files of one trained model in a run folder (:func:`run_files` names them)."""
 
+    out: Path  # the run folder
+    name: str  # the model's name in it (``vae``, ``sentence-vae``, a user story's kind)
     checkpoint: Path  # OUT/<name>.pt: the best model
     last: Path  # OUT/<name>.last.pt: model + optimizer + trainer state after the last epoch (resume)
+
+    @property
+    def files(self) -> tuple[Path, Path]:
+        """Both files, for a command that claims its outputs (``runs.claim_outputs``)."""
+        return self.checkpoint, self.last
+
+    def exists(self) -> bool:
+        """The model's checkpoint is there (a finished or resumable fit wrote it)."""
+        return self.checkpoint.is_file()
 
 
 def last_path(best: str | os.PathLike) -> Path:
@@ -70,9 +84,18 @@ def last_path(best: str | os.PathLike) -> Path:
 
 
 def run_files(out: str | os.PathLike, name: str) -> RunFiles:
-    """The checkpoint and resume file of model ``name`` in the run folder ``out``."""
+    """The checkpoint and resume file of model ``name`` in the run folder ``out``: the one place that
+    names them (recipes, the tour, ``compare --from-dir`` and the experiments ask here).
+
+    :param out: the run folder (``--out``).
+    :param name: the model's name: a plain file name without a suffix (``vae``, ``sentence-vae``).
+    :raises ValueError: ``name`` is empty, a path (``a/b``, ``..``), hidden (``.x``) or ends in ``.pt``.
+    """
+    if not isinstance(name, str) or not name or name != Path(name).name or name.startswith(".") \
+            or name.endswith(".pt") or os.sep in name or "/" in name:
+        raise ValueError(f"model name {name!r}: must be a plain name such as 'vae' (no folder, no '.pt')")
     best = Path(out) / f"{name}.pt"
-    return RunFiles(checkpoint=best, last=last_path(best))
+    return RunFiles(out=Path(out), name=name, checkpoint=best, last=last_path(best))
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
@@ -344,6 +367,20 @@ def _check_plain_sizes(config: Any, path, name: str = "config", depth: int = 0) 
                 and "seed" not in key:
             raise ValueError(f"{path}: checkpoint config {key}={value} exceeds the bound {MAX_CONFIG_INT}; "
                              "refusing to build the model (damaged or hostile file)")
+
+
+def check_device(device) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists on this machine.
+
+    :raises ValueError: not a device name, or CUDA asked for where there is none.
+    """
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r}: not a device (use cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine")
+    return device
 
 
 def check_finite(module) -> None:

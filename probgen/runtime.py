@@ -16,7 +16,9 @@ import numpy as np
 import pyro
 import torch
 
-__all__ = ["progress_bar", "log", "set_threads", "rng_state", "set_rng_state", "registered_quietly"]
+__all__ = ["progress_bar", "bars_off", "log", "set_threads", "rng_state", "set_rng_state", "registered_quietly"]
+
+_BARS_OFF = [0]  # depth of bars_off() blocks: > 0 silences every progress bar
 
 
 # -- progress and log lines -----------------------------------------------------------------------
@@ -25,10 +27,14 @@ def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, desc
     """The one progress bar: tqdm over ``iterable`` (or a manual bar of ``total`` units when
     ``iterable`` is ``None``: call ``update(n)``, then ``close()``).
 
-    Off when ``enabled`` is false or when the output is not a terminal; the quiet stand-in
-    offers the same methods (``set_postfix``, ``update``, ``close``), so callers never branch.
+    Off when ``enabled`` is false, inside :func:`bars_off`, or when the output is not a terminal; the
+    quiet stand-in offers the same methods (``set_postfix``, ``update``, ``close``), so callers never branch.
+
+    :param iterable: what to iterate over (``None``: a manual bar).
+    :param enabled: show it at all.
+    :param desc: the bar's label; ``unit``: what one step is; ``total``: steps of a manual bar.
     """
-    if not enabled:
+    if not enabled or _BARS_OFF[0]:
         return _Quiet(iterable)
     from tqdm.auto import tqdm
 
@@ -52,6 +58,17 @@ class _Quiet:
 
     def close(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def bars_off():
+    """While inside, every :func:`progress_bar` is the quiet one (a logger drawing samples per epoch
+    must not put a pixel-by-pixel bar of the model's ``sample`` on the screen)."""
+    _BARS_OFF[0] += 1
+    try:
+        yield
+    finally:
+        _BARS_OFF[0] -= 1
 
 
 def log(msg: str, *, file=None) -> None:

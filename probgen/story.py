@@ -1,7 +1,8 @@
 """A generative story: a Pyro ``model`` and ``guide`` with probgen's API around them.
 
 Subclass :class:`Story`, write ``model(x, y=None)`` and ``guide(x, y=None)`` with the
-same sample-site names, and you get ``fit`` (the SVI loop of :mod:`probgen.infer.svi`),
+same sample-site names, declare what it is (``traits = Traits(...)``), and you get ``fit`` (the
+trainer the story declares, :func:`probgen.infer.train`: SVI unless it says otherwise),
 ``log_prob`` (exact or importance-weighted, :mod:`probgen.evaluate`), ``save`` and
 ``load`` (safe checkpoints that rebuild the model from its constructor arguments).
 
@@ -24,7 +25,8 @@ import inspect
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping
 
 import pyro
 import pyro.poutine as poutine
@@ -81,7 +83,10 @@ class Traits:
     :param offers: optional abilities, named: ``"encode"``/``"decode"`` (a code space),
         ``"sample_mean"`` (``sample(n, mean=True)``), ``"transfer"`` (style transfer),
         ``"complete"`` (image completion), ``"responsibilities"`` (posterior over a discrete site),
-        ``"text"`` (sentences in and out), ``"label_prior"`` (a p(y) site of its own).
+        ``"text"`` (sentences in and out), ``"label_prior"`` (a p(y) site of its own), ``"cluster"``
+        (``cluster(x)`` / ``cluster_probs(x)``: the cluster of each example), ``"sample_label"``
+        (``sample(n, label=c)`` draws class or cluster ``c``), ``"sample_temperature"``
+        (``sample(n, temperature=t)``).
     """
 
     trainers: tuple[str, ...] = ("svi",)
@@ -117,7 +122,8 @@ class Traits:
 #: ``Traits.estimator`` values
 ESTIMATORS = ("exact", "iwae", "proposal", "parzen")
 #: ``Traits.offers`` values
-OFFERS = ("encode", "decode", "sample_mean", "transfer", "complete", "responsibilities", "text", "label_prior")
+OFFERS = ("encode", "decode", "sample_mean", "transfer", "complete", "responsibilities", "text", "label_prior",
+          "cluster", "sample_label", "sample_temperature")
 
 
 class Story(nn.Module):
@@ -130,7 +136,7 @@ class Story(nn.Module):
       (``"trace"``; ``"meanfield"`` declares the analytic KL; ``"auto"`` = ``"trace"``).
       Whatever is declared, a story with a site marked for enumeration trains with
       ``TraceEnum_ELBO`` (``"enum"``), see :meth:`check`.
-    - ``has_exact_log_prob``: ``log_prob`` is exact, so no importance sampling is needed.
+    - ``traits``: what it is (:class:`Traits`: trainer, labels, estimator, abilities).
     - ``max_plate_nesting``: plates nested in ``model`` (raised automatically if the model uses more).
     - ``autoguide``: ``None`` (write ``guide``), ``"normal"`` (Pyro's ``AutoNormal``) or
       ``"delta"`` (``AutoDelta``, a MAP point estimate) for stories whose latent variables are
@@ -146,6 +152,16 @@ class Story(nn.Module):
     #: the same aten operations every step (no Python state read per step, no buffers): long fits
     #: replay a traced graph of the step (:mod:`probgen.infer.compiled`, ``compile=None``)
     static_graph: ClassVar[bool] = False
+
+    # what callers may read on any story, defaults before it is checked, trained or loaded (no probing)
+    #: the :class:`StoryCheck` of the last check (``None``: not checked yet)
+    checked: StoryCheck | None = None
+    #: the last fit's history (:class:`probgen.infer.callbacks.TrainResult`; ``None``: not fitted here)
+    train_result: Any = None
+    #: what a checkpoint this story was loaded from held beside the state (empty: not loaded)
+    checkpoint_extra: Mapping = MappingProxyType({})
+    #: the data spec, optimizer and trainer state of that checkpoint (``None``: not recorded)
+    checkpoint_data = checkpoint_optimizer = checkpoint_trainer = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -236,10 +252,12 @@ class Story(nn.Module):
         return self
 
     # -- the pieces a trainer asks of the story (defaults: nothing to do) ----------------------
-    def begin_fit(self, x: torch.Tensor, y: torch.Tensor | None, *, method: str, options: dict) -> None:
+    def begin_fit(self, x: torch.Tensor, y: torch.Tensor | None, *, method: str, options: dict,
+                  val: torch.Tensor | None = None, val_y: torch.Tensor | None = None) -> None:
         """Called by :func:`probgen.infer.train` on prepared data before the trainer runs: size lazily
         built parameters, initialise (the GMM's k-means start), take the options only the story
-        understands out of ``options`` (``options.pop``)."""
+        understands out of ``options`` (``options.pop``) for the trainer ``method``. ``val``: the prepared
+        validation data, if any (the sentence VAE's probe of its KL term)."""
 
     def end_fit(self, x: torch.Tensor, y: torch.Tensor | None, *, val=None, val_y=None) -> None:
         """Called after the trainer has restored the best state, before the final checkpoint is
@@ -253,22 +271,42 @@ class Story(nn.Module):
     def step_end(self) -> None:
         """Called by every trainer after each training step (the sentence VAE's annealing counter)."""
 
-    def log_prob(self, x, y=None, *, num_samples: int = 1000, **options) -> torch.Tensor:
+    # -- labels: a conditional story's prior over y (default: none of its own) --------------
+    def label_prior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> str | None:
+        """The model's own site for p(y) (``pyro.sample("y", ..., obs=y)``), or ``None`` when the label
+        is only an input (then a marginal over labels adds a uniform p(y))."""
+        return None
+
+    def label_log_prior(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """log p(y) ``[n]`` from the model's own label site, or ``None`` (no such site)."""
+        return None
+
+    def dequantization_log_volume(self) -> float:
+        """log of the volume of one cell of the discrete values the story gives a mass to (0: a density
+        already): ``log P(x) − this`` is the density of uniformly dequantized data."""
+        return 0.0
+
+    def log_prob(self, x, y=None, *, num_samples: int = 1000, model=None, guide=None, **options) -> torch.Tensor:
         """Per-example log p(x) in nats: exact if the model has it, else IWAE with K samples
-        (:func:`probgen.evaluate.log_likelihood`, which sums enumerated model sites in each weight)."""
+        (:func:`probgen.evaluate.log_likelihood`, which sums enumerated model sites in each weight).
+
+        :param model: score this joint instead of :meth:`model`, ``guide``: the proposal instead of
+            :meth:`guide` (a story whose likelihood needs a proposal of its own passes them here).
+        :param options: :func:`probgen.evaluate.log_likelihood`'s (``batch_size``, ``return_weights``, ...).
+        """
         x, y = self.prepare(x, y)
         if self.autoguide is not None and self._modules.get("_autoguide") is None:
             self._setup_autoguide(x, y)
         y = None if y is None else torch.as_tensor(y, device=self.device)
         x = x.to(self.device)
-        if not self.has_exact_log_prob and len(x) and getattr(self, "checked", None) is None:
+        if model is None and not self.traits.exact and len(x) and self.checked is None:
             try:  # finds the plate nesting the estimator needs
                 self.checked = self.check(x, y)
             except ValueError:  # the check only informs the estimator here
                 self.checked = StoryCheck(elbo=self.elbo)
         from .evaluate import log_likelihood  # the documented exception: Story.log_prob delegates upwards
 
-        return log_likelihood(self, x, y=y, num_samples=num_samples, **options)
+        return log_likelihood(self, x, y=y, num_samples=num_samples, model=model, guide=guide, **options)
 
     # -- checks before training ----------------------------------------------------
     def check(self, x, y=None, *, elbo: str | None = None, batch: int = 4) -> StoryCheck:
@@ -327,57 +365,86 @@ class Story(nn.Module):
         if source is not None:
             extra = {**(extra or {}), "story_source": dict(source)}
         if data is None:
-            data = getattr(self, "checkpoint_data", None)
+            data = self.checkpoint_data
         from .io import save_checkpoint  # the documented exception: save/load delegate upwards
 
         return save_checkpoint(path, kind=self.kind, config=self.config, state_dict=self.state_dict(),
                                optimizer=optimizer, trainer=trainer, data=data, extra=extra)
 
     @classmethod
-    def from_checkpoint(cls, payload: dict, *, device: str | torch.device = "cpu") -> "Story":
-        """Rebuild a model from a loaded checkpoint dict."""
-        if cls is not Story and payload["kind"] != cls.kind:
-            raise ValueError(f"checkpoint holds a {payload['kind']!r} model, not {cls.kind!r}")
-        target = REGISTRY.get(payload["kind"]) if cls is Story else cls
-        source = (payload.get("extra") or {}).get("story_source")
-        if cls is Story and source and getattr(target, "_probgen_source", {}).get("path") != source.get("path"):
-            raise ValueError(f"checkpoint holds the user story {source.get('spec')}: loading it runs that "
-                             "file's code, so it is never done implicitly; use probgen.recipes.story."
-                             "load_story_checkpoint(path, allow_code=True) or the class's own load()")
-        if target is None:
-            raise ValueError(f"checkpoint holds an unknown model kind {payload['kind']!r}")
-        from .io import check_finite  # the documented exception: io holds the checkpoint checks
+    def from_checkpoint(cls, payload: dict, *, device: str | torch.device = "cpu", story=None) -> "Story":
+        """Rebuild a model from a checkpoint dict read by :func:`probgen.io.load_checkpoint` (the second half
+        of :meth:`load`, which documents ``story``): on :class:`Story` any registered kind, on a subclass
+        that kind only."""
+        target = _checkpoint_class(cls, payload, story)
+        if target is not cls:  # the wrapper of a user's program takes the user's code as story=
+            wrapped = (payload.get("extra") or {}).get("program") is not None
+            return target.from_checkpoint(payload, device=device, **({"story": story} if wrapped else {}))
+        from .io import check_device, check_finite  # the documented exception: io holds the checkpoint checks
 
+        device = check_device(device)
         try:
-            model = target(**payload["config"])
+            model = cls(**payload["config"])
             model.load_state_dict(payload["state_dict"])
             check_finite(model)
         except (TypeError, RuntimeError) as e:
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
             detail = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0])
-            raise ValueError(f"checkpoint does not fit {target.__name__}: {detail}") from None
+            raise ValueError(f"checkpoint does not fit {cls.__name__}: {detail}") from None
+        # what the file held beside the state: information to read, never written back by itself
         model.checkpoint_extra = payload.get("extra", {})
         model.checkpoint_data = payload.get("data")  # the data spec it was trained on (None: not recorded)
         model.checkpoint_optimizer = payload.get("optimizer")  # resume files only (else None)
         model.checkpoint_trainer = payload.get("trainer")
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError, ValueError):
-            raise ValueError(f"device {device!r}: not a device (use cpu or cuda)") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine")
         return model.to(device).eval()
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> "Story":
-        """Load a checkpoint written by :meth:`save` (``weights_only``: runs no code)."""
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu", story=None) -> "Story":
+        """The one loader of a checkpoint written by :meth:`save` (``probgen.load``, ``probgen.models.load``
+        import the families and call it): ``Story.load`` any registered kind, ``VAE.load`` a VAE only. Runs
+        no code from the file; old formats are upgraded in memory (:func:`probgen.io.load_checkpoint`).
+
+        :param story: your own code for a checkpoint of your program (class, instance, ``(model, guide)``)
+            or of your Story subclass; a checkpoint recording its story's file is refused without it
+            (``probgen.recipes.story.load_story_checkpoint(path, allow_code=True)`` imports the file).
+        :raises ValueError: one line naming ``path``.
+        """
         from .io import load_checkpoint  # the documented exception: save/load delegate upwards
 
         payload = load_checkpoint(path)
         try:
-            return cls.from_checkpoint(payload, device=device)
+            return cls.from_checkpoint(payload, device=device, story=story)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
+
+
+def _checkpoint_class(cls: type, payload: dict, story) -> type:
+    """The class that rebuilds ``payload``: the wrapper of a user's program, the user's own class
+    (``story``), or the registered kind; refuses what cannot or must not be loaded implicitly."""
+    extra, kind = payload.get("extra") or {}, payload["kind"]
+    program = extra.get("program")
+    if program is not None:  # probgen.adapt registers the wrapper (kind "program") when imported
+        wrapper = REGISTRY.get("program")
+        if wrapper is None or not issubclass(wrapper, cls):
+            raise ValueError(f"checkpoint holds your program {program.get('class')}: load it with "
+                             f"probgen.load(path, story={program.get('class')})")
+        return wrapper
+    if cls is not Story:
+        if kind != cls.kind:
+            raise ValueError(f"checkpoint holds a {kind!r} model, not {cls.kind!r}")
+        return cls
+    if story is not None:
+        if not (isinstance(story, type) and issubclass(story, Story)):
+            raise ValueError(f"holds the built-in model {kind!r}: load it without story=")
+        return story
+    target, source = REGISTRY.get(kind), extra.get("story_source")
+    if source and getattr(target, "_probgen_source", {}).get("path") != source.get("path"):
+        raise ValueError(f"checkpoint holds the user story {source.get('spec')}: loading it runs that "
+                         "file's code, so it is never done implicitly; use probgen.recipes.story."
+                         "load_story_checkpoint(path, allow_code=True) or the class's own load()")
+    if target is None:
+        raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(sorted(REGISTRY))})")
+    return target
 
 
 def _legacy_traits(cls: type) -> None:

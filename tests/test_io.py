@@ -23,7 +23,35 @@ KINDS = [k for k in SCORES if not k.startswith("_")]
 def test_run_files_are_named_in_one_place(tmp_path):
     f = run_files(tmp_path, "vae")
     assert f.checkpoint == tmp_path / "vae.pt" and f.last == tmp_path / "vae.last.pt"
+    assert f.out == tmp_path and f.name == "vae" and f.files == (f.checkpoint, f.last) and not f.exists()
     assert last_path(tmp_path / "a" / "m.pt") == tmp_path / "a" / "m.last.pt"
+    assert run_files(str(tmp_path), "sentence-vae").last == tmp_path / "sentence-vae.last.pt"
+    VAE(4, z_dim=2, hidden=(3,)).save(f.checkpoint)
+    assert f.exists()
+    for bad in ("", "a/b", "..", ".hidden", "vae.pt", None):
+        with pytest.raises(ValueError, match="plain name"):
+            run_files(tmp_path, bad)
+
+
+def test_one_loader_for_every_checkpoint(tmp_path):
+    """``Story.load`` is the loader; ``probgen.load`` and ``probgen.models.load`` call it."""
+    from probgen.story import Story
+
+    vae = VAE(4, z_dim=2, hidden=(3,))
+    vae.save(tmp_path / "v.pt")
+    for loaded in (Story.load(tmp_path / "v.pt"), VAE.load(tmp_path / "v.pt"), probgen.load(tmp_path / "v.pt"),
+                   probgen.models.load(tmp_path / "v.pt")):
+        assert type(loaded) is VAE and not loaded.training
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), vae.state_dict().values()))
+    with pytest.raises(ValueError, match=r"v\.pt: checkpoint holds a 'vae' model, not 'gmm'"):
+        probgen.models.GMM.load(tmp_path / "v.pt")
+    with pytest.raises(ValueError, match="load it without story="):
+        probgen.load(tmp_path / "v.pt", story=(lambda x: None, lambda x: None))
+    save_checkpoint(tmp_path / "u.pt", kind="no_such_kind", config={}, state_dict={})
+    with pytest.raises(ValueError, match="unknown model kind 'no_such_kind'"):
+        probgen.load(tmp_path / "u.pt")
+    with pytest.raises(ValueError, match="device 'tpu9'"):
+        Story.load(tmp_path / "v.pt", device="tpu9")
 
 
 def test_format_2_round_trip(tmp_path):
@@ -91,8 +119,9 @@ def test_story_save_records_the_data_and_loading_exposes_it(tmp_path):
     vae.save(tmp_path / "v.pt", data=spec, extra={"fit_seconds": 1.5})
     back = probgen.models.load(tmp_path / "v.pt")
     assert back.checkpoint_data == spec and back.checkpoint_extra == {"fit_seconds": 1.5}
-    back.save(tmp_path / "again.pt")  # the data spec travels with the model
+    back.save(tmp_path / "again.pt")  # the data spec travels with the model; the file's extra does not
     assert load_checkpoint(tmp_path / "again.pt")["data"] == spec
+    assert load_checkpoint(tmp_path / "again.pt")["extra"] == {}
     VAE(4, z_dim=2, hidden=(3,)).save(tmp_path / "none.pt")
     assert probgen.models.load(tmp_path / "none.pt").checkpoint_data is None
 

@@ -104,7 +104,7 @@ def test_a_command_refuses_a_family_it_cannot_use_and_names_those_it_takes(comma
     if command not in ("poem", "interpolate-text"):
         argv += ["--out", tmp_path / ("o.png" if command not in ("diagnose", "gan-eval", "problems") else "o")]
     line = one_line(argv, f"cannot use a{'n' if kind[0] in 'aeiou' else ''} {kind} checkpoint", "it takes")
-    assert ", ".join(guard.ACCEPTS[command]) in line
+    assert ", ".join(guard.accepts(command)) in line
     assert not any(tmp_path.iterdir())
 
 
@@ -117,8 +117,13 @@ def test_every_command_in_the_tables_exists():
     from probgen.cli import build_parser
 
     commands = set(next(a for a in build_parser()._actions if a.choices and "sample" in a.choices).choices)
-    assert set(guard.ACCEPTS) <= commands and set(guard.OUTPUTS) <= commands
-    assert set(guard.COMMAND_OF.values()) <= set(guard.ACCEPTS)
+    assert set(guard.NEEDS) <= commands and set(guard.OUTPUTS) <= commands
+    assert set(guard.COMMAND_OF.values()) <= set(guard.NEEDS)
+
+
+def test_an_unknown_kind_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="unknown model kind 'flow'"):
+        guard.check_kind("sample", "flow", "f.pt")
 
 
 def test_the_api_refuses_a_sentence_vae_for_a_picture(tmp_path):

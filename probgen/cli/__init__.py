@@ -18,7 +18,7 @@ from .common import EXIT_USAGE, CLIError, ArgumentParser, name_first
 
 __all__ = ["main", "build_parser", "command_first", "COMMAND_MODULES"]
 
-COMMAND_MODULES = ("spine", "vae_family", "pixel", "gan", "text", "diagnose", "story", "tour", "scale")
+COMMAND_MODULES = ("spine", "vae_family", "pixel", "gan", "text", "diagnose", "story", "tour")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,8 @@ def _field_default(f: dataclasses.Field):
 
 def _arg_type(f: dataclasses.Field, default):
     """The argparse ``type`` of a field from its annotation (a string under postponed evaluation)."""
-    text = str(f.type).replace("typing.", "").replace(" ", "")
+    # a class (a config written without ``from __future__ import annotations``) by its name, else the string
+    text = (f.type.__name__ if isinstance(f.type, type) else str(f.type)).replace("typing.", "").replace(" ", "")
     text = text.replace("|None", "").replace("Optional[", "").rstrip("]") if "None" in text else text
     if text.startswith("tuple[int") or text.startswith("Sequence[int"):
         return int_list

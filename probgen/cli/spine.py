@@ -19,12 +19,12 @@ _TRAIN_PARSER: list = []  # the `train` parser, for model_first
 
 def register(sub) -> None:
     from ..recipes.config import DataConfig, FitConfig, RunConfig
-    from ..recipes.models import MODELS, model_spec
+    from ..recipes.models import MODELS, load_families
     from ..recipes.story import StoryConfig
     from ..recipes.train import TrainConfig
 
     out = {"out": TrainConfig().run.out}  # the recipe's default, written once there
-    model_spec("gmm")  # imports every family's recipe module, so that MODELS is complete
+    load_families()  # imports every family's recipe module, so that MODELS is complete
     # -- train ------------------------------------------------------------------
     p = sub.add_parser("train", help="train one model and write OUT/<model>.pt",
                        description="Train a model. `probgen train MODEL --help` lists a model's flags; "
@@ -106,7 +106,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from ..evaluate import PUBLISHED
     from ..recipes.compare import CompareConfig, compare
 
     res = compare(config_from(CompareConfig, args))
@@ -117,8 +116,8 @@ def cmd_compare(args) -> int:
     print("\n" + res.table())
     if "published" in res.result:
         print("\npublished test NLL on this split (nats, lower is better):")
-        for entry in PUBLISHED["binarized-mnist"]:
-            print(f"  {entry['model']:<40} {entry['nll']:>7.2f}   {entry['source']}")
+        for entry in res.result["published"]:
+            print(f"  {entry['model']:<40} {entry['nll']:>7.2f}   {entry['binarization']:<8} {entry['source']}")
     if res.elpd_text is not None:
         print("\nelpd comparison (ArviZ, held-out pointwise log-lik):")
         print(res.elpd_text)

@@ -66,10 +66,12 @@ def register(sub) -> None:
                        description="Train an AutoEncoder and a VAE with identical encoder/decoder sizes on the "
                                    "same data and seed, decode the same N(0, I) codes with both, and judge the "
                                    "samples with a digit classifier trained on the real data.")
-    cfg = vae.WhyVAEConfig()
+    from ..recipes.code_space import WhyVAEConfig
+
+    cfg = WhyVAEConfig()
     add_data_args(w)
     add_run_args(w, out=cfg.run.out)
-    add_config_args(w, vae.WhyVAEConfig)
+    add_config_args(w, WhyVAEConfig)
     add_fit_args(w, fit=cfg.fit)
     w.set_defaults(func=cmd_why_vae)
 
@@ -90,7 +92,7 @@ def _picture_command(args) -> int:
 
 
 def cmd_why_vae(args) -> int:
-    from ..recipes.vae import WhyVAEConfig, why_vae
+    from ..recipes.code_space import WhyVAEConfig, why_vae
 
     print("\n".join(why_vae(config_from(WhyVAEConfig, args)).lines))
     return 0

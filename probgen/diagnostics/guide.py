@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pyro.poutine.util import site_is_subsample
 
-from ..evaluate import log_likelihood, particle_traces, psis_khat
+from ..evaluate import log_likelihood, particle_traces, prepared, psis_khat
 from ._arviz import _az_from_dict, _az_from_netcdf
 
 __all__ = ["to_inference_data", "save_inference_data", "load_inference_data", "guide_quality", "GuideQuality",
@@ -81,8 +81,7 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     K = int(num_samples)
-    x, y = model.prepare(x, y) if hasattr(model, "prepare") else (torch.as_tensor(x), y)
-    x = x.to(getattr(model, "device", "cpu"))
+    x, y = prepared(model, x, y)
     n = len(x)
     index = np.arange(n) if index is None else np.asarray(index)
     if len(index) != n:
@@ -137,7 +136,7 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
         dims.setdefault(name, ["obs", f"{name}_dim"])
     sample_stats = {"log_weight": torch.cat(lws, dim=1).cpu().numpy()[None]}
     dims["log_weight"] = ["obs"]
-    attrs = {"probgen_model": str(getattr(model, "kind", type(model).__name__)),
+    attrs = {"probgen_model": str(model.kind),
              "proposal": "amortized guide q(z|x)", "num_samples": K}
     return _az_from_dict({"posterior": posterior, "log_likelihood": log_lik, "observed_data": obs,
                           "sample_stats": sample_stats}, dims=dims, coords=coords, attrs=attrs)
@@ -274,9 +273,10 @@ def guide_quality(model, x, num_samples: int = 1000, *, y=None, index: Sequence[
     K = int(num_samples)
     if K < 2:
         raise ValueError(f"num_samples must be >= 2 for k̂, got {num_samples}")
-    x, y = model.prepare(x, y) if hasattr(model, "prepare") else (torch.as_tensor(x), y)
-    x = x.to(getattr(model, "device", "cpu"))
-    _, lw = log_likelihood(model, x, y=y, num_samples=K, batch_size=chunk_size, return_weights=True)  # the one IWAE
+    x, y = prepared(model, x, y)
+    # the one IWAE; a story with an exact log p(x) and a guide (PPCA) has its guide judged all the same
+    forced = "iwae" if model.traits.exact and model.traits.guide else None
+    _, lw = log_likelihood(model, x, y=y, num_samples=K, batch_size=chunk_size, return_weights=True, estimator=forced)
     if lw is None:
         raise ValueError(f"{type(model).__name__} has an exact log p(x): there are no importance weights to judge")
     return quality_from_weights(lw, index=index)
@@ -327,7 +327,7 @@ def gmm_responsibilities(model, x, *, index: Sequence[int] | None = None) -> dic
         (nats, per point), ``max_prob``, and ``summary`` (JSON-able: mean entropy, fraction of
         points with max p > 0.99, points per component).
     """
-    if not hasattr(model, "responsibilities"):
+    if "responsibilities" not in model.traits.offers:
         raise ValueError(f"{type(model).__name__} has no responsibilities (not a mixture)")
     resp = model.responsibilities(x).detach().double().cpu().numpy()  # n × K
     ent = -(resp * np.log(np.clip(resp, 1e-300, None))).sum(1)

@@ -20,6 +20,7 @@ import pyro.poutine as poutine
 import torch
 
 from .._warnings import quiet
+from ..evaluate import prepared
 from ..models.bayes_gmm import bayesian_gmm
 from ._arviz import _az_concat_chains, _az_from_pyro, _az_rhat_ess
 from .guide import _is_latent
@@ -129,11 +130,9 @@ def nuts_posterior(model, x_i, *, num_chains: int = 4, num_samples: int = 500, w
     if num_chains < 1 or num_samples < 2 or warmup_steps < 0:
         raise ValueError(f"need num_chains >= 1, num_samples >= 2, warmup_steps >= 0; got "
                          f"{num_chains}, {num_samples}, {warmup_steps}")
-    x1 = torch.as_tensor(x_i).unsqueeze(0)  # a batch of one
-    x1, y = model.prepare(x1, y) if hasattr(model, "prepare") else (x1, y)
+    x1, y = prepared(model, torch.as_tensor(x_i).unsqueeze(0), y)  # a batch of one
     if len(x1) != 1:
         raise ValueError(f"nuts_posterior takes one data point, got {len(x1)}")
-    x1 = x1.to(getattr(model, "device", "cpu"))
     y1 = None if y is None else torch.as_tensor(y).reshape(1)
     site, _ = _single_latent(model, x1, y1)
     if site is None:
@@ -166,7 +165,7 @@ def nuts_posterior(model, x_i, *, num_chains: int = 4, num_samples: int = 500, w
     rhat, ess_bulk, ess_tail = _az_rhat_ess(samples)
     with torch.no_grad():
         pyro.set_rng_seed(seed + 10_000)
-        with pyro.plate("guide_draws", guide_samples, dim=-(getattr(model, "max_plate_nesting", 1) + 1)):
+        with pyro.plate("guide_draws", guide_samples, dim=-(model.max_plate_nesting + 1)):
             tr = poutine.trace(model.guide).get_trace(x1, y1)
     g = tr.nodes[site]["value"].detach().double().cpu().numpy().reshape(guide_samples, -1)
     pooled = samples.reshape(-1, samples.shape[-1])

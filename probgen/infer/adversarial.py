@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..data import batches
-from ..nn import check_positive_int
-from .callbacks import (Callback, Callbacks, Checkpointer, DivergenceError, Trainer, TrainResult, log as _log,
-                        progress_bar, rng_state, set_rng_state)
-from .gan_losses import LOSSES, SCORES, check_loss, discriminator_loss, generator_loss, gradient_penalty
+from ..nn import LOSSES, check_loss, check_positive_int  # noqa: F401 - LOSSES, check_loss re-exported
+from ..runtime import log as runtime_log
+from ..runtime import progress_bar, rng_state, set_rng_state
+from .callbacks import Callbacks, Checkpointer, DivergenceError, batch_order
+from .gan_losses import SCORES, discriminator_loss, generator_loss, gradient_penalty
+from .hooks import Callback, Trainer, TrainResult
 
 __all__ = ["LOSSES", "check_loss", "discriminator_loss", "generator_loss", "gradient_penalty", "make_optimizers",
            "OneProcess", "discriminator_step", "generator_step", "train_step", "update_ema", "fit_adversarial"]
@@ -148,9 +149,9 @@ def generator_step(gan: Any, m: int, opt_g: torch.optim.Optimizer, *, noise: flo
 
 @torch.no_grad()
 def update_ema(gan: Any) -> None:
-    """``G_ema ← d · G_ema + (1 − d) · G`` with ``d = gan.ema``, when the GAN keeps a
-    ``generator_ema`` (built with ``ema > 0``); batch-norm statistics are copied as they are."""
-    shadow = getattr(gan, "generator_ema", None)
+    """``G_ema ← d · G_ema + (1 − d) · G`` with ``d = gan.ema``, when the GAN keeps an average
+    (``generator_ema`` is not ``None``: built with ``ema > 0``); batch-norm statistics are copied as they are."""
+    shadow = gan.generator_ema
     if shadow is None:
         return
     decay = float(gan.ema)
@@ -187,8 +188,11 @@ def _postfix(bar, stats: dict, more: dict | None = None) -> None:
 # ---------------------------------------------------------------------------------------------
 def fit_adversarial(
     gan: Any,
-    data: torch.Tensor | Callable[[int], torch.Tensor],
+    x: torch.Tensor | Callable[[int], torch.Tensor],
     *,
+    y: torch.Tensor | None = None,
+    val: torch.Tensor | None = None,
+    val_y: torch.Tensor | None = None,
     epochs: int | None = None,
     steps: int | None = None,
     batch_size: int = 64,
@@ -205,57 +209,90 @@ def fit_adversarial(
     progress: bool = True,
     desc: str | None = None,
     checkpoint: str | Path | None = None,
+    data: dict | None = None,
     resume: bool = False,
     monitor: Callable[[torch.Tensor], dict] | None = None,
     monitor_n: int = 500,
     collapse_drop: float = 0.2,
-    on_epoch: Callable[[int, dict, torch.Tensor], None] | None = None,
     on_step: Callable[[int, dict], dict | None] | None = None,
     callbacks: Sequence[Callback] = (),
     log: Callable[[str], None] | None = None,
-    log_dir: str | None = None,
+    log_dir: str | Path | None = None,
     distributed: Any = None,
 ) -> TrainResult:
     """Play the GAN game on real data.
 
-    :param gan: a :class:`probgen.models.GAN` (``generator``, ``discriminator``, ``z_dim``,
-        ``loss``, ``fixed_z``, ``decode``, ``device``).
-    :param data: real examples ``[n, *x_shape]`` (with ``epochs``), or a sampler
-        ``n -> [n, *x_shape]`` called for fresh batches every step (with ``steps``).
+    :param gan: a :class:`probgen.models.GAN` (``generator``, ``discriminator``, ``generator_ema``,
+        ``z_dim``, ``loss``, ``ema``, ``decode``, ``device``).
+    :param x: real examples ``[n, *x_shape]`` (with ``epochs``), or a sampler ``n -> [n, *x_shape]``
+        called for fresh batches every step (with ``steps``). ``y``, ``val``, ``val_y``: accepted
+        for the trainers' common signature, not used (the generator never sees data; the GAN's
+        ``end_fit`` uses ``val`` for its Parzen bandwidth).
     :param epochs: passes over a data tensor (each real batch feeds one D step).
     :param steps: generator steps on a sampler.
     :param d_steps: discriminator steps per generator step (k in Goodfellow et al. 2014).
     :param n_critic: critic steps per generator step for WGAN-GP (replaces ``d_steps``).
     :param smoothing: one-sided label smoothing (e.g. 0.1); not used by WGAN-GP.
     :param instance_noise: std of Gaussian noise added to D's inputs, annealed linearly to 0.
-    :param gp_one_sided: WGAN-GP: penalise only gradient norms above 1 (see :func:`gradient_penalty`).
+    :param gp_weight: λ of the WGAN-GP penalty; ``gp_one_sided``: penalise only norms above 1
+        (see :func:`gradient_penalty`).
     :param lr: the generator's Adam learning rate (and D's unless ``lr_d`` is given).
     :param lr_d: the discriminator's learning rate (two time-scale update rule, Heusel et al.
         2017: e.g. ``lr=1e-4, lr_d=4e-4``); ``None``: ``lr``.
     :param beta1: Adam β1 (0.5, as in DCGAN).
     :param lr_lambda: learning-rate factor per generator step, ``LambdaLR`` on both optimizers
         (``None``: constant).
+    :param progress: show the progress bar (``desc``: its label).
     :param checkpoint: (epochs) the model after every epoch goes here (atomic); the resumable
-        state (optimizers, RNG, history) beside it as ``<stem>.last.pt``.
+        state (optimizers, RNG, history) beside it as ``<stem>.last.pt``; ``data``: the data spec
+        both record.
     :param resume: (epochs) continue from ``<stem>.last.pt`` if it exists.
     :param monitor: (epochs) ``fn(samples) -> dict`` run every epoch on ``monitor_n`` samples from
         fixed codes, e.g. a classifier's ``coverage``; when coverage falls ``collapse_drop`` below
         its best so far, a mode-collapse warning is logged (once per fall).
-    :param on_epoch: (epochs) ``fn(epoch, record, fixed_samples)`` after every epoch.
     :param on_step: (steps) ``fn(step, stats) -> dict | None`` after every step (snapshots,
         evaluation); a returned dict is shown beside the losses on the progress bar.
-    :param callbacks: :class:`probgen.infer.callbacks.Callback` objects; ``on_epoch_end`` gets each
-        epoch's record (with ``steps``: each step's record).
-    :param log: where warnings go (default: :func:`probgen.infer.callbacks.log`).
+    :param callbacks: :class:`probgen.infer.Callback` objects; ``on_epoch_end`` gets each epoch's
+        record (with ``steps``: each step's record), ``trainer.model`` is the GAN (a per-epoch sample
+        grid: ``trainer.model.decode(trainer.model.fixed_z)``).
+    :param log: where warnings go (default: :func:`probgen.runtime.log`).
     :param log_dir: write TensorBoard logs here (:mod:`probgen.infer.tensorboard`).
     :param distributed: (epochs) a :class:`probgen.infer.distributed.Distributed` inside a
         ``torchrun`` job: D and G train under ``DistributedDataParallel``, each rank on its shard of
         every global batch of ``batch_size``; rank 0 alone shows progress, writes checkpoints and
-        logs, and runs ``monitor`` and ``on_epoch`` (``None``: one process).
+        logs, and runs ``monitor`` (``None``: one process).
     :return: history (one record per epoch or step), ``steps``, ``warnings``, ``seconds``.
     :raises DivergenceError: a loss or D's output became NaN/inf.
     """
-    streamed = callable(data) and not isinstance(data, torch.Tensor)
+    streamed = _check_game(x, epochs, steps, checkpoint, resume, monitor, distributed, batch_size=batch_size,
+                           d_steps=d_steps, n_critic=n_critic, smoothing=smoothing, instance_noise=instance_noise)
+    game = _Game(gan, d_steps=d_steps, n_critic=n_critic, lr=lr, beta1=beta1, lr_d=lr_d, lr_lambda=lr_lambda,
+                 smoothing=smoothing, gp_weight=gp_weight, gp_one_sided=gp_one_sided, batch_size=batch_size)
+    if distributed is not None and not distributed.is_main:  # rank 0 alone prints and writes
+        progress, monitor, log_dir = False, None, None
+    result = TrainResult()
+    hooks = Callbacks(callbacks, Trainer("adversarial", gan, result), log_dir=log_dir)
+    hooks.begin()
+    desc = desc or f"train {gan.kind}"
+    if streamed:
+        _play_steps(game, x, steps, instance_noise, result, hooks, on_step,
+                    progress_bar(range(1, steps + 1), enabled=progress, desc=desc, unit="step"))
+    else:
+        run = _Epochs(game, x, instance_noise, result, hooks, Checkpointer(gan, checkpoint, data=data),
+                      distributed, _Monitor(monitor, monitor_n, collapse_drop, log or runtime_log))
+        run.play(epochs, run.resume() if resume else None, progress=progress, desc=desc)
+    if distributed is not None:  # batch-norm statistics: rank 0's everywhere (rank 0's file holds them)
+        distributed.broadcast_(gan.buffers())
+        game.nets = None  # the DDP wrappers go now, not at exit after the process group
+    gan.eval()
+    hooks.end()
+    return result
+
+
+def _check_game(x, epochs, steps, checkpoint, resume, monitor, distributed, *, batch_size: int, d_steps: int,
+                n_critic: int, smoothing: float, instance_noise: float) -> bool:
+    """One-line errors for options that do not fit together; returns whether ``x`` is a sampler."""
+    streamed = callable(x) and not isinstance(x, torch.Tensor)
     if (epochs is None) == (steps is None):
         raise ValueError("give epochs= (passes over a data tensor) or steps= (a sampler), not both or neither")
     if streamed != (steps is not None):
@@ -263,9 +300,8 @@ def fit_adversarial(
     n_rounds = steps if streamed else epochs
     if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
         raise ValueError(f"{'steps' if streamed else 'epochs'} must be >= 0, got {n_rounds!r}")
-    if streamed and (checkpoint is not None or resume or monitor is not None or on_epoch is not None
-                     or distributed is not None):
-        raise ValueError("checkpoint, resume, monitor, on_epoch and distributed need epochs= over a data tensor")
+    if streamed and (checkpoint is not None or resume or monitor is not None or distributed is not None):
+        raise ValueError("checkpoint, resume, monitor and distributed need epochs= over a data tensor")
     check_positive_int("batch_size", batch_size)
     check_positive_int("d_steps", d_steps)
     check_positive_int("n_critic", n_critic)
@@ -273,147 +309,177 @@ def fit_adversarial(
         raise ValueError(f"smoothing must be in [0, 0.5), got {smoothing}")
     if instance_noise < 0:
         raise ValueError(f"instance_noise must be >= 0, got {instance_noise}")
-    k = n_critic if gan.loss == "wgan-gp" else d_steps
-    opt_d, opt_g = make_optimizers(gan, lr, beta1=beta1, lr_d=lr_d)
-    scheds = [] if lr_lambda is None else [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda) for o in (opt_d, opt_g)]
-    game = dict(smoothing=smoothing, gp_weight=gp_weight, gp_one_sided=gp_one_sided, batch_size=batch_size)
-    ckpt = Checkpointer(gan, checkpoint)
-    if distributed is not None and not distributed.is_main:  # rank 0 alone prints and writes
-        progress, monitor, on_epoch, log_dir = False, None, None, None
+    return streamed
 
-    def ready(shuffle_gen: torch.Generator) -> int:  # after resuming; -> the smallest batch worth a step
-        if distributed is None:
-            return 1
-        game["nets"] = distributed.prepare_game(gan, shuffle_gen)  # rank 0's state everywhere; D, G under DDP
-        if not distributed.is_main:
-            ckpt.disable()
-        return distributed.world_size
 
-    def play(real_batches: list[torch.Tensor], noise: float, where: str) -> dict:
-        stats = train_step(gan, real_batches, opt_d, opt_g, noise=noise, **game)
-        for sched in scheds:
+class _Game:
+    """The players' optimizers and one round of the game: k discriminator steps, one generator step."""
+
+    def __init__(self, gan: Any, *, d_steps: int, n_critic: int, lr: float, beta1: float, lr_d: float | None,
+                 lr_lambda: Callable[[int], float] | None, smoothing: float, gp_weight: float, gp_one_sided: bool,
+                 batch_size: int):
+        self.gan, self.batch_size = gan, batch_size
+        self.k = n_critic if gan.loss == "wgan-gp" else d_steps
+        self.opt_d, self.opt_g = make_optimizers(gan, lr, beta1=beta1, lr_d=lr_d)
+        self.scheds = ([] if lr_lambda is None
+                       else [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda) for o in (self.opt_d, self.opt_g)])
+        self.options = dict(smoothing=smoothing, gp_weight=gp_weight, gp_one_sided=gp_one_sided, batch_size=batch_size)
+        self.nets: Any = None  # OneProcess; under torchrun the GameShards of infer.distributed
+
+    def play(self, real_batches: list[torch.Tensor], noise: float, where: str) -> dict:
+        """One round on ``k`` real batches; its losses and D's mean outputs."""
+        stats = train_step(self.gan, real_batches, self.opt_d, self.opt_g, noise=noise, nets=self.nets, **self.options)
+        for sched in self.scheds:
             sched.step()
         if not all(math.isfinite(v) for v in stats.values()):
             raise DivergenceError(f"GAN losses became {stats} at {where}; try a smaller --lr or another --loss")
         return stats
 
-    result = TrainResult()
-    hooks = Callbacks(callbacks, Trainer("adversarial", gan, result), log_dir=log_dir)
-    hooks.begin()
-    if streamed:
-        _play_steps(gan, data, steps, k, batch_size, instance_noise, play, result, hooks, on_step,
-                    progress_bar(range(1, steps + 1), enabled=progress, desc=desc or f"train {gan.kind}",
-                                 unit="step"))
-    else:
-        _play_epochs(gan, data, epochs, k, batch_size, instance_noise, play, result, hooks,
-                     (opt_d, opt_g), ckpt, resume, monitor, monitor_n, collapse_drop,
-                     on_epoch, log or _log, progress, desc or f"train {gan.kind}", ready,
-                     distributed.agree if distributed is not None else bool)
-    if distributed is not None:  # batch-norm statistics: rank 0's everywhere (rank 0's file holds them)
-        distributed.broadcast_(gan.buffers())
-        game.pop("nets", None)  # the DDP wrappers go now, not at exit after the process group
-    gan.eval()
-    hooks.end()
-    return result
 
-
-def _play_steps(gan, sample, steps, k, batch_size, instance_noise, play, result, hooks, on_step, bar) -> None:
-    """``steps`` rounds, each on ``k`` fresh batches from the sampler: the generator never sees them."""
-    t0, shown = time.perf_counter(), None
+def _play_steps(game: _Game, sample: Callable[[int], torch.Tensor], steps: int, instance_noise: float,
+                result: TrainResult, hooks: Callbacks, on_step: Callable | None, bar) -> None:
+    """``steps`` rounds, each on ``k`` fresh batches from the sampler: the generator never sees them.
+    Each step's record goes to the epoch hooks (a streamed game has no epochs)."""
+    gan, t0, shown = game.gan, time.perf_counter(), None
     gan.train()
     for step in bar:
         noise = instance_noise * max(0.0, 1 - (step - 1) / steps)  # annealed to 0
-        stats = play([sample(batch_size) for _ in range(k)], noise, f"step {step}")
+        stats = game.play([sample(game.batch_size) for _ in range(game.k)], noise, f"step {step}")
         result.steps = step
+        hooks.step_end(None)  # the story's hook; callbacks get the step's record below
         more = on_step(step, stats) if on_step is not None else None
         shown = more or shown
         if more or step % 10 == 0:
             _postfix(bar, stats, shown)
         record = {"step": step, **stats}
         result.history.append(record)
-        if hooks.epoch_end(record):
-            result.stopped_early = True
-            break
-    result.seconds = time.perf_counter() - t0
-
-
-def _play_epochs(gan, x, epochs, k, batch_size, instance_noise, play, result, hooks, opts, ckpt, resume, monitor,
-                 monitor_n, collapse_drop, on_epoch, log, progress, desc, ready, agree) -> None:
-    """Passes over shuffled minibatches of ``x``, with checkpoints, resume and a per-epoch monitor."""
-    opt_d, opt_g = opts
-    start_epoch, best_coverage, collapsed, shuffle_state = 0, -1.0, False, None
-    saved = ckpt.resume() if resume else None
-    if saved is not None:
-        ex, optim_state = saved
-        try:
-            opt_d.load_state_dict(optim_state["d"])
-            opt_g.load_state_dict(optim_state["g"])
-            set_rng_state(ex["rng"])
-            start_epoch, result.history = ex["epoch"], ex["history"]
-            result.steps, best_coverage = ex["steps"], ex["best_coverage"]
-        except (KeyError, TypeError, RuntimeError, ValueError) as e:
-            raise ckpt.cannot_resume(e) from None
-        shuffle_state = ex.get("shuffle_rng")
-    shuffle_gen = torch.Generator()
-    if shuffle_state is not None:  # the batch order too: resumed == uninterrupted
-        shuffle_gen.set_state(shuffle_state)
-    else:
-        shuffle_gen.manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
-    smallest = ready(shuffle_gen)
-    total_steps = max(1, epochs * max(1, math.ceil(len(x) / batch_size) // k))
-    t0 = time.perf_counter()
-    bar = progress_bar(range(start_epoch, epochs), enabled=progress, desc=desc)
-    for epoch in bar:
+        gan.eval()  # the epoch hooks see the model in eval mode
+        stop = hooks.epoch_end(record)
         gan.train()
-        sums: dict[str, float] = {}
-        pending: list[torch.Tensor] = []
-        n_g = 0
-        for xb, _ in batches(x, batch_size, shuffle=True, generator=shuffle_gen):
-            if len(xb) < smallest:  # a last global batch with fewer examples than ranks
-                continue
-            pending.append(xb)
-            if len(pending) < k:
-                continue
-            noise = instance_noise * max(0.0, 1 - result.steps / total_steps)  # annealed to 0
-            stats = play(pending, noise, f"epoch {epoch + 1}")
-            pending = []
-            result.steps += 1
-            n_g += 1
-            if hooks.callbacks:  # per-step D/G losses (TensorBoard)
-                hooks.step_end({"step": result.steps, **stats})
-            for key, v in stats.items():
-                sums[key] = sums.get(key, 0.0) + v
-            if progress:
-                _postfix(bar, stats)
-        gan.eval()
-        record = {"epoch": epoch + 1, "steps": result.steps, "seconds": time.perf_counter() - t0,
-                  **{key: v / max(n_g, 1) for key, v in sums.items()}}
-        fixed = gan.decode(gan.fixed_z) if on_epoch is not None else None  # the same codes every epoch
-        if monitor is not None:  # e.g. a classifier's coverage of the digit classes
-            codes = torch.randn(monitor_n, gan.z_dim, generator=torch.Generator().manual_seed(4321))
-            record.update({key: v for key, v in monitor(gan.decode(codes)).items() if isinstance(v, (int, float, bool))})
-            cov = record.get("coverage")
-            if cov is not None:
-                dropped = cov < best_coverage - collapse_drop + 1e-9
-                if dropped and not collapsed:  # once per drop, not every epoch it stays low
-                    msg = (f"warning: possible mode collapse at epoch {epoch + 1}: classifier coverage "
-                           f"{cov:.2f} fell from its best {best_coverage:.2f}")
-                    result.warnings.append(msg)
-                    record["mode_collapse_warning"] = True
-                    log(msg)
-                collapsed = dropped
-                best_coverage = max(best_coverage, cov)
-        result.history.append(record)
-        if on_epoch is not None:
-            on_epoch(epoch, record, fixed)
-        stop = agree(hooks.epoch_end(record))  # under torchrun: rank 0's decision (--minutes)
-        ckpt.save_best({"epoch": epoch + 1, "history": result.history})
-        if ckpt.last is not None:
-            ckpt.save_last({"epoch": epoch + 1, "history": result.history, "steps": result.steps,
-                            "best_coverage": best_coverage, "rng": rng_state(),
-                            "shuffle_rng": shuffle_gen.get_state()},
-                           {"d": opt_d.state_dict(), "g": opt_g.state_dict()})
         if stop:
             result.stopped_early = True
             break
     result.seconds = time.perf_counter() - t0
+
+
+class _Monitor:
+    """The per-epoch check of ``n`` samples from fixed codes (e.g. a classifier's coverage) and the
+    mode-collapse warning when coverage falls ``drop`` below its best (once per fall)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], dict] | None, n: int, drop: float, log: Callable[[str], None]):
+        self.fn, self.n, self.drop, self.log = fn, n, drop, log
+        self.best, self.collapsed = -1.0, False
+
+    def __call__(self, gan: Any, epoch: int, record: dict, result: TrainResult) -> None:
+        if self.fn is None:
+            return
+        codes = torch.randn(self.n, gan.z_dim, generator=torch.Generator().manual_seed(4321))
+        record.update({k: v for k, v in self.fn(gan.decode(codes)).items() if isinstance(v, (int, float, bool))})
+        cov = record.get("coverage")
+        if cov is None:
+            return
+        dropped = cov < self.best - self.drop + 1e-9
+        if dropped and not self.collapsed:  # once per drop, not every epoch it stays low
+            msg = (f"warning: possible mode collapse at epoch {epoch + 1}: classifier coverage "
+                   f"{cov:.2f} fell from its best {self.best:.2f}")
+            result.warnings.append(msg)
+            record["mode_collapse_warning"] = True
+            self.log(msg)
+        self.collapsed = dropped
+        self.best = max(self.best, cov)
+
+
+class _Epochs:
+    """Passes over shuffled minibatches of a data tensor, with checkpoints, resume and the monitor;
+    :meth:`play` runs them, its steps in the methods below it."""
+
+    def __init__(self, game: _Game, x: torch.Tensor, instance_noise: float, result: TrainResult, hooks: Callbacks,
+                 ckpt: Checkpointer, distributed: Any, monitor: _Monitor):
+        self.game, self.gan, self.x, self.instance_noise = game, game.gan, x, instance_noise
+        self.result, self.hooks, self.ckpt, self.dist, self.monitor = result, hooks, ckpt, distributed, monitor
+        self.start = 0
+
+    def resume(self) -> torch.Tensor | None:
+        """Optimizers, RNG, history, steps and the monitor's best from the resume file (if any);
+        returns the batch order's generator state."""
+        saved = self.ckpt.resume()
+        if saved is None:
+            return None
+        trainer, optimizers = saved
+        try:
+            self.game.opt_d.load_state_dict(optimizers["d"])
+            self.game.opt_g.load_state_dict(optimizers["g"])
+            set_rng_state(trainer["rng"])
+            self.start, self.result.history = trainer["epoch"], trainer["history"]
+            self.result.steps, self.monitor.best = trainer["steps"], trainer["best_coverage"]
+        except (KeyError, TypeError, RuntimeError, ValueError) as e:
+            raise self.ckpt.cannot_resume(e) from None
+        return trainer.get("shuffle_rng")
+
+    def play(self, epochs: int, shuffle_state: torch.Tensor | None, *, progress: bool, desc: str) -> None:
+        """The epochs from :attr:`start` to ``epochs``: train, monitor, hooks, files."""
+        self.shuffle = batch_order(shuffle_state)
+        smallest = self._ready()
+        rounds = max(1, math.ceil(len(self.x) / self.game.batch_size) // self.game.k)
+        total_steps = max(1, epochs * rounds)
+        self.t0 = time.perf_counter()
+        bar = progress_bar(range(self.start, epochs), enabled=progress, desc=desc)
+        for epoch in bar:
+            record = self.train_epoch(epoch, smallest, total_steps, bar if progress else None)
+            self.monitor(self.gan, epoch, record, self.result)
+            self.result.history.append(record)
+            stop = self.hooks.epoch_end(record)  # the story's epoch_end, then the callbacks
+            if self.dist is not None:  # under torchrun: rank 0's decision (--minutes)
+                stop = self.dist.agree(stop)
+            self.save(epoch)
+            if stop:
+                self.result.stopped_early = True
+                break
+        self.result.seconds = time.perf_counter() - self.t0
+
+    def _ready(self) -> int:
+        """After resuming, under torchrun: rank 0's state everywhere, D and G under DDP. Returns the
+        smallest batch worth a step (a last global batch with fewer examples than ranks is not)."""
+        if self.dist is None:
+            return 1
+        self.game.nets = self.dist.prepare_game(self.gan, self.shuffle)
+        if not self.dist.is_main:
+            self.ckpt.disable()
+        return self.dist.world_size
+
+    def train_epoch(self, epoch: int, smallest: int, total_steps: int, bar) -> dict:
+        """One pass: a round of the game per ``k`` real batches; the epoch's record (eval mode)."""
+        game, result = self.game, self.result
+        self.gan.train()
+        sums: dict[str, float] = {}
+        pending: list[torch.Tensor] = []
+        n_g = 0
+        for xb, _ in batches(self.x, game.batch_size, shuffle=True, generator=self.shuffle):
+            if len(xb) < smallest:
+                continue
+            pending.append(xb)
+            if len(pending) < game.k:
+                continue
+            noise = self.instance_noise * max(0.0, 1 - result.steps / total_steps)  # annealed to 0
+            stats = game.play(pending, noise, f"epoch {epoch + 1}")
+            pending = []
+            result.steps += 1
+            n_g += 1
+            self.hooks.step_end({"step": result.steps, **stats})  # per-step D/G losses (TensorBoard)
+            for key, v in stats.items():
+                sums[key] = sums.get(key, 0.0) + v
+            if bar is not None:
+                _postfix(bar, stats)
+        self.gan.eval()
+        return {"epoch": epoch + 1, "steps": result.steps, "seconds": time.perf_counter() - self.t0,
+                **{key: v / max(n_g, 1) for key, v in sums.items()}}
+
+    def save(self, epoch: int) -> None:
+        """The model after this epoch, and the resumable state beside it."""
+        result = self.result
+        self.ckpt.save_best({"epoch": epoch + 1, "history": result.history})
+        if self.ckpt.last is not None:
+            self.ckpt.save_last({"epoch": epoch + 1, "history": result.history, "steps": result.steps,
+                                 "best_coverage": self.monitor.best, "rng": rng_state(),
+                                 "shuffle_rng": self.shuffle.get_state()},
+                                {"d": self.game.opt_d.state_dict(), "g": self.game.opt_g.state_dict()})

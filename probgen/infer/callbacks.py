@@ -1,60 +1,33 @@
-"""What every trainer shares: one progress bar, one log line, one early-stopping rule, one
-checkpoint/resume path, the random-number state, and the callback hooks.
+"""What every trainer shares: one early-stopping rule, one checkpoint/resume path (the one writer
+of a model file during and after training), the stop on divergence, and the dispatcher of the hooks.
 
 SVI (:mod:`.svi`), EM (:mod:`.em`) and the adversarial game (:mod:`.adversarial`) all build on
-this module, so a progress bar, a resume file or a logging hook behaves the same for every family.
-
-A callback sees each epoch's record (a plain dict: ``epoch``, ``train_loss``, ``val_loss``,
-``d_loss``, ``log_likelihood``, ...)::
-
-    class Printer(Callback):
-        def on_epoch_end(self, trainer, record):
-            print(trainer.algorithm, record)
-
-    vae.fit(x, callbacks=[Printer()])
-
-:class:`Logger` is the logging hook: subclass it and override :meth:`Logger.write` (the
-TensorBoard writer plugs in there).
+this module, so a resume file or a logging hook behaves the same for every family. The hooks
+themselves (:class:`Callback`, :class:`Logger`, :class:`Trainer`, :class:`TrainResult`,
+:class:`TimeLimit`) live in :mod:`.hooks`; the progress bar, the log line and the random-number
+state in :mod:`probgen.runtime`. Both are re-exported here for older imports.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+import torch
 
 from ..io import last_path  # the one place naming run files
 from ..runtime import log, progress_bar, rng_state, set_rng_state, set_threads  # noqa: F401 - re-exported
+from .hooks import Callback, Logger, TimeLimit, Trainer, TrainResult  # noqa: F401 - re-exported
+from .tensorboard import TensorBoardLogger
 
 __all__ = [
     "DivergenceError", "TrainResult", "progress_bar", "log", "rng_state", "set_rng_state", "last_path",
-    "EarlyStopping", "Checkpointer", "Trainer", "Callback", "Logger", "Callbacks", "TimeLimit",
+    "EarlyStopping", "Checkpointer", "Trainer", "Callback", "Logger", "Callbacks", "TimeLimit", "batch_order",
 ]
 
 
 class DivergenceError(RuntimeError):
     """The loss or the parameters became NaN/inf; the last good state was kept."""
-
-
-@dataclass
-class TrainResult:
-    """What happened during training (any trainer).
-
-    ``history`` holds one record (dict) per epoch (SVI, GAN) or iteration (EM); ``best_val`` is the
-    best validation loss (SVI; lower is better), ``steps`` the optimizer steps taken (GAN: generator
-    steps), ``warnings`` lines logged during training (e.g. possible mode collapse), ``converged``
-    whether an iterative method met its tolerance (EM; ``None`` elsewhere).
-    """
-
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-    best_val: float = math.inf
-    seconds: float = 0.0
-    stopped_early: bool = False
-    steps: int = 0
-    warnings: list[str] = field(default_factory=list)
-    converged: bool | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,11 +73,12 @@ class Checkpointer:
 
     :param model: a :class:`probgen.story.Story`.
     :param path: file for the model (``None``: no files at all).
+    :param data: the data spec (``Dataset.spec``) every file written here records beside the weights.
     :param enabled: ``False`` writes nothing (e.g. a non-zero rank of a distributed job).
     """
 
-    def __init__(self, model: Any, path: str | Path | None, *, enabled: bool = True):
-        self.model = model
+    def __init__(self, model: Any, path: str | Path | None, *, data: dict | None = None, enabled: bool = True):
+        self.model, self.data = model, data
         self.best = Path(path) if path is not None and enabled else None
         self.last = last_path(self.best) if self.best is not None else None
 
@@ -115,22 +89,26 @@ class Checkpointer:
     def save_best(self, extra: dict) -> None:
         """Write the model (what ``probgen.load`` reads) with ``extra`` (epoch, history) beside its weights."""
         if self.best is not None:
-            self.model.save(self.best, extra=extra)
+            self.model.save(self.best, data=self.data, extra=extra)
 
-    def save_final(self, result: Any, *, data: dict | None = None, extra: dict | None = None) -> None:
+    def save_final(self, result: TrainResult, *, data: dict | None = None, extra: dict | None = None) -> None:
         """Write the trained model once, at the end of a fit (the best state, restored by the trainer,
         plus what the story's ``end_fit`` added): its training record (epochs, history, seconds),
-        ``data`` (the data spec) and ``extra`` (the recipe's numbers) beside the weights."""
+        ``data`` (the data spec; default: this checkpointer's) and ``extra`` (the recipe's numbers)
+        beside the weights.
+
+        :param result: the trainer's :class:`TrainResult`.
+        """
         if self.best is None:
             return
         record = {"epoch": len(result.history), "history": result.history, "fit_seconds": result.seconds}
-        self.model.save(self.best, data=data, extra={**record, **(extra or {})})
+        self.model.save(self.best, data=self.data if data is None else data, extra={**record, **(extra or {})})
 
     def save_last(self, trainer: dict, optimizer: dict) -> None:
         """Write the resumable state: the current weights, the ``trainer`` state (epoch, history,
         RNG, ...) and the ``optimizer`` state, in the checkpoint's fields of those names."""
         if self.last is not None:
-            self.model.save(self.last, trainer=trainer, optimizer=optimizer)
+            self.model.save(self.last, data=self.data, trainer=trainer, optimizer=optimizer)
 
     def resume(self) -> tuple[dict, dict] | None:
         """Load the resume file into the model and return ``(trainer, optimizer)`` states
@@ -176,64 +154,36 @@ class Checkpointer:
                           "use the settings of that run, or delete the file to start afresh")
 
 
+def batch_order(state: torch.Tensor | None) -> torch.Generator:
+    """The CPU generator that shuffles a trainer's minibatches: a resume file's ``state`` (resumed ==
+    uninterrupted, bit for bit), else seeded from one draw of torch's global generator (so the
+    global seed fixes the order).
+
+    :param state: ``Generator.get_state()`` saved in the resume file, or ``None``.
+    """
+    generator = torch.Generator()
+    if state is not None:
+        generator.set_state(state)
+    else:
+        generator.manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+    return generator
+
+
 # ---------------------------------------------------------------------------------------------
-# Callbacks
+# The dispatcher: the story's own hooks first, then the callbacks
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Trainer:
-    """What a callback sees: which algorithm runs, on which model, and the result so far.
-    A callback may set ``stop = True`` to end training after this epoch."""
-
-    algorithm: str
-    model: Any
-    result: TrainResult
-    stop: bool = False
-
-
-class Callback:
-    """Hooks every trainer calls; override the ones you need."""
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        pass
-
-    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
-        """After each epoch (EM: iteration), before checkpoints are written; ``record`` may be extended."""
-
-    def on_step_end(self, trainer: Trainer, record: dict) -> None:
-        """After each optimizer step (SVI; the GAN's D+G round): ``{"step": n, "loss": ...}`` or the
-        game's ``d_loss``, ``g_loss``, ... (EM has no steps below its iterations)."""
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        pass
-
-
-class Logger(Callback):
-    """The logging hook: receives every epoch's record. Override :meth:`write` (e.g. TensorBoard
-    scalars), or pass ``write=fn(algorithm, record)``; by default one line per epoch via :func:`log`."""
-
-    def __init__(self, write: Callable[[str, dict], None] | None = None):
-        self._write = write
-
-    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
-        self.write(trainer.algorithm, record)
-
-    def on_step_end(self, trainer: Trainer, record: dict) -> None:
-        self.write_step(trainer.algorithm, record)
-
-    def write_step(self, algorithm: str, record: dict) -> None:
-        """Each step's record (default: nothing; a line per step would drown the epoch lines)."""
-
-    def write(self, algorithm: str, record: dict) -> None:
-        if self._write is not None:
-            self._write(algorithm, record)
-            return
-        values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
-        log(f"{algorithm}: {values}")
-
-
 class Callbacks:
-    """Several callbacks called in order, bound to one :class:`Trainer`; with ``log_dir``, a
-    :class:`probgen.infer.tensorboard.TensorBoardLogger` (with ``hparams``) joins them."""
+    """The one hook system a trainer calls: after each training step the story's ``step_end()`` and
+    every callback's ``on_step_end``; after each epoch (model in eval mode) the story's
+    ``epoch_end(record)`` (it may add numbers to the record) and every callback's ``on_epoch_end``.
+    With ``log_dir``, a :class:`probgen.infer.tensorboard.TensorBoardLogger` (with ``hparams``) joins them.
+
+    :param callbacks: :class:`Callback` objects, called in order.
+    :param trainer: what they see (algorithm, story, result so far).
+    :param log_dir: a TensorBoard folder (``None``: none).
+    :param hparams: the trainer's options, logged as text.
+    :raises ValueError: an entry of ``callbacks`` is not a :class:`Callback`.
+    """
 
     def __init__(self, callbacks: Sequence[Callback] | None, trainer: Trainer, *,
                  log_dir: str | Path | None = None, hparams: dict | None = None):
@@ -242,8 +192,6 @@ class Callbacks:
             if not isinstance(cb, Callback):
                 raise ValueError(f"callbacks: {cb!r} is not a probgen.infer.Callback")
         if log_dir is not None:
-            from .tensorboard import TensorBoardLogger
-
             self.callbacks.append(TensorBoardLogger(log_dir, hparams))
         self.trainer = trainer
 
@@ -251,39 +199,22 @@ class Callbacks:
         for cb in self.callbacks:
             cb.on_train_begin(self.trainer)
 
+    def step_end(self, record: dict | None) -> None:
+        """One training step done: the story's ``step_end()``, then each ``on_step_end(record)``
+        (``record`` ``None``: a step without numbers of its own, EM's M-step: the story's hook only)."""
+        self.trainer.model.step_end()
+        if record is not None:
+            for cb in self.callbacks:
+                cb.on_step_end(self.trainer, record)
+
     def epoch_end(self, record: dict) -> bool:
-        """Call every callback; return whether one of them asked to stop."""
+        """One epoch done (model in eval mode): the story's ``epoch_end(record)``, then each
+        ``on_epoch_end``; return whether a callback asked to stop."""
+        self.trainer.model.epoch_end(record)
         for cb in self.callbacks:
             cb.on_epoch_end(self.trainer, record)
         return self.trainer.stop
 
-    def step_end(self, record: dict) -> None:
-        """Call every callback's ``on_step_end`` (callers build ``record`` only ``if hooks.callbacks``)."""
-        for cb in self.callbacks:
-            cb.on_step_end(self.trainer, record)
-
     def end(self) -> None:
         for cb in self.callbacks:
             cb.on_train_end(self.trainer)
-
-
-class TimeLimit(Callback):
-    """Stop training at the end of the first epoch that finishes after ``minutes`` of wall time
-    (the best state so far is kept as usual)."""
-
-    def __init__(self, minutes: float):
-        if not minutes > 0:
-            raise ValueError(f"minutes must be > 0, got {minutes}")
-        self.seconds = 60.0 * float(minutes)
-        self.start: float | None = None
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        import time
-
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
-        import time
-
-        if self.start is not None and time.perf_counter() - self.start >= self.seconds:
-            trainer.stop = True

@@ -29,9 +29,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..runtime import registered_quietly
-from .callbacks import log
-from .svi import Objective, SVIStep, make_elbo
+from ..runtime import log, registered_quietly
+from .objective import Objective, SVIStep, make_elbo
 
 __all__ = ["AUTO_MIN_STEPS", "BACKENDS", "DEFAULT_BACKEND", "CompiledStep", "auto_backend", "check_compile",
            "compile_step"]
@@ -50,8 +49,13 @@ AUTO_MIN_STEPS = 2000
 
 
 def auto_backend(story: Any, planned_steps: int, distributed: bool = False) -> str | None:
-    """The backend ``compile=None`` picks: ``"trace"`` for a declared-static story on a long fit."""
-    if distributed or not getattr(story, "static_graph", False) or planned_steps < AUTO_MIN_STEPS:
+    """The backend ``compile=None`` picks: ``"trace"`` for a declared-static story on a long fit.
+
+    :param story: a :class:`probgen.story.Story` (its ``static_graph`` declaration).
+    :param planned_steps: the SVI steps the fit will take.
+    :param distributed: the fit runs under DDP (never captured).
+    """
+    if distributed or not story.static_graph or planned_steps < AUTO_MIN_STEPS:
         return None
     return "trace"
 
@@ -92,7 +96,7 @@ class _Graphs(dict):
 
 
 class CompiledStep:
-    """An :class:`~probgen.infer.svi.SVIStep` whose loss and gradients come from a captured graph.
+    """An :class:`~probgen.infer.objective.SVIStep` whose loss and gradients come from a captured graph.
 
     Same interface as the step it wraps (``step(x[, y]) -> float``, ``state``, ``load_state``);
     the optimizer, clipping and the resume state are the wrapped step's.

@@ -6,7 +6,7 @@ One process per CPU share or per GPU (``gloo`` on CPU, ``NCCL`` on GPU). Every p
 same shuffled order of *global* batches; each rank computes the ELBO of its strided shard
 ``batch[rank::W]`` of every global batch (what ``DistributedSampler`` gives, without padding:
 no example counts twice). The loss module -- Pyro's ELBO as a module with the story inside,
-:class:`probgen.infer.svi.Objective` -- is wrapped in
+:class:`probgen.infer.objective.Objective` -- is wrapped in
 ``torch.nn.parallel.DistributedDataParallel``, which all-reduces the gradients during
 ``backward``. DDP averages over ranks while Pyro's losses are sums over the ``data`` plate, so
 each rank scales its loss by ``W``: every rank then applies the gradient of the whole global
@@ -48,6 +48,8 @@ from datetime import timedelta
 import pyro
 import torch
 import torch.distributed as tdist
+
+from ..runtime import rng_state, set_rng_state
 
 __all__ = ["Distributed", "GameShards", "launched", "shard", "finish"]
 
@@ -157,7 +159,7 @@ class Distributed:
     def prepare(self, step, generator: torch.Generator) -> None:
         """Called by :func:`probgen.infer.svi.fit_svi` before the first epoch: give every rank
         rank 0's parameters, buffers and batch order, give each rank its own noise stream,
-        and make ``step`` (a :class:`probgen.infer.svi.SVIStep`) train through DDP on this
+        and make ``step`` (a :class:`probgen.infer.objective.SVIStep`) train through DDP on this
         rank's shard of each global batch.
 
         :param step: the SVI step whose loss module is wrapped.
@@ -188,8 +190,6 @@ class Distributed:
         :param generator: the CPU generator that shuffles the global batches (set in place).
         :return: the ``nets`` the adversarial steps take.
         """
-        from .callbacks import rng_state, set_rng_state
-
         if gan.device != self.device:
             raise ValueError(f"the model is on {gan.device}, but this rank trains on {self.device}: "
                              f"move it with model.to(dist.device) first")

@@ -18,18 +18,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..nn import LOSSES, check_loss  # the objectives' names live beside the networks (models check them)
+
 __all__ = ["LOSSES", "SCORES", "check_loss", "discriminator_loss", "generator_loss", "gradient_penalty"]
 
-LOSSES = ("minimax", "non-saturating", "wgan-gp", "hinge")
 #: objectives whose D output is a score, not a logit (shown raw, not through σ)
 SCORES = ("wgan-gp", "hinge")
-
-
-def check_loss(loss: str) -> str:
-    """Raise ``ValueError`` unless ``loss`` is one of :data:`LOSSES`."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-    return loss
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, loss: str, *, smoothing: float = 0.0) -> torch.Tensor:
@@ -37,7 +31,7 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, loss: str, *, smo
 
     :param real: ``D(x)`` logits (critic values for WGAN) on real data, ``[n]``.
     :param fake: ``D(G(z))`` on generated data, ``[m]``.
-    :param loss: one of :data:`LOSSES`.
+    :param loss: one of :data:`probgen.nn.LOSSES`.
     :param smoothing: one-sided label smoothing: real targets become ``1 − smoothing`` (fake
         targets stay 0, Salimans et al. 2016); hinge: the real margin becomes ``1 − smoothing``.
         Ignored by WGAN-GP.

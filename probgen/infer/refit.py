@@ -30,7 +30,7 @@ import torch
 
 from .._warnings import quiet
 from ..check import sample_sites, trace_pair
-from .svi import IWAE_ELBO
+from .objective import IWAE_ELBO
 
 __all__ = ["NoGuideParameters", "model_parameters", "guide_parameters", "refit_guide", "LocalProposal",
            "refine_proposal", "REFINE_PARTICLES"]
@@ -165,6 +165,13 @@ class _DReGBound(IWAE_ELBO):
         return -(w ** 2 * lw).sum()
 
 
+def _unconstrained(support) -> bool:
+    """Real numbers, or vectors of them (a MultivariateNormal's ``real_vector``): what a Gaussian can propose."""
+    while isinstance(support, torch.distributions.constraints.independent):
+        support = support.base_constraint
+    return support is torch.distributions.constraints.real
+
+
 def _local_sites(story, args, guide) -> dict:
     """One draw of the guide: each latent site's location and scale, the start of the local proposal."""
     with torch.no_grad():
@@ -177,9 +184,9 @@ def _local_sites(story, args, guide) -> dict:
         base = fn
         while isinstance(base, torch.distributions.Independent):
             base = base.base_dist
-        if base.support is not torch.distributions.constraints.real:
+        if not _unconstrained(base.support):
             raise ValueError(f"refine_proposal: guide site {name!r} is a {type(base).__name__}; only sites on the "
-                             "real line (Normal guides) can be refined")
+                             "real line (Normal, MultivariateNormal guides) can be refined")
         loc, scale = fn.mean.detach(), fn.stddev.detach()
         plates = [(f.name, f.size, f.dim) for f in site["cond_indep_stack"] if f.vectorized]
         sites[name] = (loc.clone().requires_grad_(True), scale.clamp_min(1e-6).log().requires_grad_(True),
@@ -208,7 +215,7 @@ def refine_proposal(story, x: torch.Tensor, y: torch.Tensor | None = None, *, st
     args = (x,) if y is None else (x, y)
     proposal = LocalProposal(_local_sites(story, args, story.guide if guide is None else guide))
     params = proposal.parameters()
-    bound = _DReGBound(proposal, num_particles=num_particles, max_plate_nesting=getattr(story, "max_plate_nesting", 1),
+    bound = _DReGBound(proposal, num_particles=num_particles, max_plate_nesting=story.max_plate_nesting,
                        vectorize_particles=True)
     opt = torch.optim.Adam(params, lr=lr)
     model = story.model if model is None else model

@@ -8,8 +8,9 @@ line) writes one event file per run under ``log_dir``:
   streamed game);
 - every step's numbers under ``<algorithm>/step/`` (``svi/step/loss`` = the batch's loss per
   example, ``adversarial/step/d_loss``, ``g_loss``, ...; x axis = optimizer step);
-- for image models (a ``sample`` method and an ``x_shape`` of ``[H, W]`` or ``[C, H, W]``) a grid
-  of ``images`` samples per epoch (``samples``), drawn under ``torch.no_grad`` with a fixed seed
+- for image models (a story whose ``sample(n)`` gives ``[n, H, W]`` or ``[n, C, H, W]``; the mean image
+  when it offers ``"sample_mean"``) a grid of ``images`` samples per epoch (``samples``), drawn under
+  ``torch.no_grad`` with a fixed seed
   and every random-number state saved and restored around it: training draws exactly the
   numbers it would draw without the logger (bit-identical resume holds);
 - the run's hyperparameters (the model's constructor arguments and the trainer's options) as
@@ -23,14 +24,14 @@ directory fails with one line.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .callbacks import Logger, Trainer, log, rng_state, set_rng_state
+from ..runtime import bars_off, log, rng_state, set_rng_state
+from .hooks import Logger, Trainer
 
 __all__ = ["TensorBoardLogger", "sample_images", "log_score", "SAMPLE_SEED"]
 
@@ -74,9 +75,8 @@ class TensorBoardLogger(Logger):
 
     def on_train_begin(self, trainer: Trainer) -> None:
         self.model = trainer.model
-        config = getattr(trainer.model, "config", {}) or {}
-        settings = {"algorithm": trainer.algorithm, "model": getattr(trainer.model, "kind", type(trainer.model).__name__),
-                    **{f"model.{k}": v for k, v in config.items()}, **self.hparams}
+        settings = {"algorithm": trainer.algorithm, "model": trainer.model.kind,
+                    **{f"model.{k}": v for k, v in trainer.model.config.items()}, **self.hparams}
         table = "\n".join(f"| {k} | {v} |" for k, v in settings.items())
         self.writer.add_text("hparams", "| setting | value |\n|---|---|\n" + table, 0)
 
@@ -100,7 +100,8 @@ class TensorBoardLogger(Logger):
     def write_images(self, step: int) -> None:
         """A grid of ``images`` samples of an image model (others: nothing), RNG untouched."""
         grid = sample_images(self.model, self.images)
-        if grid is None:
+        if grid is None:  # not an image model: no grid, and no sampling, from now on
+            self.images = 0
             return
         if isinstance(grid, str):  # the model could not sample: say so once, keep training
             log(f"tensorboard: no sample grid ({grid})")
@@ -119,23 +120,29 @@ class TensorBoardLogger(Logger):
 
 
 def sample_images(model: Any, n: int, *, seed: int = SAMPLE_SEED) -> torch.Tensor | str | None:
-    """``n`` samples of an image model as ``[n, C, H, W]`` in [0, 1] (``None``: not an image model;
-    a string: why sampling failed). Draws under ``no_grad``, in eval mode, seeded with ``seed``,
-    and restores every random-number state and the train/eval mode afterwards."""
-    shape = tuple(getattr(model, "x_shape", None) or ())
-    if not callable(getattr(model, "sample", None)) or not (
-            len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3))):
+    """``n`` samples of an image story as ``[n, C, H, W]`` in [0, 1] (``None``: its samples are not
+    images, or it cannot sample; a string: why sampling failed). Draws the mean image when the story
+    offers ``"sample_mean"``, under ``no_grad``, in eval mode, with progress bars off, seeded with
+    ``seed``, and restores every random-number state and the train/eval mode afterwards.
+
+    :param model: a :class:`probgen.story.Story`.
+    :param n: number of samples.
+    :param seed: the seed of the draw (the same codes every epoch).
+    """
+    offers = model.traits.offers
+    if "text" in offers:  # sentences: nothing to show as a picture
         return None
-    params = inspect.signature(model.sample).parameters
-    kwargs = {k: v for k, v in (("mean", True), ("progress", False)) if k in params}  # pictures, no bar
+    kwargs = {"mean": True} if "sample_mean" in offers else {}
     state = rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    training = getattr(model, "training", False)
+    training = model.training
     try:
         model.eval()
         torch.manual_seed(seed)
-        with torch.no_grad():
+        with torch.no_grad(), bars_off():
             x = model.sample(n, **kwargs)
+    except NotImplementedError:  # a story without sample(n)
+        return None
     except Exception as e:  # noqa: BLE001 - a logger must not end training; the reason is logged once
         return f"{type(model).__name__}.sample failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     finally:
@@ -143,7 +150,10 @@ def sample_images(model: Any, n: int, *, seed: int = SAMPLE_SEED) -> torch.Tenso
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
         model.train(training)
-    x = x.detach().float().cpu().reshape(len(x), *shape)
+    shape = tuple(x.shape[1:]) if isinstance(x, torch.Tensor) else ()
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3))):
+        return None
+    x = x.detach().float().cpu()
     return (x.unsqueeze(1) if len(shape) == 2 else x).clamp(0, 1)
 
 

@@ -1,60 +1,73 @@
 """The model families. Each file is independent; import what you use.
 
-Names load lazily so that ``import probgen.models`` stays fast.
+Every module of this package is a family (or a helper of one): a new file is found by itself, no list
+here to edit. Names load lazily so that ``import probgen.models`` stays fast: ``probgen.models.GMM``
+imports ``gmm.py`` on first use (each module's ``__all__`` says what it offers).
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from pathlib import Path
 
-__all__ = ["GMM", "VAE", "CVAE", "AutoEncoder", "PixelModel", "GAN", "SentenceVAE", "MixtureVAE",
-           "HVAE", "load", "MODULES"]
+_OWN = ["load", "MODULES"]
 
-#: public name -> module file in this package
-MODULES = {
-    "GMM": "gmm",
-    "VAE": "vae",
-    "CVAE": "cvae",
-    "AutoEncoder": "autoencoder",
-    "PixelModel": "pixel",
-    "GAN": "gan",
-    "SentenceVAE": "sentence_vae",
-    "MixtureVAE": "mixture_vae",
-    "HVAE": "hvae",
-}
+
+def _family_modules() -> list[str]:
+    """The modules of this package, by name (files starting with ``_`` are not families)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def _public(module: str) -> dict[str, str]:
+    """The public names of one module (its ``__all__``) -> that module's name."""
+    mod = importlib.import_module(f".{module}", __name__)
+    return {name: module for name in getattr(mod, "__all__", ())}
+
+
+def _modules() -> dict[str, str]:
+    """Public name -> module file, for every module of the package (imports them all)."""
+    out: dict[str, str] = {}
+    for module in _family_modules():
+        out.update(_public(module))
+    return out
 
 
 def __getattr__(name: str):
-    if name in MODULES:
-        module = importlib.import_module(f".{MODULES[name]}", __name__)
-        return getattr(module, name)
+    if name == "MODULES":  # public name -> module file in this package
+        return _modules()
+    if name == "__all__":
+        return [*_OWN, *_modules()]
+    if not name.startswith("_"):
+        # the module named like the class first (GMM -> gmm, SentenceVAE -> sentence_vae), then every one
+        key = name.lower()
+        candidates = _family_modules()
+        for module in sorted(candidates, key=lambda m: m.replace("_", "") != key):
+            found = _public(module)
+            if name in found:
+                value = getattr(importlib.import_module(f".{module}", __name__), name)
+                globals()[name] = value  # found once: no second lookup
+                return value
     raise AttributeError(f"module 'probgen.models' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_OWN, *_modules()})
+
+
 def _import_all() -> None:
-    for mod in set(MODULES.values()):
-        try:
-            importlib.import_module(f".{mod}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{mod}":  # a missing family file is fine, a broken import is not
-                raise
+    """Import every family module, so that each registers its kind (:data:`probgen.story.REGISTRY`)."""
+    for module in _family_modules():
+        importlib.import_module(f".{module}", __name__)
 
 
 def load(path: str | Path, *, device: str = "cpu"):
-    """Load any probgen checkpoint, whatever its model kind (runs no code from the file).
+    """Load any probgen checkpoint, whatever its model kind (runs no code from the file): every family
+    imported (registered), then the one loader, :meth:`probgen.story.Story.load`.
 
     :param path: a ``.pt`` file written by ``model.save`` or ``probgen train``.
     :param device: where to put the model.
     """
-    from ..io import load_checkpoint
-    from ..story import REGISTRY, Story
+    from ..story import Story
 
-    payload = load_checkpoint(path)
     _import_all()
-    if payload["kind"] not in REGISTRY:
-        raise ValueError(f"{path}: unknown model kind {payload['kind']!r} "
-                         f"(known: {', '.join(sorted(REGISTRY))})")
-    try:
-        return Story.from_checkpoint(payload, device=device)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    return Story.load(path, device=device)

@@ -11,6 +11,7 @@ fill only parts of that Gaussian.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import pyro
@@ -20,7 +21,7 @@ import torch
 from ..data import check_data
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import check_positive_int, encoder_decoder
-from ..story import Story
+from ..story import Story, Traits
 
 __all__ = ["AutoEncoder"]
 
@@ -41,6 +42,9 @@ class AutoEncoder(Story):
 
     kind = "autoencoder"
     elbo = "trace"  # with no latent site, Trace_ELBO is the negative log-likelihood
+    # no latent site and no guide: log p(x) by importance sampling with a proposal of its own (log_prob)
+    traits = Traits(estimator="proposal", proposal_name="IS, fitted code prior", guide=False,
+                    offers={"encode", "decode", "sample_mean"})
 
     def __init__(self, x_dim: int, *, z_dim: int = 10, hidden: Sequence[int] = (256,),
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,
@@ -72,12 +76,10 @@ class AutoEncoder(Story):
     def prepare(self, x, y=None):
         return check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli"), y
 
-    def fit(self, x, **kwargs) -> "AutoEncoder":
-        """Train by SVI (maximum likelihood, see :meth:`Story.fit`), then fit the Gaussian
-        of the training codes used by ``sample(code_prior="fitted")``."""
-        super().fit(x, **kwargs)
+    def end_fit(self, x: torch.Tensor, y=None, *, val=None, val_y=None) -> None:
+        """After SVI (maximum likelihood), fit the Gaussian of the training codes used by
+        ``sample(code_prior="fitted")`` and ``log_prob``: the final checkpoint holds it."""
         self.fit_code_prior(x)
-        return self
 
     @torch.no_grad()
     def fit_code_prior(self, x) -> None:
@@ -128,8 +130,6 @@ class AutoEncoder(Story):
         return self._likelihood(z.to(self.device)).sample().clamp(0, 1).reshape(n, *self.x_shape)
 
     # -- a likelihood: importance sampling around the encoder's code -----------------------
-    estimator = "IS, fitted code prior"  # how probgen.evaluate.score names this model's column
-
     def code_model(self, x: torch.Tensor, y=None, *, code_prior: str = "fitted"):
         """The generative story an AE implies: code ~ code prior, x ~ p(x | decoder(code))."""
         prior = self.code_distribution(code_prior)
@@ -154,15 +154,12 @@ class AutoEncoder(Story):
         :param num_samples: importance samples K per example.
         :param code_prior: ``"fitted"`` (default) or ``"normal"``.
         :param proposal_scale: proposal width relative to the code spread.
+        :param options: :meth:`probgen.story.Story.log_prob`'s (``batch_size``, ``return_weights``, ...).
         """
-        from functools import partial
-
-        from ..evaluate import log_likelihood
-
         x, _ = self.prepare(x)
         num_samples = check_positive_int("num_samples", num_samples)
         self.code_distribution(code_prior)  # validates the name
-        return log_likelihood(self, x.reshape(len(x), -1).to(self.device), num_samples=num_samples,
-                              model=partial(self.code_model, code_prior=code_prior),
-                              guide=partial(self.proposal, code_prior=code_prior, proposal_scale=proposal_scale),
-                              **options)
+        return super().log_prob(x.reshape(len(x), -1), num_samples=num_samples,
+                                model=partial(self.code_model, code_prior=code_prior),
+                                guide=partial(self.proposal, code_prior=code_prior, proposal_scale=proposal_scale),
+                                **options)

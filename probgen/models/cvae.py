@@ -22,10 +22,9 @@ from ..check import check_elbo
 from ..data import check_data
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import check_positive_int, encoder_decoder
-from ..story import Story
+from ..story import Story, Traits
 
 __all__ = ["CVAE"]
-
 
 
 class CVAE(Story):
@@ -45,8 +44,8 @@ class CVAE(Story):
 
     kind = "cvae"
     static_graph = True  # long fits replay the traced step (infer.compiled)
-    #: `probgen compare` and `fit_story` pass labels to conditional models
-    needs_labels = True
+    # model(x, y) needs the labels: trainers pass them, the estimator marginalises over them
+    traits = Traits(labels=True, offers={"encode", "decode", "sample_mean", "transfer", "sample_label"})
 
     def __init__(self, x_dim: int, n_classes: int, *, z_dim: int = 2, hidden: Sequence[int] = (256,),
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None,

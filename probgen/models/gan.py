@@ -36,20 +36,17 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import pyro
 import pyro.distributions as dist
 import torch
 
 from ..data import check_data
-from ..parzen import parzen_log_prob, select_parzen_bandwidth
-from ..infer.adversarial import check_loss, fit_adversarial
-from ..infer.callbacks import TrainResult
 from ..nn import (OUTPUTS, ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator, check_hidden,
-                  check_positive_int)
-from ..story import Story
+                  check_loss, check_positive_int)
+from ..parzen import parzen_log_prob, select_parzen_bandwidth
+from ..story import Story, Traits
 
 __all__ = ["GAN", "ARCHS"]
 
@@ -79,7 +76,9 @@ class GAN(Story):
     """
 
     kind = "gan"
-    has_exact_log_prob = False
+    # trained by the game (probgen.infer.adversarial), scored by Parzen windows: no guide, no likelihood
+    traits = Traits(trainers=("adversarial",), estimator="parzen", guide=False,
+                    offers={"decode", "sample_temperature"})
 
     def __init__(self, arch: str = "mlp", *, x_shape: Sequence[int] = (8, 8), z_dim: int = 16,
                  hidden: Sequence[int] = (128, 256), loss: str = "non-saturating", output: str = "sigmoid",
@@ -172,33 +171,18 @@ class GAN(Story):
                 z = z * temperature
         return self.decode(z)
 
-    # -- training: the game lives in probgen.infer.adversarial ------------------------------
-    def fit(self, x, *, y=None, val=None, val_y=None, epochs: int = 100, batch_size: int = 64,
-            lr: float = 2e-4, lr_d: float | None = None, d_steps: int = 1, n_critic: int = 5, smoothing: float = 0.0,
-            instance_noise: float = 0.0, gp_weight: float = 10.0, gp_one_sided: bool = False, beta1: float = 0.5,
-            progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False,
-            monitor: Callable[[torch.Tensor], dict] | None = None, monitor_n: int = 500,
-            collapse_drop: float = 0.2,
-            on_epoch: Callable[[int, dict, torch.Tensor], None] | None = None,
-            log: Callable[[str], None] | None = None, callbacks=(), log_dir: str | Path | None = None,
-            distributed=None, **unused) -> "GAN":
-        """Train the game on ``x`` with :func:`probgen.infer.adversarial.fit_adversarial` (every
-        option is documented there). ``y``/``val_y`` are accepted for API symmetry and ignored;
-        ``val``, when given, chooses the Parzen bandwidth afterwards. ``self.train_result`` holds
-        the history, the steps and the mode-collapse warnings.
-        """
-        if unused:
-            raise ValueError(f"GAN.fit: unknown option(s) {', '.join(sorted(unused))}")
-        x, _ = self.prepare(x)
-        self.train_result: TrainResult = fit_adversarial(
-            self, x.to(self.device), epochs=epochs, batch_size=batch_size, lr=lr, lr_d=lr_d, d_steps=d_steps,
-            n_critic=n_critic, smoothing=smoothing, instance_noise=instance_noise, gp_weight=gp_weight,
-            gp_one_sided=gp_one_sided, beta1=beta1, progress=progress, checkpoint=checkpoint, resume=resume,
-            monitor=monitor, monitor_n=monitor_n, collapse_drop=collapse_drop, on_epoch=on_epoch, log=log,
-            callbacks=callbacks, log_dir=log_dir, distributed=distributed)
+    # -- training: the game lives in probgen.infer.adversarial (GAN.fit is Story.fit) ----------
+    def begin_fit(self, x: torch.Tensor, y=None, *, method: str, options: dict, val=None, val_y=None) -> None:
+        """``fit(x)`` plays 100 epochs unless told otherwise; every other option is
+        :func:`probgen.infer.adversarial.fit_adversarial`'s (``batch_size``, ``lr``, ``d_steps``, ...).
+        ``y``/``val_y`` are accepted for API symmetry and ignored."""
+        if options.get("steps") is None:
+            options.setdefault("epochs", 100)
+
+    def end_fit(self, x: torch.Tensor, y=None, *, val=None, val_y=None) -> None:
+        """With validation data, choose the Parzen bandwidth on it (:meth:`fit_parzen`)."""
         if val is not None:
             self.fit_parzen(val)
-        return self
 
     # -- a (weak) likelihood: Parzen windows on generator samples ------------------------
     def _kernel(self, binary: bool | None = None) -> str:

@@ -9,16 +9,16 @@ for enumeration (``config_enumerate``), so Pyro sums it out exactly:
 ``TraceEnum_ELBO`` trains it by SVI, and the same enumerated trace gives the exact
 log-likelihood and the posterior over m.
 
-``fit`` uses EM by default: its E-step *is* the enumerated posterior of the Pyro
-model (no second implementation of the mixture), and its M-step is the closed-form
-weighted average. ``fit(method="svi")`` runs plain SVI on the same model: slower,
+``fit`` uses EM by default (:func:`probgen.infer.em.fit_em`): its E-step *is* the enumerated
+posterior of the Pyro model (:meth:`GMM.joint_log_prob`, no second implementation of the mixture),
+and its M-step is the closed-form weighted average (:meth:`GMM.m_step`), both declared pieces of
+the story that the trainer calls. ``fit(method="svi")`` runs plain SVI on the same model: slower,
 there for the lecture. Replace m by a continuous code and the table μ_m by a
 network and you have the VAE (``probgen/models/vae.py``).
 """
 from __future__ import annotations
 
 import math
-import time
 from typing import Sequence
 
 import pyro
@@ -28,10 +28,9 @@ import torch
 from pyro.infer import config_enumerate, infer_discrete
 from torch import nn
 
-from ..infer.em import fit_em
-from ..nn import check_positive_int
 from ..data import check_data
-from ..story import Story
+from ..nn import check_positive_int
+from ..story import Story, Traits
 
 __all__ = ["GMM"]
 
@@ -50,7 +49,9 @@ class GMM(Story):
 
     kind = "gmm"
     elbo = "enum"
-    has_exact_log_prob = True
+    # EM by default (its pieces: joint_log_prob, initial_responsibilities, m_step), SVI for the lecture
+    traits = Traits(trainers=("em", "svi"), estimator="exact", guide=False,
+                    offers={"responsibilities", "sample_mean"})
 
     def __init__(self, n_components: int = 10, *, likelihood: str = "normal", covariance: str = "diag",
                  reg_covar: float = 1e-6, smoothing: float = 1e-2, x_dim: int | None = None,
@@ -174,17 +175,17 @@ class GMM(Story):
         self.register_params()
 
     def prepare(self, x, y=None):
-        return self._checked(x), y
+        """``x`` validated, in the parameters' dtype, one row of D values per example ``[n, D]``."""
+        x = self._checked(x)
+        return x.reshape(len(x), -1), y
 
-    def _checked(self, x, *, build: bool = False) -> torch.Tensor:
-        """``x`` validated once (``check_data``) in the parameters' dtype; ``build``: size an unbuilt model."""
+    def _checked(self, x) -> torch.Tensor:
+        """``x`` validated once (``check_data``) in the parameters' dtype (float32 while unbuilt)."""
         checked = check_data(x, x_dim=self.x_dim, binary=self.likelihood == "bernoulli")  # float32
         if self.likelihood == "bernoulli" and not ((checked == 0) | (checked == 1)).all():
             raise ValueError("x: a Bernoulli mixture needs binary data (0/1); pass --binarize")
         if self.x_dim is None:
-            if not build:
-                return checked
-            self._build(checked[0].numel())
+            return checked
         # a float64 GMM scores in float64, from the caller's values (not their float32 copy)
         src = x if isinstance(x, torch.Tensor) and x.is_floating_point() else checked
         return src.to(self.logits.dtype)
@@ -257,44 +258,38 @@ class GMM(Story):
             self._build(state_dict[key].shape[-1])
         return super().load_state_dict(state_dict, strict=strict)
 
-    # -- fitting --------------------------------------------------------------------
-    def fit(self, x, *, method: str = "em", max_iter: int = 100, tol: float = 1e-3,
-            seed: int = 0, progress: bool = True, val=None, init: str = "kmeans", callbacks=(),
-            log_dir=None, **svi_options) -> "GMM":
-        """Fit by EM (default) or by SVI with ``TraceEnum_ELBO``.
-
-        :param x: data ``[n, ...]``.
-        :param method: ``"em"`` (E-step = the enumerated posterior of the Pyro model) or ``"svi"``.
-        :param max_iter: EM iterations at most.
-        :param tol: stop when the mean log-likelihood per example improves by less than this.
-        :param seed: seed of the k-means initialisation.
-        :param init: ``"kmeans"`` (as scikit-learn) or ``"random"`` (random responsibilities).
-        :param callbacks: :class:`probgen.infer.callbacks.Callback` objects (EM or SVI).
-        :param log_dir: write TensorBoard logs here (EM or SVI).
-        :param svi_options: passed to :meth:`probgen.story.Story.fit` when ``method="svi"``.
-        """
-        x = self._checked(x, build=True)
-        x = x.reshape(len(x), -1)
+    # -- fitting: the pieces the trainers call (probgen.infer.em, probgen.infer.svi) --------------
+    def begin_fit(self, x: torch.Tensor, y=None, *, method: str, options: dict, val=None, val_y=None) -> None:
+        """Size an unbuilt mixture from the data and refuse more components than examples. For
+        ``method="svi"`` take ``seed`` and ``init`` out of ``options`` and start from them (EM's
+        own start: :func:`probgen.infer.em.fit_em` reads ``max_iter``, ``tol``, ``seed``, ``init``)."""
+        if self.x_dim is None:
+            self._build(x.shape[1])
         if len(x) < self.n_components:
             raise ValueError(f"n_components={self.n_components} is larger than the data ({len(x)} examples)")
-        if method not in ("em", "svi"):
-            raise ValueError(f"method must be 'em' or 'svi', got {method!r}")
-        max_iter = check_positive_int("max_iter", max_iter)
+        self._fit_method = method
         if method == "svi":
-            t0 = time.perf_counter()
+            seed, init = options.pop("seed", 0), options.pop("init", "kmeans")
             with torch.no_grad():
-                self._m_step(x, self._init_resp(x, init, seed))
-            super().fit(x, val=val, progress=progress, callbacks=callbacks, log_dir=log_dir, **svi_options)
-            self.fit_seconds = time.perf_counter() - t0
-            return self
-        self.train_result = fit_em(self, x, max_iter=max_iter, tol=tol, seed=seed, init=init, progress=progress,
-                                   callbacks=callbacks, log_dir=log_dir)
-        self.__dict__.pop("_data_cache", None)  # EM's trace and [x², x] features: not kept alive after the fit
-        self.em_history = [r["log_likelihood"] for r in self.train_result.history]
-        self.converged, self.fit_seconds = self.train_result.converged, self.train_result.seconds
-        return self
+                self.m_step(x, self.initial_responsibilities(x, init=init, seed=seed))
 
-    def _init_resp(self, x: torch.Tensor, init: str, seed: int) -> torch.Tensor:
+    def end_fit(self, x: torch.Tensor, y=None, *, val=None, val_y=None) -> None:
+        """Drop EM's per-data cache (the trace and ``[x², x]``: not kept alive after the fit) and keep
+        ``fit_seconds`` (and, after EM, ``em_history`` and ``converged``) from ``train_result``."""
+        self.__dict__.pop("_data_cache", None)
+        result = self.train_result
+        if self.__dict__.pop("_fit_method", None) == "em":
+            self.em_history = [r["log_likelihood"] for r in result.history]
+            self.converged = result.converged
+        self.fit_seconds = result.seconds
+
+    def initial_responsibilities(self, x: torch.Tensor, *, init: str = "kmeans", seed: int = 0) -> torch.Tensor:
+        """Where EM (or SVI) starts: responsibilities ``[K × n]`` of prepared data ``x [n, D]``.
+
+        :param init: ``"kmeans"`` (one-hot k-means clusters, as scikit-learn) or ``"random"``
+            (random responsibilities).
+        :param seed: seed of k-means or of the random draw.
+        """
         K, n = self.n_components, len(x)
         if init == "kmeans":
             from sklearn.cluster import KMeans
@@ -310,8 +305,9 @@ class GMM(Story):
             raise ValueError(f"init must be 'kmeans' or 'random', got {init!r}")
         return resp.to(x.device)
 
-    def _m_step(self, x: torch.Tensor, resp: torch.Tensor) -> None:
-        """Closed-form weighted maximum likelihood given responsibilities ``[K × n]``."""
+    def m_step(self, x: torch.Tensor, resp: torch.Tensor) -> None:
+        """The M-step: closed-form weighted maximum likelihood of prepared data ``x [n, D]`` given
+        responsibilities ``resp [K × n]`` (call it under ``torch.no_grad()``)."""
         nk = resp.sum(1) + 10 * torch.finfo(x.dtype).eps  # K
         self.logits.data = torch.log(nk / nk.sum())
         if self.likelihood == "bernoulli":

@@ -24,7 +24,7 @@ from ..check import check_elbo
 from ..data import check_data
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import GaussianEncoder, check_hidden, check_positive_int, encoder_decoder
-from ..story import Story
+from ..story import Story, Traits
 
 __all__ = ["HVAE"]
 
@@ -44,6 +44,7 @@ class HVAE(Story):
     """
 
     kind = "hvae"
+    traits = Traits(offers={"sample_mean"})
     static_graph = True  # long fits replay the traced step (infer.compiled)
     elbo = "trace"
 

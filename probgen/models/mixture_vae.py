@@ -25,7 +25,7 @@ from torch import nn
 from ..data import check_data
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import check_positive_int, encoder_decoder
-from ..story import Story
+from ..story import Story, Traits
 
 __all__ = ["MixtureVAE", "matched_accuracy"]
 
@@ -45,6 +45,7 @@ class MixtureVAE(Story):
 
     kind = "mixture_vae"
     elbo = "enum"
+    traits = Traits(offers={"encode", "decode", "sample_mean", "cluster", "sample_label"})
 
     def __init__(self, x_dim: int, *, n_clusters: int = 10, z_dim: int = 10, hidden: Sequence[int] = (256,),
                  likelihood: str = "bernoulli", x_shape: Sequence[int] | None = None, activation: str = "relu",

@@ -38,9 +38,9 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 
 from ..data import check_data
-from ..infer.callbacks import progress_bar
 from ..nn import GatedPixelCNN, RowLSTMNet, check_kernel, check_positive_int
-from ..story import Story
+from ..runtime import progress_bar
+from ..story import Story, Traits
 
 __all__ = ["PixelModel", "BACKBONES", "LIKELIHOODS", "METHODS"]
 
@@ -94,9 +94,9 @@ class PixelModel(Story):
 
     kind = "pixel"
     elbo = "trace"
-    has_exact_log_prob = True
+    # maximum likelihood by SVI with an empty guide; the teacher-forced likelihood is exact
+    traits = Traits(estimator="exact", guide=False, offers={"complete", "sample_temperature"})
     max_plate_nesting = 1
-    needs_labels = False
 
     def __init__(self, backbone: str = "gated", *, shape: Sequence[int] = (8, 8), channels: int = 32,
                  n_layers: int | None = None, kernel_size: int = 3, first_kernel: int = 7,
@@ -125,8 +125,8 @@ class PixelModel(Story):
         self.backbone, self.shape, self.likelihood = backbone, shape, likelihood
         self.levels = levels if likelihood == "categorical" else 2
         self.n_classes = n_classes
-        if n_classes is not None:  # a class-conditional model needs labels
-            self.traits = replace(type(self).traits, labels=True)
+        if n_classes is not None:  # a class-conditional model needs labels, and draws the class asked for
+            self.traits = replace(type(self).traits, labels=True, offers=type(self).traits.offers | {"sample_label"})
         out = 1 if likelihood == "bernoulli" else levels
         net = GatedPixelCNN if backbone == "gated" else RowLSTMNet
         self.net = net(out_channels=out, channels=channels, n_layers=n_layers, kernel_size=kernel_size,
@@ -207,6 +207,13 @@ class PixelModel(Story):
             yb = None if y is None else y[s:s + batch_size]
             out.append(self._likelihood(self.net(xb[:, None], yb)).log_prob(self._observation(xb)))
         return torch.cat(out)
+
+    def dequantization_log_volume(self) -> float:
+        """A categorical model gives each of ``levels`` grey levels a mass: one cell of dequantized
+        pixels has volume (1/levels)^D. Binary pixels are scored as they are (0)."""
+        if self.likelihood != "categorical":
+            return 0.0
+        return -math.prod(self.shape) * math.log(self.levels)
 
     def bits_per_dim(self, x, y=None) -> float:
         """Mean negative log-likelihood in bits per pixel."""

@@ -44,10 +44,10 @@ import torch
 from torch import nn
 
 from ..data.text import SPECIALS, Vocab
-from ..infer.callbacks import log
 from ..nn import SentenceDecoder, SentenceEncoder, check_positive_int
 from ..nn.decoding import beam_search, repeat_mask
-from ..story import Story
+from ..runtime import log
+from ..story import Story, Traits
 
 __all__ = ["SentenceVAE", "ANNEAL_SCHEDULES"]
 
@@ -81,6 +81,8 @@ class SentenceVAE(Story):
 
     kind = "sentence-vae"
     max_plate_nesting = 2  # sentences (dim -2) × token positions (dim -1)
+    # the VAE: IWAE with its guide q(z | x); the LM (latent=False) replaces these in __init__
+    traits = Traits(offers={"text", "encode", "decode", "sample_temperature"})
 
     def __init__(self, vocab_size: int, embed_dim: int = 128, hidden: int = 256, z_dim: int = 32, *,
                  vocab: Sequence[str] | None = None, level: str = "word", lower: bool = False,
@@ -123,14 +125,16 @@ class SentenceVAE(Story):
         self.elbo = elbo
         # the LM baseline has no code and hence an exact likelihood
         if not self.latent:
-            self.traits = replace(type(self).traits, estimator="exact", guide=False)
+            self.traits = replace(type(self).traits, estimator="exact", guide=False,
+                                  offers={"text", "sample_temperature"})
 
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.encoder = SentenceEncoder(embed_dim, hidden, z_dim) if self.latent else None
         self.decoder = SentenceDecoder(embed_dim, hidden, z_dim if self.latent else 0, vocab_size)
-        # SVI steps taken, for the annealing schedule; a buffer so that it is checkpointed
+        # SVI steps taken, for the annealing schedule (advanced by step_end); a buffer so that it is checkpointed
         self.register_buffer("anneal_step", torch.zeros((), dtype=torch.long))
         self._q = None  # (loc, scale) of the current training batch, for free bits
+        self._monitor = None  # (probe sentences, print the line) while fitting: see begin_fit
 
     @classmethod
     def for_data(cls, data, **kwargs) -> "SentenceVAE":
@@ -182,7 +186,6 @@ class SentenceVAE(Story):
                 kl = _gauss_kl(loc, scale).mean(0)  # [z]
                 floor = self.free_bits / self.z_dim
                 pyro.factor("free_bits", (kl - kl.clamp(min=floor)).sum() * n * self.kl_scale())
-            self.anneal_step += 1
         self._q = None
 
     def guide(self, x: torch.Tensor | None = None, y=None, n: int | None = None):
@@ -383,8 +386,6 @@ class SentenceVAE(Story):
         :param x: strings or token ids ``[n, T]``.
         :param memory_budget: floats one chunk of decoder logits may hold (K × n × T × V).
         """
-        from ..evaluate import log_likelihood
-
         x, _ = self.prepare(x)
         x = x.to(self.device)
         check_positive_int("num_samples", num_samples)
@@ -397,8 +398,8 @@ class SentenceVAE(Story):
                 self.train(was)
             return (values, None) if options.get("return_weights") else values
         # the estimator budgets K × n × T floats; a chunk of logits is V times that
-        return log_likelihood(self, x, num_samples=num_samples, batch_size=batch_size,
-                              memory_budget=max(1, memory_budget * 64 // self.vocab_size), **options)
+        return super().log_prob(x, num_samples=num_samples, batch_size=batch_size,
+                                memory_budget=max(1, memory_budget * 64 // self.vocab_size), **options)
 
     @torch.no_grad()
     def elbo_terms(self, x, *, batch_size: int = 256) -> dict[str, torch.Tensor]:
@@ -437,34 +438,41 @@ class SentenceVAE(Story):
         lp = self.log_prob(x, num_samples=num_samples) if log_prob is None else log_prob
         return float(torch.exp(-lp.sum() / (x != PAD_ID).sum()))
 
-    # -- training with the KL term logged -------------------------------------------------
-    def fit(self, x, *, val=None, on_epoch=None, progress: bool = True, monitor: int = 512, **options):
-        """SVI as :meth:`probgen.story.Story.fit`; after each epoch the record gets ``kl``,
-        ``recon`` (nats/sentence, closed-form KL on up to ``monitor`` validation sentences,
-        else training sentences), ``kl_weight`` (β reached) and ``active_units``
-        (code dimensions whose posterior mean varies, Cov > 0.01, Burda et al. 2016)."""
-        x, _ = self.prepare(x)
-        if val is not None:
-            val, _ = self.prepare(val)
-        probe = (val if val is not None and len(val) else x)[:monitor]
+    # -- training: the annealing counter and the KL term logged, as hooks of Story.fit ------------
+    def begin_fit(self, x: torch.Tensor, y=None, *, method: str, options: dict, val=None, val_y=None) -> None:
+        """Keep the probe of :meth:`epoch_end`: up to ``monitor`` (an option of ``fit``, default 512)
+        validation sentences, else training sentences; print its line unless ``progress=False``."""
+        monitor = check_positive_int("monitor", options.pop("monitor", 512))
+        probe = val if val is not None and len(val) else x
+        self._monitor = (probe[:monitor], bool(options.get("progress", True)))
 
-        def hook(epoch: int, record: dict) -> None:
-            terms = self.elbo_terms(probe)
-            record["kl"] = float(terms["kl"].mean())
-            record["recon"] = float(terms["recon"].mean())
-            record["kl_weight"] = self.kl_scale(int(self.anneal_step)) if self.latent else 0.0
-            if "posterior_mean" in terms and len(probe) > 1:
-                record["active_units"] = int((terms["posterior_mean"].var(0) > 0.01).sum())
-            if progress:
-                msg = (f"epoch {record['epoch']}: loss {record['train_loss']:.2f}"
-                       + (f", val -ELBO {record['val_loss']:.2f}" if "val_loss" in record else "")
-                       + f", KL {record['kl']:.2f} nats (β {record['kl_weight']:.2f})"
-                       + (f", active units {record['active_units']}/{self.z_dim}" if "active_units" in record else ""))
-                log(msg, file=sys.stdout)  # above the progress bar
-            if on_epoch is not None:
-                on_epoch(epoch, record)
+    def end_fit(self, x: torch.Tensor, y=None, *, val=None, val_y=None) -> None:
+        self._monitor = None
 
-        return super().fit(x, val=val, on_epoch=hook, progress=progress, **options)
+    def epoch_end(self, record: dict) -> None:
+        """Add ``kl``, ``recon`` (nats/sentence: closed-form KL, one-draw reconstruction, on the
+        probe), ``kl_weight`` (β reached) and ``active_units`` (code dimensions whose posterior
+        mean varies, Cov > 0.01, Burda et al. 2016) to the epoch's record, and print them."""
+        if self._monitor is None:  # a trainer outside fit (no probe chosen): nothing to add
+            return
+        probe, show = self._monitor
+        terms = self.elbo_terms(probe)
+        record["kl"] = float(terms["kl"].mean())
+        record["recon"] = float(terms["recon"].mean())
+        record["kl_weight"] = self.kl_scale(int(self.anneal_step)) if self.latent else 0.0
+        if "posterior_mean" in terms and len(probe) > 1:
+            record["active_units"] = int((terms["posterior_mean"].var(0) > 0.01).sum())
+        if show:
+            msg = (f"epoch {record['epoch']}: loss {record['train_loss']:.2f}"
+                   + (f", val -ELBO {record['val_loss']:.2f}" if "val_loss" in record else "")
+                   + f", KL {record['kl']:.2f} nats (β {record['kl_weight']:.2f})"
+                   + (f", active units {record['active_units']}/{self.z_dim}" if "active_units" in record else ""))
+            log(msg, file=sys.stdout)  # above the progress bar
+
+    def step_end(self) -> None:
+        """One SVI step taken: advance the annealing schedule (in training mode only)."""
+        if self.training and self.latent:
+            self.anneal_step += 1
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -22,10 +22,9 @@ from ..check import check_elbo
 from ..data import check_data
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import check_positive_int, encoder_decoder
-from ..story import Story
+from ..story import Story, Traits
 
 __all__ = ["VAE"]
-
 
 
 class VAE(Story):
@@ -42,6 +41,7 @@ class VAE(Story):
     """
 
     kind = "vae"
+    traits = Traits(offers={"encode", "decode", "sample_mean"})
     static_graph = True  # long fits replay the traced step (infer.compiled)
 
     def __init__(self, x_dim: int, *, z_dim: int = 10, hidden: Sequence[int] = (256,),

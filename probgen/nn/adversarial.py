@@ -16,10 +16,24 @@ import torch
 from torch import nn
 
 __all__ = ["MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator", "OUTPUTS", "conv_base",
-           "maybe_spectral_norm"]
+           "maybe_spectral_norm", "LOSSES", "check_loss"]
 
 #: generator output layers: images in [0, 1] or real values
 OUTPUTS = ("sigmoid", "linear")
+#: the adversarial objectives (:mod:`probgen.infer.gan_losses` computes them): here, beside the networks,
+#: so that the story that names one (:class:`probgen.models.GAN`) checks it without importing a trainer
+LOSSES = ("minimax", "non-saturating", "wgan-gp", "hinge")
+
+
+def check_loss(loss: str) -> str:
+    """Raise ``ValueError`` unless ``loss`` is one of :data:`LOSSES`.
+
+    :param loss: an objective's name.
+    :return: ``loss``.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    return loss
 
 
 def maybe_spectral_norm(layer: nn.Module, on: bool) -> nn.Module:

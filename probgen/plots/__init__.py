@@ -1,7 +1,9 @@
 """Figures. matplotlib is imported here only, and only when a figure is drawn.
 
-One module per family (``core``, ``vae``, ``pixel``, ``gan``, ``text``, ``diagnostics``);
-the common ones are re-exported here.
+``core`` (image grids, mosaics, line plots; the common ones are re-exported here), ``vae`` (code-space
+pictures: traversals, maps, interpolation strips, nearest neighbours), ``gan`` (the 1-D game, the judge's
+histograms), ``tour`` (the mixture story, the likelihood bars) and ``diagnostics`` (k̂, posterior checks).
+They draw arrays and tensors; no module here knows a model.
 """
 from __future__ import annotations
 

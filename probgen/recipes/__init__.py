@@ -20,7 +20,8 @@ from .train import SampleConfig, TrainConfig, TrainResult, sample, train  # noqa
 
 #: public name -> module of probgen.recipes that defines it
 _NAMES = {
-    "MODELS": "models", "register_model": "models", "model_spec": "models",
+    "MODELS": "models", "register_model": "models", "model_spec": "models", "fit_model": "models",
+    "PUBLISHED": "published",
     "TrainConfig": "train", "TrainResult": "train", "train": "train", "SampleConfig": "train", "sample": "train",
     "CompareConfig": "compare", "CompareResult": "compare", "compare": "compare",
     "StoryConfig": "story", "user_story": "story", "load_story_class": "story",
@@ -28,7 +29,7 @@ _NAMES = {
     "DiagnoseConfig": "diagnose", "diagnose": "diagnose",
     "CompleteConfig": "pixel", "complete": "pixel",
     "PoemConfig": "text", "poem": "text", "InterpolateTextConfig": "text", "interpolate_text": "text",
-    "traverse": "vae", "latent_map": "vae", "interpolate": "vae", "style_transfer": "vae", "why_vae": "vae",
+    "traverse": "vae", "latent_map": "vae", "interpolate": "vae", "style_transfer": "vae", "why_vae": "code_space",
     "gan_toy": "gan", "walk": "gan", "judge": "gan",
 }
 

@@ -5,13 +5,12 @@ here they gain the architecture, epochs and the per-epoch monitor of the image G
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RunConfig, opt, parse_int_list, resolve_device, seed_everything
+from .config import FitBase, RunConfig, opt, parse_int_list, seed_everything
 from .gan import GameConfig
-from .models import fit_limits, register_model, save_model
+from .models import fit_model, is_lead, register_model
 
 __all__ = ["GANConfig", "HIDDEN_DEFAULTS"]
 
@@ -20,7 +19,7 @@ HIDDEN_DEFAULTS = {"mlp": (128, 256), "dcgan": (64, 128)}
 
 
 @dataclass
-class GANConfig(GameConfig):
+class GANConfig(GameConfig, FitBase):
     """Generative adversarial network (own adversarial trainer, not SVI; MLP or DCGAN)."""
 
     arch: str = opt("auto", "mlp, or dcgan (convolutional; H, W divisible by 4); auto: dcgan for such images, "
@@ -40,6 +39,10 @@ class GANConfig(GameConfig):
                             "torchrun --nproc_per_node=N -m probgen train gan ...; --batch-size is the global "
                             "batch, split across ranks (see docs/scale.md)")
 
+    def fit_options(self, run: RunConfig) -> dict:
+        """The adversarial trainer's options: epochs, resume, logs and the game's."""
+        return {**FitBase.fit_options(self, run), **self.game_options()}
+
 
 def _build_gan(cfg: GANConfig, ds):
     from ..models import GAN
@@ -56,21 +59,11 @@ def _build_gan(cfg: GANConfig, ds):
 
 
 def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
-    from .train import save_images
-
-    dist = None
-    if cfg.distributed:  # every rank trains its shard; rank 0 alone monitors and writes
-        from ..infer.distributed import Distributed
-
-        dist = Distributed.from_env(run.device)
-    model = model.to(dist.device if dist is not None else resolve_device(run.device))
-    from ..infer.callbacks import set_threads
-
-    set_threads(cfg.threads)  # as every trainer: one thread on a 2-core machine; --threads overrides
+    """:func:`~probgen.recipes.models.fit_model` with the per-epoch monitor and sample grids; the final file
+    records the sample quality; then the history, curves and samples beside it."""
     notes = notes if notes is not None else []
-    x, _, limits = fit_limits(cfg, ds, None, notes)  # --train-size, --minutes (a TimeLimit callback)
     clf, monitor = None, None
-    lead = dist is None or dist.is_main
+    lead = is_lead(cfg)
     if lead and ds.train_labels is not None and not cfg.no_monitor and len(ds.shape) == 2:
         from ..metrics import sample_quality, train_classifier
 
@@ -82,44 +75,45 @@ def _fit_gan(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes=None):
         def monitor(samples):
             q = sample_quality(clf, samples)
             return {k: q[k] for k in keys}
-    grids = path.parent / f"{path.stem}_grids"
+    callbacks = [_grids(path.parent / f"{path.stem}_grids", cfg.grid_every)] if cfg.grid_every and lead else []
 
-    def on_epoch(epoch, record, fixed):
-        if cfg.grid_every and (epoch + 1) % cfg.grid_every == 0 and fixed.dim() == 3:
-            save_images(fixed.cpu(), grids / f"epoch_{epoch + 1:04d}.png", nrow=8)
-
-    t0 = time.perf_counter()
-    model.fit(x, epochs=cfg.epochs, progress=not run.quiet, checkpoint=path, resume=cfg.resume,
-              monitor=monitor, on_epoch=on_epoch, callbacks=limits, log_dir=cfg.log_dir, distributed=dist,
-              **cfg.fit_options())
-    if dist is not None:
-        try:
-            return _finish(model, cfg, ds, path, run, notes, clf, t0) if lead else model
-        finally:
-            dist.barrier()  # no rank reports before rank 0's files are complete
-    return _finish(model, cfg, ds, path, run, notes, clf, t0)
+    summary: dict = {}
+    model = fit_model(model, cfg, ds, path, run, notes, monitor=monitor, callbacks=callbacks,
+                      extra=lambda m: _quality(m, ds, run, clf, notes, summary))
+    if lead:
+        _write_beside(model, cfg, path, notes, summary)
+    return model
 
 
-def _finish(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes: list, clf, t0: float):
-    """After the game: Parzen bandwidth, sample quality, the checkpoint, history, curves and samples."""
+def _grids(folder: Path, every: int):
+    """A callback writing the fixed-code sample grid every ``every`` epochs to ``folder/epoch_NNNN.png``."""
     import torch
 
-    from ..io import write_json
-    from ..plots import gan as gplots
-    from .gan import quality_line
+    from ..infer import Callback
     from .train import save_images
 
-    if model.train_result.stopped_early:
-        notes.append(f"stopped after {len(model.train_result.history)} epochs (--minutes {cfg.minutes:g})")
-    fit_seconds = time.perf_counter() - t0
-    model.fit_parzen(ds.val, binary=ds.binarized)  # so that log_prob / compare work from the checkpoint
-    history = model.train_result.history
-    extra = {"fit_seconds": fit_seconds, "history": history, "warnings": model.train_result.warnings}
-    summary = {"fit_seconds": fit_seconds, "steps": model.train_result.steps,
-               "mode_collapse_warnings": model.train_result.warnings,
-               "parzen_bandwidth": float(model.parzen_bandwidth)}
+    class Grids(Callback):
+        def on_epoch_end(self, trainer, record: dict) -> None:
+            gan = trainer.model
+            if record["epoch"] % every == 0:
+                with torch.no_grad():
+                    fixed = gan.decode(gan.fixed_z)
+                if fixed.dim() == 3:  # images [n, H, W]
+                    save_images(fixed.cpu(), folder / f"epoch_{record['epoch']:04d}.png", nrow=8)
+
+    return Grids()
+
+
+def _quality(model, ds, run: RunConfig, clf, notes: list, summary: dict) -> dict:
+    """What the checkpoint records after the game (the trainer calls it once): mode-collapse warnings and,
+    with a classifier, the quality of 1,000 samples; ``summary`` (the history file's) filled on the way."""
+    result = model.train_result
+    summary.update({"fit_seconds": result.seconds, "steps": result.steps, "mode_collapse_warnings": result.warnings,
+                    "parzen_bandwidth": float(model.parzen_bandwidth)})
+    extra = {"warnings": result.warnings}
     if clf is not None:
         from ..metrics import classes_found, frechet_distance, sample_quality
+        from .gan import quality_line
 
         seed_everything(run.seed)
         samples = model.sample(1000)
@@ -131,16 +125,27 @@ def _finish(model, cfg: GANConfig, ds, path: Path, run: RunConfig, notes: list, 
                         "frechet_classifier_features": fd})
         extra["quality"] = {k: v for k, v in summary.items() if k != "mode_collapse_warnings"}
         notes.append(quality_line("gan", q, fd))
-    save_model(model, path, ds, extra=extra)
+    return extra
+
+
+def _write_beside(model, cfg: GANConfig, path: Path, notes: list, summary: dict) -> None:
+    """The history (with the summary), the training curves and 64 samples beside the checkpoint."""
+    import torch
+
+    from ..io import write_json
+    from ..plots import gan as gplots
+    from .train import save_images
+
+    result = model.train_result
+    if result.stopped_early:
+        notes.append(f"stopped after {len(result.history)} epochs (--minutes {cfg.minutes:g})")
     out = path.parent
-    write_json(out / f"{path.stem}_history.json", {"history": history, "summary": summary})
-    if history:
-        gplots.training_curves(history, out / f"{path.stem}_training.png", wgan=cfg.loss == "wgan-gp")
+    write_json(out / f"{path.stem}_history.json", {"history": result.history, "summary": summary})
+    if result.history:
+        gplots.training_curves(result.history, out / f"{path.stem}_training.png", wgan=cfg.loss == "wgan-gp")
     with torch.no_grad():
         save_images(model.sample(64).cpu(), out / f"{path.stem}_samples.png", nrow=8)
-    model.checkpoint_extra = extra
-    return model
 
 
-register_model("gan", GANConfig, _build_gan, _fit_gan, data_defaults={"binarize": False},
+register_model("gan", GANConfig, _build_gan, fit=_fit_gan, data_defaults={"binarize": False}, tour="adversarial",
                help="generative adversarial network (own adversarial loop, not SVI; MLP or DCGAN)")

@@ -22,13 +22,13 @@ from pathlib import Path
 from .config import DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, parse_int_list, runs_in, seed_everything
 
 __all__ = ["WhyVAEConfig", "WhyVAEResult", "why_vae", "code_space_test", "code_space_figure", "code_space_lines",
-           "PRIOR_ROWS", "PATH_ROWS"]
+           "PRIOR_ROWS", "PATH_ROWS", "encode_mean", "decode_mean"]
 
 #: the prior rows: judged row name -> (model key, how its codes are drawn)
-PRIOR_ROWS = {"VAE, z ~ N(0, I)": ("vae", "normal"), "AE, z ~ N(0, I)": ("ae", "normal"),
-              "AE, z ~ fitted Gaussian": ("ae", "fitted")}
+PRIOR_ROWS = {"VAE, z ~ N(0, I)": ("variational", "normal"), "AE, z ~ N(0, I)": ("plain", "normal"),
+              "AE, z ~ fitted Gaussian": ("plain", "fitted")}
 #: the interpolation rows: judged row name -> model key
-PATH_ROWS = {"VAE, between two test digits": "vae", "AE, between two test digits": "ae"}
+PATH_ROWS = {"VAE, between two test digits": "variational", "AE, between two test digits": "plain"}
 
 
 @dataclass
@@ -63,6 +63,19 @@ class WhyVAEResult:
     interpolation_rows: list[dict] = field(default_factory=list)
 
 
+def encode_mean(model, x, y=None):
+    """Posterior mean (VAE, CVAE) or code (AE) of images ``x``, ``[n × z_dim]``."""
+    out = model.encode(x, y) if model.traits.labels else model.encode(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def decode_mean(model, z, y=None):
+    """Mean images ``[n, H, W]`` for codes ``z [n × z_dim]`` (``y``: CVAE label, int or ``[n]`` or soft)."""
+    if model.traits.labels:
+        return model.decode(z, 0 if y is None else y)
+    return model.decode(z)
+
+
 def _pairs(labels, n: int, generator):
     """``n`` pairs ``(a, b)`` of test indices with different labels (any two when unlabelled), ``[n, 2]``."""
     import torch
@@ -94,13 +107,12 @@ def code_space_test(vae, ae, ds, clf, *, n_eval: int = 1000, pairs: int = 100, s
 
     from ..codes import lerp
     from ..metrics import judge_rows
-    from .vae import encode_mean
 
     for name, value in (("n_eval", n_eval), ("pairs", pairs), ("steps", steps)):
         if value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     g = torch.Generator().manual_seed(seed)
-    models = {"vae": vae.eval(), "ae": ae.eval()}
+    models = {"variational": vae.eval(), "plain": ae.eval()}
     mean = {} if draws else {"mean": True}
     z = torch.randn(n_eval, vae.z_dim, generator=g)  # the same codes for both decoders
     z_fit = ae.code_distribution("fitted").sample((n_eval,)).cpu()
@@ -147,8 +159,8 @@ def code_space_figure(res: dict, path, *, show: int = 36, show_paths: int = 6, s
         return (f"{name} (real digits at the ends)\nconfidence {r['mean_confidence']:.2f}, worst on a path "
                 f"{r['worst_on_path']:.2f}", p.reshape(-1, *p.shape[2:]), p.shape[1])
 
-    rows = [[prior("VAE, z ~ N(0, I)"), walk("VAE, between two test digits", "vae")],
-            [prior("AE, z ~ N(0, I)"), walk("AE, between two test digits", "ae")],
+    rows = [[prior("VAE, z ~ N(0, I)"), walk("VAE, between two test digits", "variational")],
+            [prior("AE, z ~ N(0, I)"), walk("AE, between two test digits", "plain")],
             [prior("AE, z ~ fitted Gaussian")],
             [(f"real test images\nconfidence {by['real test images']['mean_confidence']:.2f}",
               res["real"][:show], nrow)]]
@@ -189,11 +201,11 @@ def why_vae(cfg: WhyVAEConfig) -> WhyVAEResult:
     :func:`code_space_test`; writes ``OUT/why_vae.png``, ``OUT/why_vae.json`` and the checkpoints."""
     import torch
 
-    from ..io import atomic_write, write_json
+    from ..io import atomic_write, run_files, write_json
     from ..metrics import train_classifier
     from ..models import VAE, AutoEncoder
     from .guard import check_sizes, claim
-    from .models import fit_svi_model, save_model
+    from .models import fit_model
 
     check_sizes(cfg)  # the upper bounds; the lower ones below
     claim(cfg)  # before two models train: nothing in --out replaced without --force
@@ -209,14 +221,13 @@ def why_vae(cfg: WhyVAEConfig) -> WhyVAEResult:
     hidden = list(parse_int_list(cfg.hidden, "--hidden"))
     kw = dict(z_dim=cfg.z_dim, hidden=hidden, likelihood=lik, x_shape=ds.shape)
     models = {}
-    for name, cls in (("autoencoder", AutoEncoder), ("vae", VAE)):
+    for cls in (AutoEncoder, VAE):
         seed_everything(seed)  # same seed: same initial layers where shapes agree
         t0 = time.perf_counter()
-        model = fit_svi_model(cls(ds.x_dim, **kw), cfg.fit, ds, out / f"{name}.pt", cfg.run)
-        save_model(model, out / f"{name}.pt", ds)  # again: the AE's fitted code Gaussian comes after the fit
-        models[name] = model.eval()
-        lines.append(f"trained {name} ({models[name].n_params()} parameters) in {time.perf_counter() - t0:.1f} s")
-    ae, vae = models["autoencoder"], models["vae"]
+        model = fit_model(cls(ds.x_dim, **kw), cfg.fit, ds, run_files(out, cls.kind).checkpoint, cfg.run)
+        models[cls] = model.eval()
+        lines.append(f"trained {cls.kind} ({model.n_params()} parameters) in {time.perf_counter() - t0:.1f} s")
+    ae, vae = models[AutoEncoder], models[VAE]
 
     seed_everything(seed)
     clf = train_classifier(ds, seed=seed, epochs=cfg.classifier_epochs)
@@ -243,9 +254,9 @@ def why_vae(cfg: WhyVAEConfig) -> WhyVAEResult:
     if cfg.npy:
         import numpy as np
 
-        arrays = {"vae": samples["VAE, z ~ N(0, I)"].numpy(), "ae": samples["AE, z ~ N(0, I)"].numpy(),
+        arrays = {vae.kind: samples["VAE, z ~ N(0, I)"].numpy(), "ae": samples["AE, z ~ N(0, I)"].numpy(),
                   "ae_fitted": samples["AE, z ~ fitted Gaussian"].numpy(), "z": res["z"].numpy(),
-                  "vae_paths": res["paths"]["vae"].numpy(), "ae_paths": res["paths"]["ae"].numpy(),
+                  f"{vae.kind}_paths": res["paths"]["variational"].numpy(), "ae_paths": res["paths"]["plain"].numpy(),
                   "pairs": np.asarray(res["pairs"])}
         atomic_write(out / "why_vae_samples.npz", lambda f: np.savez(f, **arrays))
         paths.append(out / "why_vae_samples.npz")

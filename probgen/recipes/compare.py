@@ -7,13 +7,12 @@ and K, and the share of test points with PSIS k̂ > 0.7 where the estimator has 
 """
 from __future__ import annotations
 
-import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .config import DataConfig, RunConfig, load_data, opt, out_dir, replace_given, runs_in, seed_everything
-from .models import MODELS, model_spec
+from .config import DataConfig, RunConfig, load_data, opt, out_dir, runs_in, seed_everything
+from .models import MODELS, checkpoint_extra, load_families
 from .train import save_images, train_model
 
 __all__ = ["CompareConfig", "CompareResult", "compare", "score_model", "refit_for_scoring"]
@@ -87,7 +86,7 @@ class CompareResult:
 
 def _names(models) -> list[str]:
     names = [m.strip() for m in (models.split(",") if isinstance(models, str) else models) if m.strip()]
-    model_spec("gmm")  # imports every family module, so that MODELS is complete
+    load_families()  # imports every family module, so that MODELS is complete
     unknown = [m for m in names if m not in MODELS]
     if not names or unknown:
         raise ValueError(f"--models: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(MODELS)}")
@@ -107,7 +106,7 @@ def score_model(model, ds, *, num_samples: int, seed: int = 0, weights: bool = F
     from ..evaluate import score
 
     model.eval()
-    y = ds.test_labels if getattr(model, "needs_labels", False) else None
+    y = ds.test_labels if model.traits.labels else None
     with torch.no_grad():
         s = score(model, ds.test.to(model.device), y=y, num_samples=num_samples, val=ds.val, seed=seed,
                   dequantized=bool(ds.dequantized), refine=refine)
@@ -135,7 +134,7 @@ def refit_for_scoring(model, ds, *, epochs: int, k: int, seed: int = 0, progress
 
     if not scores_with_guide(model):
         return None
-    labels = getattr(model, "needs_labels", False)
+    labels = model.traits.labels
     seed_everything(seed)
     try:
         info = refit_guide(model, ds.train.to(model.device), y=ds.train_labels if labels else None,
@@ -149,13 +148,13 @@ def refit_for_scoring(model, ds, *, epochs: int, k: int, seed: int = 0, progress
 
 
 def _trainer_params(name: str, epochs: int | None, log_dir: str | None = None):
-    spec = MODELS[name]
-    params = spec.config()
-    if epochs is not None and hasattr(params, "epochs"):
-        params = replace_given(params, epochs=epochs)
-    if log_dir is not None and hasattr(params, "log_dir"):
-        params = replace_given(params, log_dir=str(Path(log_dir) / name))
-    return replace_given(params, resume=False)
+    """The family's defaults, with ``--epochs`` and ``--log-dir`` (every registered config declares both)."""
+    params = replace(MODELS[name].config(), resume=False)
+    if epochs is not None:
+        params = replace(params, epochs=epochs)
+    if log_dir is not None:
+        params = replace(params, log_dir=str(Path(log_dir) / name))
+    return params
 
 
 def compare(cfg: CompareConfig) -> CompareResult:
@@ -174,9 +173,10 @@ def compare(cfg: CompareConfig) -> CompareResult:
 
 
 def _compare(cfg: CompareConfig) -> CompareResult:
-    from ..evaluate import PUBLISHED, summarize
-    from ..io import atomic_write, write_json
+    from ..evaluate import summarize
+    from ..io import atomic_write, run_files, write_json
     from ..models import load
+    from .published import published
 
     names = _names(cfg.models)
     if cfg.num_samples < 1:
@@ -189,28 +189,18 @@ def _compare(cfg: CompareConfig) -> CompareResult:
     density = not ds.binarized
     rows, pointwise = [], {}
     for name in names:
-        ckpt = out / f"{name}.pt"
-        if cfg.from_dir:
-            src = Path(cfg.from_dir) / f"{name}.pt"
-            model = load(src, device=run.device)
+        if cfg.from_dir:  # read where it is: the run records the path, nothing is copied or rewritten
+            ckpt = run_files(cfg.from_dir, name).checkpoint
+            model = load(ckpt, device=run.device)
             if model.kind != name and model.kind in MODELS:  # e.g. a GMM saved as vae.pt
-                raise ValueError(f"--from {src}: holds a {model.kind!r} model, not {name!r}")
-            fit_seconds = float(getattr(model, "checkpoint_extra", {}).get("fit_seconds", float("nan")))
-            if src.resolve() != ckpt.resolve():
-                model.save(ckpt, extra=getattr(model, "checkpoint_extra", {}))
+                raise ValueError(f"--from {ckpt}: holds a {model.kind!r} model, not {name!r}")
+            fit_seconds = float(checkpoint_extra(ckpt).get("fit_seconds", float("nan")))
         else:
             seed_everything(run.seed)
             say(f"training {name} ...", flush=True)
+            ckpt = run_files(out, name).checkpoint
             res = train_model(name, _trainer_params(name, cfg.epochs, cfg.log_dir), cfg.data, run, ds, path=ckpt)
-            model, fit_seconds = res.model, res.seconds
-            if getattr(model, "fit_seconds", None) is not None:  # the trainer saved it with its time (EM): no rewrite
-                fit_seconds = float(model.fit_seconds)
-            else:  # the SVI trainer's best checkpoint, rewritten once at the end with the fit time (for --from)
-                extra = dict(getattr(model, "checkpoint_extra", {}) or {})
-                extra["fit_seconds"] = fit_seconds
-                from .models import save_model
-
-                save_model(model, ckpt, ds, extra=extra)
+            model, fit_seconds = res.model, float(res.model.train_result.seconds)  # as its checkpoint records
         refit = refit_for_scoring(model, ds, epochs=cfg.refit_guide, k=cfg.refit_k, seed=run.seed,
                                   progress=not run.quiet, say=say) if cfg.refit_guide else None
         seed_everything(run.seed)
@@ -226,8 +216,8 @@ def _compare(cfg: CompareConfig) -> CompareResult:
             log_score(Path(cfg.log_dir) / name, {"log_likelihood": s.mean, "stderr": s.stderr,
                                                  "num_samples": row["num_samples"], "estimator": row["estimator"]})
         rows.append({"name": name, "test_log_likelihood": s.mean, "stderr": s.stderr, **row,
-                     "fit_seconds": fit_seconds,
-                     "n_params": int(model.n_params()) if hasattr(model, "n_params") else None, "n_test": s.n})
+                     "fit_seconds": fit_seconds, "n_params": int(model.n_params()), "n_test": s.n,
+                     "checkpoint": str(ckpt)})
         _sample_grid(model, out / f"samples_{name}.png")
     if cfg.story:  # the user's own program: trained as `probgen train --story` would, scored the same way
         import dataclasses
@@ -252,8 +242,8 @@ def _compare(cfg: CompareConfig) -> CompareResult:
                        "binarized": ds.binarized, "dequantized": ds.dequantized,
                        "unit": "nats per image", "quantity": "log density" if density else "log mass"},
               "seed": run.seed, "models": rows}
-    if ds.name == "binarized-mnist":
-        result["published"] = PUBLISHED["binarized-mnist"]
+    if published(ds.name):
+        result["published"] = [entry.as_dict() for entry in published(ds.name)]
     import numpy as np
 
     atomic_write(out / "pointwise.npz", lambda f: np.savez(f, **pointwise))
@@ -279,19 +269,19 @@ def _elpd(pointwise: dict, out: Path) -> tuple[dict | None, str | None]:
 
 
 def _sample_grid(model, path: Path) -> None:
+    """64 samples as a grid (decoder means where the model has them); none for text or a model that cannot
+    draw unconditionally."""
     import torch
 
-    if not hasattr(model, "sample"):
+    if "text" in model.traits.offers:
         return
-    kwargs = {}
-    if "mean" in inspect.signature(model.sample).parameters and model.kind not in ("gmm",):
-        kwargs["mean"] = True  # decoder means: the usual way to show VAE samples
+    kwargs = {"mean": True} if "sample_mean" in model.traits.offers else {}  # decoder means: pictures, not noise
     try:
         with torch.no_grad():
             x = model.sample(64, **kwargs)
     except (NotImplementedError, TypeError):
         return
-    if not hasattr(x, "dim") or x.dim() == 2:
+    if not isinstance(x, torch.Tensor) or x.dim() == 2:
         return
     save_images(x.cpu(), path, nrow=8)
 

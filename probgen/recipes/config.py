@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DataConfig", "RunConfig", "FitConfig", "load_data", "seed_everything", "resolve_device",
-           "out_dir", "opt", "parse_int_list", "replace_given", "runs_in"]
+__all__ = ["DataConfig", "RunConfig", "FitBase", "FitConfig", "load_data", "seed_everything", "resolve_device",
+           "out_dir", "write_npy", "opt", "parse_int_list", "replace_given", "runs_in"]
 
 
 def opt(default, help: str = "", *, choices=None, flag: str | None = None, negate: str | None = None,
@@ -76,15 +76,13 @@ class RunConfig:
 
 
 @dataclass
-class FitConfig:
-    """Options of the SVI trainer (:func:`probgen.infer.svi.fit_svi`)."""
+class FitBase:
+    """The options every registered family's config declares, whatever its trainer: how long, on how much
+    of the data, resumed or not, logged where, on how many threads or processes. The registry's one fit
+    (:func:`probgen.recipes.models.fit_model`) reads these fields and :meth:`fit_options`, nothing else."""
 
     epochs: int = opt(50, "passes over the data")
-    batch_size: int = opt(128, "examples per step")
-    lr: float = opt(1e-3, "Adam learning rate")
-    patience: int = opt(10, "early stopping: epochs without validation improvement")
     resume: bool = opt(False, "continue from OUT/<model>.last.pt if present")
-    clip_norm: float | None = opt(None, "clip the global gradient norm (all parameters together) to this value")
     train_size: int | None = opt(None, "train on the first N training examples only (validation and test "
                                        "unchanged): a quick model on a laptop", metavar="N")
     minutes: float | None = opt(None, "stop at the end of the first epoch that finishes after M minutes (the "
@@ -95,8 +93,40 @@ class FitConfig:
                                     "image models, hyperparameters) to this folder; "
                               "needs pip install 'probgen[tb]'", metavar="DIR")
     threads: int | None = threads_opt()
+
+    def fit_options(self, run: RunConfig) -> dict:
+        """The keyword options of ``model.fit`` (:func:`probgen.infer.train`) these fields give; a family's
+        config overrides this to map its own fields (the GMM's ``method``/``max_iter``, the GAN's game).
+
+        :param run: the run (its ``seed`` for trainers that take one).
+        """
+        return dict(epochs=self.epochs, resume=self.resume, log_dir=self.log_dir)
+
+    def warm_start(self, model, ds, path: Path, run: RunConfig) -> None:
+        """Called before the fit with the built model on its device (``path``: the checkpoint the fit will
+        write): a family's warm start (the mixture VAE's k-means placement of its prior). Default: nothing."""
+
+    def metrics(self, model, ds, notes: list) -> dict:
+        """Numbers measured on the trained model, written into its checkpoint's ``extra`` by the trainer
+        (and summary lines appended to ``notes``). Default: none."""
+        return {}
+
+
+@dataclass
+class FitConfig(FitBase):
+    """Options of the SVI trainer (:func:`probgen.infer.svi.fit_svi`)."""
+
+    batch_size: int = opt(128, "examples per step")
+    lr: float = opt(1e-3, "Adam learning rate")
+    patience: int = opt(10, "early stopping: epochs without validation improvement")
+    clip_norm: float | None = opt(None, "clip the global gradient norm (all parameters together) to this value")
     compile: bool = opt(False, "capture the SVI step once and run it under torch.compile (static stories; a "
                         "dynamic one trains eagerly after a one-line notice; see docs/scale.md)")
+
+    def fit_options(self, run: RunConfig) -> dict:
+        """The SVI trainer's options (``compile`` only when asked: trainers without it need not know it)."""
+        return {**super().fit_options(run), "batch_size": self.batch_size, "lr": self.lr, "patience": self.patience,
+                "clip_norm": self.clip_norm, **({"compile": True} if self.compile else {})}
 
 
 def seed_everything(seed: int) -> None:
@@ -134,6 +164,18 @@ def load_data(cfg: DataConfig, *, need_labels: bool = False):
     if need_labels and ds.train_labels is None:
         raise ValueError(f"{ds.name}: this model needs labels, and the data has none")
     return ds
+
+
+def write_npy(path, array) -> Path | None:
+    """Raw values (a tensor or array) as an ``.npy`` file, atomically; nothing for ``path`` None."""
+    if path is None:
+        return None
+    import numpy as np
+
+    from ..io import atomic_write
+
+    arr = np.asarray(array.detach().cpu() if hasattr(array, "detach") else array)
+    return atomic_write(path, lambda f: np.lib.format.write_array(f, arr, allow_pickle=False))
 
 
 def out_dir(path: str | Path) -> Path:

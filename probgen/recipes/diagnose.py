@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataConfig, RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything
+from .config import DataConfig, RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything, write_npy
 from .models import load_checkpoint_data
 
 __all__ = ["DiagnoseConfig", "DiagnoseResult", "diagnose"]
@@ -60,9 +60,9 @@ def _check(cfg: DiagnoseConfig) -> None:
 
 def _holds_user_story(path: Path) -> bool:
     from ..io import load_checkpoint
+    from .story import recorded_code
 
-    extra = load_checkpoint(path).get("extra") or {}
-    return "program" in extra or "story_source" in extra
+    return any(part is not None for part in recorded_code(load_checkpoint(path)))
 
 
 def _fmt(v, spec: str = ".2f") -> str:
@@ -87,15 +87,12 @@ def diagnose(cfg: DiagnoseConfig) -> DiagnoseResult:
         model = load(path, device=str(resolve_device(cfg.run.device)))
     from .guard import check_kind
 
-    check_kind("diagnose", model.kind, path)  # pixel, gan, autoencoder: nothing latent to diagnose
-    if getattr(model, "latent", True) is False:
-        raise ValueError(f"{path}: diagnose cannot use a plain language model (no latent code: its "
-                         "log-likelihood is exact, there is no guide to diagnose)")
+    check_kind("diagnose", model, path)  # its own traits: a guide, or exact responsibilities
     model.eval()
     ds = load_checkpoint_data(path, cfg.data, seed=cfg.run.seed)
     x = ds.test if cfg.points is None else ds.test[:cfg.points]
     y = None
-    if getattr(model, "needs_labels", False):  # the CVAE: diagnosed conditional on the test labels
+    if model.traits.labels:  # the CVAE: diagnosed conditional on the test labels
         if ds.test_labels is None:
             raise ValueError(f"{ds.name}: a {model.kind} is diagnosed conditional on labels, and the data has none")
         y = ds.test_labels[:len(x)]
@@ -104,7 +101,7 @@ def diagnose(cfg: DiagnoseConfig) -> DiagnoseResult:
     summary: dict = {"checkpoint": str(path), "model": model.kind, "data": ds.describe(),
                      "points": int(len(x)), "seed": cfg.run.seed}
     lines = [f"diagnose {model.kind} from {path} on {len(x)} test points of {ds.describe()}"]
-    if hasattr(model, "responsibilities") and getattr(model, "has_exact_log_prob", False):
+    if "responsibilities" in model.traits.offers and model.traits.exact:
         _responsibilities(model, x, out, summary, lines)
     else:
         if y is not None:
@@ -124,7 +121,7 @@ def _responsibilities(model, x, out: Path, summary: dict, lines: list) -> None:
     gm = D.gmm_responsibilities(model, x, index=np.arange(len(x)))
     summary["responsibilities"] = gm["summary"]
     summary["log_likelihood_mean"] = float(model.log_prob(x).mean())
-    np.save(out / "responsibilities.npy", gm["resp"])
+    write_npy(out / "responsibilities.npy", gm["resp"])
     P.plot_responsibilities(gm["resp"], out / "responsibilities.png")
     write_json(out / "summary.json", summary)
     s = gm["summary"]

@@ -63,8 +63,8 @@ class GameConfig:
         if self.instance_noise < 0:
             raise ValueError(f"--instance-noise must be >= 0, got {self.instance_noise}")
 
-    def fit_options(self) -> dict:
-        """The keyword options of :func:`~probgen.infer.adversarial.fit_adversarial`."""
+    def game_options(self) -> dict:
+        """The game's keyword options of :func:`~probgen.infer.adversarial.fit_adversarial`."""
         return dict(batch_size=self.batch_size, lr=self.lr, lr_d=self.lr_d, d_steps=self.d_steps, n_critic=self.n_critic,
                     smoothing=self.smoothing, instance_noise=self.instance_noise, gp_weight=self.gp_weight,
                     gp_one_sided=self.gp_one_sided, beta1=self.beta1)
@@ -195,7 +195,7 @@ def gan_toy(cfg: GanToyConfig) -> ToyResult:
     seed_everything(cfg.run.seed)
     torch.manual_seed(cfg.run.seed)
     out = out_dir(cfg.run.out)
-    from ..infer.callbacks import set_threads
+    from ..runtime import set_threads
 
     threads = torch.get_num_threads()
     set_threads(cfg.threads or 1)  # 1-D nets this small run faster on one thread than on several
@@ -210,7 +210,8 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
     import torch
 
     from ..infer.adversarial import fit_adversarial
-    from ..io import write_json
+    from ..infer.callbacks import Checkpointer
+    from ..io import run_files, write_json
     from ..models.gan import GAN
     from ..plots import gan as gplots
 
@@ -254,7 +255,7 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
     decay = None if cfg.no_lr_decay else (lambda i: min(1.0, 2.0 * (1 - i / cfg.steps)))
     # fresh real batches from the target: the discriminator sees them, the generator never does
     res = fit_adversarial(model, sample_data, steps=cfg.steps, lr_lambda=decay, on_step=on_step,
-                          progress=not cfg.run.quiet, desc="gan-toy", **cfg.fit_options())
+                          progress=not cfg.run.quiet, desc="gan-toy", **cfg.game_options())
     seconds = res.seconds
     model.eval()
     with torch.no_grad():
@@ -281,13 +282,16 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
     gplots.wasserstein_curve([c["step"] for c in curve], [c["wasserstein"] for c in curve],
                              out / "toy_wasserstein.png", floor=floor, spread=spread)
     gif = None if cfg.no_gif else gplots.toy_gif(snaps, out / "toy.gif", wgan=wgan)
-    model.save(out / "toy_gan.pt", extra={"toy": {k: v for k, v in summary.items() if k != "per_step"}})
+    # written once, as every trainer writes a final model (the toy streams its data: no infer.train around it)
+    Checkpointer(model, run_files(out, "toy_gan").checkpoint).save_final(res, extra={"toy": {k: v for k, v in summary.items()
+                                                                            if k != "per_step"}})
     lines = [f"{cfg.target} target, {cfg.loss}, {cfg.steps} steps in {seconds:.1f} s: final W₁ = {final_w1:.3f} "
              f"({final_w1 / spread:.1%} of the data std {spread:.2f}; data-vs-data floor {floor:.3f}); "
              f"mass per mode {', '.join(f'{m:.2f}' for m in mode_mass)} -> "
              + ("all modes covered" if covered else "MODE(S) MISSED"),
              f"wrote {out / 'toy.png'}, {out / 'toy.json'}, {out / 'toy_wasserstein.png'}" + (f", {gif}" if gif else "")]
-    paths = [out / "toy.png", out / "toy.json", out / "toy_wasserstein.png", out / "toy_gan.pt"] + ([gif] if gif else [])
+    paths = [out / "toy.png", out / "toy.json", out / "toy_wasserstein.png", run_files(out, "toy_gan").checkpoint]
+    paths += [gif] if gif else []
     return ToyResult(final_w1, floor, mode_mass, covered, summary, paths, lines)
 
 
@@ -306,9 +310,7 @@ def walk(cfg: WalkConfig) -> WalkResult:
     check_sizes(cfg)  # --n and --steps: the images of one figure
     out = claim(cfg)[0]  # --out: a .png or a folder; nothing replaced without --force
     model = load(cfg.checkpoint, device=str(resolve_device(cfg.device)))
-    check_kind("walk", model.kind, cfg.checkpoint)
-    if not hasattr(model, "decode") or not hasattr(model, "z_dim"):
-        raise ValueError(f"{cfg.checkpoint}: a {model.kind} model has no code space to walk (needs decode and z_dim)")
+    check_kind("walk", model, cfg.checkpoint)  # decode(z) from a code alone
     seed_everything(cfg.seed)
     codes = torch.randn(cfg.n, model.z_dim, generator=torch.Generator().manual_seed(cfg.seed))  # n × z_dim
     t = torch.linspace(0, 1, cfg.steps)
@@ -353,13 +355,9 @@ def walk(cfg: WalkConfig) -> WalkResult:
 # -- judging samples with a classifier ---------------------------------------------------------
 def _draw(model, ckpt, n: int, *, mean: bool, seed: int, ds):
     """``n`` unconditional samples of a checkpoint's model, shaped like the data."""
-    import inspect
-
     import torch
 
-    if not hasattr(model, "sample"):
-        raise ValueError(f"{ckpt}: a {model.kind} model cannot sample")
-    kwargs = {"mean": True} if mean and "mean" in inspect.signature(model.sample).parameters else {}
+    kwargs = {"mean": True} if mean and "sample_mean" in model.traits.offers else {}
     torch.manual_seed(seed)
     with torch.no_grad():
         try:

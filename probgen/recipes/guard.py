@@ -3,8 +3,9 @@
 - :data:`BOUNDS` / :func:`check_sizes`: every size-like option of every recipe's config, with a bound
   derived from what one run may hold (images in one figure, lines of text, importance weights in memory);
   the message says the bound.
-- :data:`ACCEPTS` / :func:`check_kind` / :func:`check_checkpoint`: the checkpoint families each command
-  takes, checked from the file's ``kind`` before anything is built.
+- :data:`NEEDS` / :func:`accepts` / :func:`check_kind` / :func:`check_checkpoint`: what a story must declare
+  (its ``traits``) for each command, checked from the file's ``kind`` before anything is built and from the
+  loaded model's own traits after; an unknown kind is refused.
 - :data:`OUTPUTS` / :func:`outputs_of` / :func:`claim`: the files each command writes, so that every recipe
   (command line or Python) refuses to replace one without ``force`` (:func:`probgen.runs.claim_outputs`).
 - :func:`check_choices`: option strings given through the API (``elbo="magic"``) checked against the
@@ -17,7 +18,7 @@ import math
 import numbers
 from pathlib import Path
 
-__all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "MAX_BEAM", "BOUNDS", "ACCEPTS",
+__all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "MAX_BEAM", "BOUNDS", "NEEDS", "accepts",
            "OUTPUTS", "COMMAND_OF", "count", "check_sizes", "check_kind", "check_checkpoint", "outputs_of", "claim", "check_choices",
            "max_weights"]
 
@@ -140,63 +141,117 @@ def check_choices(cfg, prefix: str = "") -> None:
 
 
 # -- which families each command takes -----------------------------------------------------------
-_CODERS = ("vae", "cvae", "autoencoder", "mixture_vae")  # encode(x) and decode(z) over images
-_IMAGES = _CODERS + ("gan", "pixel", "gmm", "hvae")  # draw images
-#: command -> the checkpoint kinds it takes (``kind`` in the file, see :data:`probgen.story.REGISTRY`)
-ACCEPTS: dict[str, tuple[str, ...]] = {
-    "sample": _IMAGES + ("sentence-vae", "program"),
-    "traverse": _CODERS,
-    "latent-map": _CODERS,
-    "interpolate": _CODERS,
-    "style-transfer": ("cvae",),
-    "walk": ("gan", "vae", "autoencoder", "mixture_vae"),  # decode(z) from a code alone (not the CVAE's)
-    "complete": ("pixel",),
-    "gan-eval": _IMAGES,
-    "problems": _CODERS,
-    "poem": ("sentence-vae",),
-    "interpolate-text": ("sentence-vae",),
-    "diagnose": ("vae", "cvae", "mixture_vae", "gmm", "sentence-vae", "hvae", "program"),
+def _pictures(t) -> bool:
+    return "text" not in t.offers
+
+
+def _coder(t) -> bool:
+    return {"encode", "decode"} <= t.offers and _pictures(t)
+
+
+def _diagnosable(t) -> bool:
+    return t.guide or "responsibilities" in t.offers
+
+
+def _no_guide(t) -> str:
+    if t.estimator == "parzen":
+        return "it has no guide q(z | x) and no likelihood to weigh its draws by"
+    if t.estimator == "exact" and "text" in t.offers:
+        return "it is a plain language model (no latent code: its log-likelihood is exact, there is no guide)"
+    if t.estimator == "exact":
+        return "it has no latent variables (its log-likelihood is exact), so there is no guide to diagnose"
+    return "its codes are point estimates: there is no guide distribution to diagnose"
+
+
+def _no_walk(t) -> str:
+    if "text" in t.offers:
+        return "its codes decode to sentences, not images (use interpolate-text)"
+    if "decode" not in t.offers:
+        return "it has no code space to walk"
+    return "its decoder needs a label too; traverse and interpolate take --label"
+
+
+#: command -> (what a story must be to be used: a test on its :class:`probgen.story.Traits`, why one is
+#: refused: a line, or a function of the traits giving it); read from the traits, never from a family name
+NEEDS: dict[str, tuple] = {
+    "sample": (lambda t: True, ""),
+    "traverse": (_coder, "it has no encoder and decoder of images"),
+    "latent-map": (_coder, "it has no encoder and decoder of images"),
+    "interpolate": (_coder, "it has no encoder and decoder of images"),
+    "style-transfer": (lambda t: "transfer" in t.offers, "it cannot redraw a style as another label"),
+    "walk": (lambda t: "decode" in t.offers and not t.labels and _pictures(t), _no_walk),
+    "complete": (lambda t: "complete" in t.offers, "it cannot complete images"),
+    "gan-eval": (_pictures, "it draws sentences, not images"),
+    "problems": (lambda t: _coder(t) and "sample_mean" in t.offers, "it has no decoder mean images"),
+    "poem": (lambda t: "text" in t.offers, "it does not write text"),
+    "interpolate-text": (lambda t: "text" in t.offers and "decode" in t.offers, "it has no code to decode into text"),
+    "diagnose": (_diagnosable, _no_guide),
 }
 
-#: why a family is refused by a command, where the list alone does not say it
-_WHY_NOT = {
-    ("diagnose", "pixel"): "it has no latent variables (its log-likelihood is exact), so there is no guide to diagnose",
-    ("diagnose", "gan"): "it has no guide q(z | x) and no likelihood to weigh its draws by",
-    ("diagnose", "autoencoder"): "its codes are point estimates: there is no guide distribution to diagnose",
-    ("walk", "gmm"): "it has no code space to walk",
-    ("walk", "pixel"): "it has no code space to walk",
-    ("walk", "sentence-vae"): "its codes decode to sentences, not images (use interpolate-text)",
-    ("walk", "cvae"): "its decoder needs a label too; traverse and interpolate take --label",
-}
+
+def _story_classes() -> dict:
+    """kind -> class of every built-in story (probgen's own, not the user's)."""
+    from ..models import _import_all
+    from ..story import REGISTRY
+
+    _import_all()
+    return {kind: cls for kind, cls in REGISTRY.items() if cls.__module__.startswith("probgen.") and kind != "story"}
 
 
-#: config class name -> its command (the recipes check the model they loaded against :data:`ACCEPTS`)
+def accepts(command: str) -> tuple[str, ...]:
+    """The built-in kinds ``command`` takes (their declared traits pass its test in :data:`NEEDS`)."""
+    test = NEEDS[command][0]
+    return tuple(kind for kind, cls in _story_classes().items() if test(cls.traits))
+
+
+#: config class name -> its command (the recipes check the model they loaded against :data:`NEEDS`)
 COMMAND_OF = {"SampleConfig": "sample", "TraverseConfig": "traverse", "LatentMapConfig": "latent-map",
               "InterpolateConfig": "interpolate", "StyleTransferConfig": "style-transfer", "WalkConfig": "walk",
               "CompleteConfig": "complete", "JudgeConfig": "gan-eval", "ProblemsConfig": "problems",
               "PoemConfig": "poem", "InterpolateTextConfig": "interpolate-text", "DiagnoseConfig": "diagnose"}
 
 
-def check_kind(command, kind: str, path="") -> None:
-    """Refuse a checkpoint of family ``kind`` that ``command`` (a name, or its config) cannot use, naming
-    those it takes."""
+def check_kind(command, model, path="") -> None:
+    """Refuse a model ``command`` (a name, or its config) cannot use, from its declared traits, naming the
+    built-in kinds it takes.
+
+    :param model: a loaded story (its own traits: a constructor argument may change them), or a kind name
+        (its class's traits).
+    :raises ValueError: one line; also for a kind no story registers.
+    """
+    from ..story import REGISTRY
+
     command = COMMAND_OF.get(type(command).__name__, command) if not isinstance(command, str) else command
-    accepted = ACCEPTS.get(command)
-    if accepted is None or kind in accepted or not any(kind in kinds for kinds in ACCEPTS.values()):
-        return  # a kind no command knows: the loader names it ("unknown model kind")
-    why = _WHY_NOT.get((command, kind))
+    if command not in NEEDS:
+        return
+    if isinstance(model, str):
+        _story_classes()
+        if model not in REGISTRY:
+            raise ValueError(f"{path}: unknown model kind {model!r} (known: {', '.join(sorted(_story_classes()))})")
+        kind, traits = model, REGISTRY[model].traits
+    else:
+        kind, traits = model.kind, model.traits
+    test, why = NEEDS[command]
+    if test(traits):
+        return
+    why = why(traits) if callable(why) else why
     a = "an" if kind[:1] in "aeiou" else "a"
-    raise ValueError(f"{path}: {command} cannot use {a} {kind} checkpoint" + (f": {why}" if why else "")
-                     + f"; it takes {', '.join(accepted)}")
+    raise ValueError(f"{path}: {command} cannot use {a} {kind} checkpoint: {why}; it takes {', '.join(accepts(command))}")
 
 
 def check_checkpoint(command: str, path) -> None:
-    """:func:`check_kind` from the file's recorded ``kind`` (read without building the model)."""
-    if command not in ACCEPTS or not Path(path).is_file():
+    """:func:`check_kind` from the file's recorded ``kind`` (read without building the model). A file holding
+    the user's own story is checked after loading (its class is in the user's file, not yet imported)."""
+    if command not in NEEDS or not Path(path).is_file():
         return  # a missing file is reported by the loader, in its words
     from ..io import load_checkpoint
 
-    check_kind(command, str(load_checkpoint(path).get("kind")), path)
+    from .story import recorded_code
+
+    payload = load_checkpoint(path)
+    if any(part is not None for part in recorded_code(payload)):
+        return
+    check_kind(command, str(payload.get("kind")), path)
 
 
 # -- which files each command writes -----------------------------------------------------------
@@ -216,6 +271,20 @@ def _in_run(*names: str):
     return lambda c: [Path(c.run.out) / n for n in names]
 
 
+def _run_file(c, *names: str) -> list[Path]:
+    """The checkpoints of models ``names`` in the run folder (:func:`probgen.io.run_files`)."""
+    from ..io import run_files
+
+    return [run_files(c.run.out, name).checkpoint for name in names]
+
+
+def _why_vae_models(c) -> list[Path]:
+    """The checkpoints ``why-vae`` trains: a VAE and an auto-encoder."""
+    from ..models import VAE, AutoEncoder
+
+    return _run_file(c, VAE.kind, AutoEncoder.kind)
+
+
 #: command -> the files it writes, from its config (``out``: a file or a folder, default ``runs/<command>/``;
 #: ``run.out``: the folder of commands that write several files)
 OUTPUTS: dict = {
@@ -227,9 +296,9 @@ OUTPUTS: dict = {
     "walk": lambda c: [_png("walk.png")(c), *_beside(_png("walk.png")(c), "_linear.png", "_spherical.png", ".json")],
     "complete": lambda c: [_png("complete.png")(c), c.npy],
     "gan-eval": _in_run("eval.json", "class_histograms.png"),
-    "why-vae": lambda c: _in_run("why_vae.png", "why_vae.json", "vae.pt", "autoencoder.pt")(c)
+    "why-vae": lambda c: _in_run("why_vae.png", "why_vae.json")(c) + _why_vae_models(c)
     + (_in_run("why_vae_samples.npz")(c) if c.npy else []),
-    "gan-toy": _in_run("toy.png", "toy.json", "toy_wasserstein.png", "toy_gan.pt"),
+    "gan-toy": lambda c: _in_run("toy.png", "toy.json", "toy_wasserstein.png")(c) + _run_file(c, "toy_gan"),
     "problems": _in_run("blur.png", "nearest.png", "distances.png", "problems.json"),
     "diagnose": _in_run("summary.json", "khat.png", "diagnostics.nc", "responsibilities.png"),
 }

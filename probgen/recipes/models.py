@@ -1,5 +1,5 @@
 """The trainable families: one config dataclass each (every default written once, here), and
-the registry ``MODELS`` that ``train`` / ``compare`` (and ``probgen train NAME``) read.
+the registry ``MODELS`` that ``train`` / ``compare`` / the tour (and ``probgen train NAME``) read.
 
 How to add a family::
 
@@ -11,60 +11,85 @@ How to add a family::
     def _build_mine(cfg: MyConfig, ds):                 # construct the (untrained) model
         return MyModel(ds.x_dim, width=cfg.width)
 
-    register_model("mine", MyConfig, _build_mine, fit_svi_model, help="one line for probgen train --help")
+    register_model("mine", MyConfig, _build_mine, tour="gmm-to-vae", help="one line for probgen train --help")
 
-``fit(model, cfg, ds, path, run, notes) -> model`` trains the model, saves it to ``path`` (with
-``data=ds.spec``) and may append summary lines to ``notes`` (a list the caller prints).
-``fit_svi_model`` is the usual SVI fit; pass ``labels=True`` (needs labels) or ``data_defaults`` /
-``load`` to :func:`register_model` when a family needs them.
+That is all ``probgen train mine``, ``probgen compare --models ...,mine`` and the tour need: every family is
+fitted by :func:`fit_model` (the story's declared trainer, labels when its ``traits.labels`` say so, the final
+file written once by the trainer). A config maps its own fields to the trainer's options by overriding
+:meth:`~probgen.recipes.config.FitBase.fit_options` (the GMM: ``method``, ``max_iter``), may warm-start the
+model (:meth:`~probgen.recipes.config.FitBase.warm_start`) and adds numbers measured on the trained model to
+its checkpoint (:meth:`~probgen.recipes.config.FitBase.metrics`). ``fit=`` replaces :func:`fit_model` for a
+family that writes more than its checkpoint (the GAN's curves, the sentence VAE's report); ``load=`` /
+``data_defaults=`` when it reads other data; ``tour=`` names the tour's section that shows it (:data:`TOUR`).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import DataConfig, FitConfig, RunConfig, load_data, opt, parse_int_list, resolve_device
+from .config import (DataConfig, FitBase, FitConfig, RunConfig, load_data, opt, parse_int_list,
+                     resolve_device)
 
-__all__ = ["ModelSpec", "MODELS", "register_model", "model_spec", "fit_svi_model", "fit_limits", "save_model",
-           "checkpoint_data", "load_checkpoint_data", "remember_data", "resolve_likelihood", "GMMConfig",
-           "CoderConfig", "VAEConfig", "CVAEConfig", "HVAEConfig", "AutoEncoderConfig", "MixtureVAEConfig", "PixelCNNConfig",
-           "PixelRNNConfig"]
+__all__ = ["ModelSpec", "MODELS", "TOUR", "register_model", "model_spec", "load_families", "fit_model",
+           "fit_limits", "is_lead", "checkpoint_data", "checkpoint_extra", "load_checkpoint_data",
+           "resolve_likelihood", "GMMConfig", "CoderConfig", "VAEConfig", "CVAEConfig", "HVAEConfig",
+           "AutoEncoderConfig", "MixtureVAEConfig", "PixelCNNConfig", "PixelRNNConfig"]
+
+#: the tour's sections a family may name (``register_model(..., tour=KEY)``), in the lecture's order:
+#: ``pixels`` (no latent variable), ``mixture`` (the discrete two-step story), ``gmm-to-vae`` (a continuous
+#: code: the lecture's GMM -> VAE step and its relatives), ``conditional`` (labels in the story),
+#: ``adversarial`` (no likelihood), ``text`` (sentences)
+TOUR = ("pixels", "mixture", "gmm-to-vae", "conditional", "adversarial", "text")
 
 
 @dataclass
 class ModelSpec:
-    """One registry entry: how to configure, build and fit a family."""
+    """One registry entry: how to configure, build and fit a family, and where the tour shows it."""
 
     name: str
-    config: type  # the config dataclass (its defaults are the CLI's defaults)
+    config: type  # the config dataclass, a FitBase (its defaults are the CLI's defaults)
     build: Callable  # build(cfg, ds) -> model
-    fit: Callable  # fit(model, cfg, ds, path, run, notes) -> model (saved to path)
     help: str = ""
-    labels: bool = False  # the family needs labels
     data_defaults: dict | None = None  # e.g. {"binarize": False} for the GAN
     load: Callable | None = None  # load(cfg, data_cfg) -> data set; default: load_data(data_cfg)
+    tour: str | None = None  # the tour section that shows it (one of TOUR), None: not in the tour
+    fit: Callable | None = None  # fit(model, cfg, ds, path, run, notes) -> model; default: fit_model
+
+    @property
+    def trainer(self) -> Callable:
+        """The fit this family uses: its own ``fit`` or :func:`fit_model`."""
+        return self.fit or fit_model
 
 
 #: model name (``probgen train NAME``) -> :class:`ModelSpec`, in registration order
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, config: type, build: Callable, fit: Callable, *, help: str = "",
-                   labels: bool = False, data_defaults: dict | None = None, load: Callable | None = None) -> None:
-    """Add (or replace) a family in :data:`MODELS` (see the module docstring)."""
-    MODELS[name] = ModelSpec(name, config, build, fit, help, labels, data_defaults, load)
+def register_model(name: str, config: type, build: Callable, *, help: str = "", data_defaults: dict | None = None,
+                   load: Callable | None = None, tour: str | None = None, fit: Callable | None = None) -> None:
+    """Add (or replace) a family in :data:`MODELS` (see the module docstring).
+
+    :raises TypeError: ``config`` is not a :class:`~probgen.recipes.config.FitBase` dataclass.
+    :raises ValueError: ``tour`` is not one of :data:`TOUR`.
+    """
+    if not (isinstance(config, type) and issubclass(config, FitBase)):
+        raise TypeError(f"register_model({name!r}): config must be a FitBase dataclass (e.g. a FitConfig subclass)")
+    if tour is not None and tour not in TOUR:
+        raise ValueError(f"register_model({name!r}): tour={tour!r} is not a section; use one of {', '.join(TOUR)}")
+    MODELS[name] = ModelSpec(name, config, build, help, data_defaults, load, tour, fit)
 
 
 def model_spec(name: str) -> ModelSpec:
     """The registry entry for ``name``; a one-line ``ValueError`` listing the known names otherwise."""
-    _load_families()
+    load_families()
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     return MODELS[name]
 
 
-def _load_families() -> None:
+def load_families() -> None:
     """Import the recipe modules that register more families (GAN, sentence VAE, ...)."""
     import importlib
 
@@ -80,19 +105,6 @@ def _load_families() -> None:
 def resolve_likelihood(name: str, ds) -> str:
     """``auto`` → bernoulli for binary data, else normal."""
     return ("bernoulli" if ds.binarized else "normal") if name == "auto" else name
-
-
-def save_model(model, path: Path, ds=None, *, extra: dict | None = None) -> Path:
-    """Save ``model`` to ``path`` with the data spec it was trained on (see :func:`remember_data`)."""
-    remember_data(model, ds)
-    return model.save(path, extra=extra)
-
-
-def remember_data(model, ds) -> None:
-    """Let every checkpoint of ``model`` (the trainer's best/last ones too) record ``ds.spec``."""
-    spec = getattr(ds, "spec", None)
-    if spec is not None:
-        model.checkpoint_data = spec
 
 
 def load_checkpoint_data(path, data_cfg: DataConfig | None = None, *, seed: int = 0, need_labels: bool = False):
@@ -127,21 +139,28 @@ def checkpoint_data(path) -> dict | None:
     return data if isinstance(data, dict) and data.get("name") else None
 
 
-def fit_limits(cfg: FitConfig, ds, y=None, notes: list | None = None):
-    """``cfg.train_size`` and ``cfg.minutes`` applied: ``(training images, their labels, callbacks)``.
+def checkpoint_extra(path) -> dict:
+    """What the trainer and the recipe recorded beside a checkpoint's weights (``fit_seconds``, ``history``,
+    the recipe's metrics): the file's ``extra``, read without building the model."""
+    from ..io import load_checkpoint
+
+    return dict(load_checkpoint(path).get("extra") or {})
+
+
+def fit_limits(cfg: FitBase, ds, y=None, notes: list | None = None):
+    """``cfg.train_size`` and ``cfg.minutes`` applied: ``(training examples, their labels, callbacks)``.
 
     :raises ValueError: a train size < 1 or minutes <= 0.
     """
-    x, callbacks = ds.train, []
-    n = getattr(cfg, "train_size", None)
+    x, callbacks, n = ds.train, [], cfg.train_size
     if n is not None:
         if n < 1:
             raise ValueError(f"--train-size must be >= 1, got {n}")
         x, y = x[:n], (y[:n] if y is not None else None)
         if notes is not None and n < len(ds.train):
             notes.append(f"trained on the first {len(x)} of {len(ds.train)} training examples (--train-size)")
-    if getattr(cfg, "minutes", None) is not None:
-        from ..infer.callbacks import TimeLimit
+    if cfg.minutes is not None:
+        from ..infer import TimeLimit
 
         if not cfg.minutes > 0:
             raise ValueError(f"--minutes must be > 0, got {cfg.minutes}")
@@ -149,41 +168,49 @@ def fit_limits(cfg: FitConfig, ds, y=None, notes: list | None = None):
     return x, y, callbacks
 
 
-def fit_svi_model(model, cfg: FitConfig, ds, path: Path, run: RunConfig, notes: list | None = None, *,
-                  labels: bool = False, **options):
-    """Fit an SVI story from a :class:`FitConfig`, checkpointing to ``path`` (best) and resuming.
+def is_lead(cfg: FitBase) -> bool:
+    """This process writes the run's files: always, except the ranks > 0 of a ``--distributed`` run."""
+    return not cfg.distributed or os.environ.get("RANK", "0") == "0"
 
-    With ``cfg.distributed`` (inside ``torchrun``) every rank trains its shard on
-    ``cuda:LOCAL_RANK`` or the CPU, and rank 0 alone writes ``path``."""
+
+def fit_model(model, cfg: FitBase, ds, path: Path, run: RunConfig, notes: list | None = None, *,
+              labels: bool | None = None, extra: Callable | None = None, **options):
+    """Fit any family from its config: the one recipe fit. ``model.fit`` runs the trainer the story declares
+    with ``cfg.fit_options(run)`` (plus ``options``), labels when ``model.traits.labels`` (or ``labels``) say
+    so, ``--train-size`` / ``--minutes`` applied, and the trainer writes the final file ``path`` once, with
+    the data spec and ``cfg.metrics(model, ds, notes)`` (and ``extra(model)``) in it.
+
+    With ``cfg.distributed`` (inside ``torchrun``) every rank trains its shard on ``cuda:LOCAL_RANK`` or
+    the CPU, and rank 0 alone writes ``path``.
+
+    :param labels: pass the data's labels as ``y`` (default: ``model.traits.labels``).
+    :param extra: a function of the trained model returning more numbers for its checkpoint.
+    :return: the trained model.
+    """
+    from ..runtime import set_threads
+
     dist = None
     if cfg.distributed:
         from ..infer.distributed import Distributed
 
         dist = options["distributed"] = Distributed.from_env(run.device)
     model = model.to(dist.device if dist is not None else resolve_device(run.device))
-    from ..infer.callbacks import set_threads
-
     set_threads(cfg.threads)  # one thread on a loaded 2-core machine; --threads overrides
-    remember_data(model, ds)
+    labels = model.traits.labels if labels is None else labels
     x, y, limits = fit_limits(cfg, ds, ds.train_labels if labels else None, notes)
-    val_y = ds.val_labels if labels else None
+    options = {**cfg.fit_options(run), **options}
     options["callbacks"] = [*options.get("callbacks", ()), *limits]
-    if getattr(cfg, "num_particles", None) is not None:  # families with a --num-particles option
-        options.setdefault("num_particles", cfg.num_particles)
-    if cfg.compile:  # only then: families with a fit of their own need not know the option
-        options["compile"] = True
-    model.fit(x, y=y, val=ds.val, val_y=val_y, epochs=cfg.epochs, batch_size=cfg.batch_size,
-              lr=cfg.lr, patience=cfg.patience, checkpoint=path, resume=cfg.resume,
-              progress=not run.quiet, clip_norm=cfg.clip_norm, log_dir=cfg.log_dir, **options)
-    if (dist is None or dist.is_main) and (cfg.epochs == 0 or not path.exists()):
-        save_model(model, path, ds)
+    notes = notes if notes is not None else []
+
+    def measured(trained) -> dict:
+        return {**cfg.metrics(trained, ds, notes), **(extra(trained) if extra is not None else {})}
+
+    cfg.warm_start(model, ds, path, run)
+    model.fit(x, y=y, val=ds.val, val_y=ds.val_labels if labels else None, checkpoint=path,
+              data=getattr(ds, "spec", None), extra=measured, progress=not run.quiet, **options)
     if dist is not None:
         dist.barrier()  # no rank reports before rank 0's files are complete
     return model
-
-
-def _labelled_fit(model, cfg, ds, path, run, notes=None):
-    return fit_svi_model(model, cfg, ds, path, run, notes, labels=True)
 
 
 # -- GMM ------------------------------------------------------------------------------------------
@@ -203,36 +230,27 @@ class GMMConfig(FitConfig):
                       choices=("em", "svi"))
     max_iter: int = opt(100, "EM iterations at most")
 
+    def fit_options(self, run: RunConfig) -> dict:
+        """SVI's options with ``method="svi"``; for EM its own (``max_iter``), after checking the SVI options
+        it ignores (a nonsense value is still a mistake worth naming). ``seed``: the k-means start."""
+        if self.method == "svi":
+            return {**super().fit_options(run), "method": "svi", "seed": run.seed}
+        for name, ok in (("epochs must be >= 0", self.epochs >= 0), ("batch_size must be >= 1", self.batch_size >= 1),
+                         ("lr must be > 0", self.lr > 0), ("patience must be >= 0", self.patience >= 0)):
+            if not ok:
+                raise ValueError(f"{name}, got {getattr(self, name.split()[0])}")
+        if self.compile:
+            raise ValueError("--compile captures the SVI step; EM has none (use --method svi, or drop --compile)")
+        if self.distributed:
+            raise ValueError("--distributed: EM runs in one process (use --method svi, or drop --distributed)")
+        return {"method": "em", "max_iter": self.max_iter, "seed": run.seed, "log_dir": self.log_dir}
+
 
 def _build_gmm(cfg: GMMConfig, ds):
     from ..models import GMM
 
     return GMM(cfg.n_components, likelihood=resolve_likelihood(cfg.likelihood, ds), covariance=cfg.covariance,
                reg_covar=cfg.reg_covar, x_dim=ds.x_dim, x_shape=ds.shape)
-
-
-def _fit_gmm(model, cfg: GMMConfig, ds, path: Path, run: RunConfig, notes=None):
-    model = model.to(resolve_device(run.device))
-    from ..infer.callbacks import set_threads
-
-    set_threads(cfg.threads)  # one thread on a loaded 2-core machine; --threads overrides
-    # EM ignores the SVI options, but a nonsense value is still a mistake worth naming
-    for name, ok in (("epochs must be >= 0", cfg.epochs >= 0), ("batch_size must be >= 1", cfg.batch_size >= 1),
-                     ("lr must be > 0", cfg.lr > 0), ("patience must be >= 0", cfg.patience >= 0)):
-        if not ok:
-            raise ValueError(f"{name}, got {getattr(cfg, name.split()[0])}")
-    if cfg.compile and cfg.method != "svi":
-        raise ValueError("--compile captures the SVI step; EM has none (use --method svi, or drop --compile)")
-    x, _, limits = fit_limits(cfg, ds, None, notes)
-    if cfg.method == "svi":
-        model.fit(x.to(model.device), method="svi", seed=run.seed, progress=not run.quiet,
-                  val=ds.val, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                  patience=cfg.patience, checkpoint=path, resume=cfg.resume, callbacks=limits, log_dir=cfg.log_dir)
-    else:
-        model.fit(x.to(model.device), max_iter=cfg.max_iter, seed=run.seed, progress=not run.quiet,
-                  callbacks=limits, log_dir=cfg.log_dir)
-    save_model(model, path, ds, extra={"fit_seconds": model.fit_seconds})
-    return model
 
 
 # -- VAE, CVAE, auto-encoder ------------------------------------------------------------------------
@@ -261,6 +279,9 @@ class VAEConfig(CoderConfig):
                     choices=("meanfield", "trace", "jit", "jit-meanfield", "iwae"))
     num_particles: int = opt(1, "samples of z per example and step (--elbo iwae: k of the bound, e.g. 50)",
                              metavar="K")
+
+    def fit_options(self, run: RunConfig) -> dict:
+        return {**super().fit_options(run), "num_particles": self.num_particles}
 
 
 def _build_vae(cfg: VAEConfig, ds):
@@ -300,6 +321,9 @@ class HVAEConfig(FitConfig):
     num_particles: int = opt(1, "samples of z per example and step (--elbo iwae: k of the bound)", metavar="K")
     epochs: int = opt(300, "passes over the data")
 
+    def fit_options(self, run: RunConfig) -> dict:
+        return {**super().fit_options(run), "num_particles": self.num_particles}
+
 
 def _build_hvae(cfg: HVAEConfig, ds):
     from ..models import HVAE
@@ -320,12 +344,6 @@ def _build_ae(cfg: AutoEncoderConfig, ds):
     return AutoEncoder(ds.x_dim, **cfg.coder(ds))
 
 
-def _fit_ae(model, cfg, ds, path, run, notes=None):
-    model = fit_svi_model(model, cfg, ds, path, run, notes)
-    save_model(model, path, ds)  # again: the best-epoch checkpoint predates the fitted code Gaussian
-    return model
-
-
 # -- mixture VAE --------------------------------------------------------------------------------------
 @dataclass
 class MixtureVAEConfig(CoderConfig):
@@ -337,30 +355,31 @@ class MixtureVAEConfig(CoderConfig):
                                  "codes (0: no warm start)")
     epochs: int = opt(100, "passes over the data")
 
+    def warm_start(self, model, ds, path: Path, run: RunConfig) -> None:
+        """``warmup_epochs`` of SVI, then the prior's components on k-means clusters of the codes (not when
+        resuming from ``path``'s resume file: that state is past its warm start)."""
+        from ..io import last_path
+
+        if self.warmup_epochs > 0 and not (self.resume and last_path(path).exists()):
+            model.fit(ds.train, val=ds.val, epochs=self.warmup_epochs, batch_size=self.batch_size, lr=self.lr,
+                      progress=not run.quiet, patience=None, clip_norm=self.clip_norm)
+            model.init_clusters(ds.train, seed=run.seed)
+
+    def metrics(self, model, ds, notes: list) -> dict:
+        """The test cluster accuracy (clusters matched to labels by the Hungarian algorithm), with labels."""
+        if ds.test_labels is None:
+            return {}
+        from ..models.mixture_vae import matched_accuracy
+
+        acc = matched_accuracy(model.cluster(ds.test), ds.test_labels)
+        notes.append(f"clusters: test accuracy {acc:.3f} (clusters matched to labels by the Hungarian algorithm)")
+        return {"test_cluster_accuracy": acc}
+
 
 def _build_mvae(cfg: MixtureVAEConfig, ds):
     from ..models import MixtureVAE
 
     return MixtureVAE(ds.x_dim, n_clusters=cfg.n_clusters, learn_weights=not cfg.fixed_weights, **cfg.coder(ds))
-
-
-def _fit_mvae(model, cfg: MixtureVAEConfig, ds, path: Path, run: RunConfig, notes=None):
-    from ..io import last_path
-    from ..models.mixture_vae import matched_accuracy
-
-    model = model.to(resolve_device(run.device))
-    if cfg.warmup_epochs > 0 and not (cfg.resume and last_path(path).exists()):
-        model.fit(ds.train, val=ds.val, epochs=cfg.warmup_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                  progress=not run.quiet, patience=None, clip_norm=cfg.clip_norm)
-        model.init_clusters(ds.train, seed=run.seed)
-    fit_svi_model(model, cfg, ds, path, run, notes)
-    if ds.test_labels is not None:
-        acc = matched_accuracy(model.cluster(ds.test), ds.test_labels)
-        if notes is not None:
-            notes.append(f"clusters: test accuracy {acc:.3f} (clusters matched to labels by the Hungarian algorithm)")
-        model.checkpoint_extra = {"test_cluster_accuracy": acc}
-        save_model(model, path, ds, extra=model.checkpoint_extra)
-    return model
 
 
 # -- pixel models -------------------------------------------------------------------------------------
@@ -380,6 +399,10 @@ class PixelCNNConfig(FitConfig):
     epochs: int = opt(30, "passes over the data")
     batch_size: int = opt(64, "examples per step")
     lr: float = opt(2e-3, "Adam learning rate")
+
+    def metrics(self, model, ds, notes: list) -> dict:
+        """The data's name and binarization (older checkpoints kept no data spec: ``complete`` reads these)."""
+        return {"data": ds.name, "binarized": ds.binarized}
 
 
 @dataclass
@@ -410,30 +433,23 @@ def _build_pixel(backbone: str):
     return build
 
 
-def _fit_pixel(model, cfg: PixelCNNConfig, ds, path, run, notes=None):
-    model = fit_svi_model(model, cfg, ds, path, run, notes, labels=cfg.conditional)
-    history = getattr(getattr(model, "train_result", None), "history", [])
-    save_model(model, path, ds, extra={"data": ds.name, "binarized": ds.binarized, "history": history})
-    return model
-
-
-register_model("gmm", GMMConfig, _build_gmm, _fit_gmm,
+register_model("gmm", GMMConfig, _build_gmm, tour="mixture",
                help="Gaussian mixture / mixture of Bernoullis, enumerated assignment, fitted by EM")
-register_model("vae", VAEConfig, _build_vae, fit_svi_model,
+register_model("vae", VAEConfig, _build_vae, tour="gmm-to-vae",
                help="variational auto-encoder (SVI, Trace_ELBO or analytic KL)")
-register_model("cvae", CVAEConfig, _build_cvae, _labelled_fit, labels=True,
+register_model("cvae", CVAEConfig, _build_cvae, tour="conditional",
                help="conditional VAE p(z) p(x | z, y), q(z | x, y) (SVI, Trace_ELBO); needs labels")
-register_model("hvae", HVAEConfig, _build_hvae, fit_svi_model,
+register_model("hvae", HVAEConfig, _build_hvae, tour="gmm-to-vae",
                help="VAE with two stochastic layers (the IWAE paper's 2-layer story: x-100-100-z1(100)-50-50-z2(50)), "
                     "Monte Carlo ELBO or the IWAE bound")
-register_model("autoencoder", AutoEncoderConfig, _build_ae, _fit_ae,
+register_model("autoencoder", AutoEncoderConfig, _build_ae, tour="gmm-to-vae",
                help="plain auto-encoder, same layers as the VAE, maximum likelihood of the reconstruction "
                     "(no latent site, no KL)")
-register_model("mixture-vae", MixtureVAEConfig, _build_mvae, _fit_mvae,
+register_model("mixture-vae", MixtureVAEConfig, _build_mvae, tour="gmm-to-vae",
                help="VAE with a Gaussian-mixture prior (c enumerated, TraceEnum_ELBO): clusters and generates")
-register_model("pixelcnn", PixelCNNConfig, _build_pixel("gated"), _fit_pixel,
+register_model("pixelcnn", PixelCNNConfig, _build_pixel("gated"), tour="pixels",
                help="Gated PixelCNN (vertical + horizontal masked stacks, no blind spot), exact log-likelihood, "
                     "maximum likelihood by SVI with an empty guide")
-register_model("pixelrnn", PixelRNNConfig, _build_pixel("rowlstm"), _fit_pixel,
+register_model("pixelrnn", PixelRNNConfig, _build_pixel("rowlstm"), tour="pixels",
                help="PixelRNN with Row LSTM layers (one image row per LSTM step), exact log-likelihood, "
                     "maximum likelihood by SVI with an empty guide")

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import opt
-from .models import checkpoint_data
+from .config import opt, write_npy
+from .models import checkpoint_data, checkpoint_extra
 from .train import load_for_sampling, save_images
 
 __all__ = ["CompleteConfig", "CompleteResult", "complete"]
@@ -50,27 +50,20 @@ def _data(cfg: CompleteConfig, model):
         spec = checkpoint_data(cfg.checkpoint)
         if spec:
             return from_spec(spec, data_dir=cfg.data_dir) if cfg.data_dir else from_spec(spec)
-    extra = getattr(model, "checkpoint_extra", {}) or {}
-    name = cfg.data or extra.get("data") or "digits"
+    name = cfg.data or checkpoint_extra(cfg.checkpoint).get("data") or "digits"
     return load(name, cfg.data_dir, binarize=binarize, seed=cfg.seed)
 
 
 def complete(cfg: CompleteConfig) -> CompleteResult:
     """Keep the top ``rows`` rows of images ``index`` and draw the rest ``n`` times each."""
-    import numpy as np
     import torch
-
-    from ..io import atomic_write
 
     from .guard import check_kind, check_sizes, claim
 
     check_sizes(cfg)
     png = claim(cfg)[0]  # --out: a .png or a folder; nothing replaced without --force
     model = load_for_sampling(cfg.checkpoint, n=cfg.n, seed=cfg.seed, device=cfg.device)
-    check_kind("complete", model.kind, cfg.checkpoint)
-    if not hasattr(model, "complete"):
-        raise ValueError(f"{cfg.checkpoint}: a {model.kind} checkpoint cannot complete images (train pixelcnn "
-                         "or pixelrnn)")
+    check_kind("complete", model, cfg.checkpoint)  # declares "complete" (pixelcnn, pixelrnn)
     ds = _data(cfg, model)
     images = getattr(ds, cfg.split)
     labels = getattr(ds, f"{cfg.split}_labels")
@@ -82,7 +75,7 @@ def complete(cfg: CompleteConfig) -> CompleteResult:
     if not 0 <= rows <= h:
         raise ValueError(f"--rows must lie in 0..{h}, got {rows}")
     y = None
-    if model.needs_labels:
+    if model.traits.labels:
         if cfg.label is not None:
             y = torch.full((len(cfg.index) * cfg.n,), cfg.label, dtype=torch.long)
         elif labels is None:
@@ -101,9 +94,7 @@ def complete(cfg: CompleteConfig) -> CompleteResult:
     path = save_images(grid, png, nrow=cfg.n + 2)
     npy = None
     if cfg.npy:
-        arr = out.numpy()
-        atomic_write(cfg.npy, lambda f: np.save(f, arr))
-        npy = Path(cfg.npy)
+        npy = write_npy(cfg.npy, out)
     line = (f"completed {len(cfg.index)} {cfg.split} image(s) from row {rows} ({cfg.n} draws each) -> {png}"
             + (f" and {cfg.npy}" if cfg.npy else ""))
     return CompleteResult(out, rows, path, npy, [line])

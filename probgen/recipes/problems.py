@@ -42,11 +42,9 @@ class ProblemsResult:
 
 def _draw(model, n: int, *, mean: bool):
     """``n`` images from ``model`` (decoder means when ``mean`` and the model has them)."""
-    import inspect
-
     import torch
 
-    kwargs = {"mean": True} if mean and "mean" in inspect.signature(model.sample).parameters else {}
+    kwargs = {"mean": True} if mean and "sample_mean" in model.traits.offers else {}
     with torch.no_grad():
         return model.sample(n, **kwargs).detach().cpu().float()
 
@@ -57,8 +55,6 @@ def problems(cfg: ProblemsConfig) -> ProblemsResult:
     :raises ValueError: bad counts, a checkpoint without mean images, or data of another shape (one line).
     :raises FileNotFoundError: a checkpoint that does not exist.
     """
-    import inspect
-
     import torch
 
     from ..io import write_json
@@ -76,15 +72,14 @@ def problems(cfg: ProblemsConfig) -> ProblemsResult:
     seed_everything(cfg.run.seed)
     device = str(resolve_device(cfg.run.device))
     model = load(cfg.checkpoint, device=device).eval()
-    if "mean" not in inspect.signature(model.sample).parameters:
+    if "sample_mean" not in model.traits.offers:
         raise ValueError(f"{cfg.checkpoint}: a {model.kind} has no decoder means; pass a vae checkpoint first "
                          "(and this one with --compare)")
     ds = load_checkpoint_data(cfg.checkpoint, cfg.data)
-    if ds.x_dim != getattr(model, "x_dim", ds.x_dim):
-        raise ValueError(f"{cfg.checkpoint}: the model takes {model.x_dim} values per image, {ds.name} has {ds.x_dim}")
+    model.prepare(ds.test[:1])  # one line if the data does not fit the model (another image size)
     others = [(path, load(path, device=device).eval()) for path in cfg.compare]
     out = out_dir(cfg.run.out)
-    name = model.kind.upper() if model.kind in ("vae", "cvae") else model.kind
+    name = type(model).__name__  # the class: "VAE decoder means"
 
     # -- blur --------------------------------------------------------------------------------
     torch.manual_seed(cfg.run.seed)

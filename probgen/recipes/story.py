@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, runs_in, seed_everything
-from .models import fit_svi_model
+from .models import fit_model
 
 __all__ = ["StoryConfig", "StoryResult", "user_story", "load_story_class", "load_story_program",
-           "load_story_checkpoint", "parse_story_args", "build_story"]
+           "load_story_checkpoint", "parse_story_args", "build_story", "recorded_code"]
 
 
 @dataclass
@@ -40,6 +40,10 @@ class StoryConfig(FitConfig):
     elbo: str | None = opt(None, "objective (default: detected; enum for enumerated sites)")
     labels: bool = opt(False, "pass the data's labels to the story as y (automatic when its model requires y)")
     num_samples: int = opt(100, "importance samples for the test log-likelihood printed at the end, 0: skip")
+
+    def fit_options(self, run: RunConfig) -> dict:
+        """SVI's options and the objective (``elbo``; ``None``: detected by the story check)."""
+        return {**super().fit_options(run), "elbo": self.elbo}
 
 
 @dataclass
@@ -57,7 +61,7 @@ class StoryResult:
     label_prior: str | None = None  # "uniform over 10" or "the model's site 'y'"
 
     def lines(self, spec: str) -> list[str]:
-        elbo = self.model.checked.elbo if hasattr(self.model, "checked") else None
+        elbo = self.model.checked.elbo if self.model.traits.trainer == "svi" else None
         out = [f"trained {spec} on {self.dataset.describe()} in {self.seconds:.1f} s "
                f"({self.model.n_params()} parameters, elbo={elbo}) -> {self.path}"]
         if self.test_log_likelihood is not None:
@@ -208,9 +212,21 @@ def build_story(obj, source: dict | None, kwargs: dict, ds=None):
     return PyroProgram(obj, args=kwargs, name=(source or {}).get("class"), source=source)
 
 
+def recorded_code(payload: dict) -> tuple[dict | None, dict | None]:
+    """What a checkpoint records of the user's code: ``(program, source)``, the record of a wrapped Pyro
+    program (:class:`probgen.adapt.PyroProgram`) and where its file or the Story subclass's file is (each
+    ``None`` when absent: a built-in model has neither)."""
+    from ..adapt import PyroProgram
+
+    extra = payload.get("extra") or {}
+    program = extra.get(PyroProgram.kind)  # adapt records a wrapped program under its wrapper's kind
+    return program, extra.get("story_source") or (program or {}).get("source")
+
+
 def load_story_checkpoint(path: str | Path, *, allow_code: bool = False, story: str | None = None,
                           device: str = "cpu"):
-    """Load a checkpoint of a user's story. Loading imports the story's file: it **runs that code**.
+    """Load a checkpoint of a user's story. Loading imports the story's file: it **runs that code**, so it
+    happens only with ``allow_code``; then the one loader (:meth:`probgen.story.Story.load`) rebuilds it.
 
     :param path: a ``.pt`` written by ``probgen train --story`` (or ``story.save``).
     :param allow_code: must be ``True`` to import the story's file; without it nothing runs.
@@ -220,11 +236,11 @@ def load_story_checkpoint(path: str | Path, *, allow_code: bool = False, story: 
     """
     from ..io import load_checkpoint
     from ..models import load
+    from ..story import Story
 
     path = Path(path)
     payload = load_checkpoint(path)
-    program = (payload.get("extra") or {}).get("program")
-    source = (payload.get("extra") or {}).get("story_source") or (program or {}).get("source")
+    program, source = recorded_code(payload)
     if story is None and source is None:
         if program is not None:
             raise ValueError(f"{path}: holds your program {program['class']}, its file not recorded: pass "
@@ -248,14 +264,7 @@ def load_story_checkpoint(path: str | Path, *, allow_code: bool = False, story: 
     obj, new_source = load_story_program(spec)
     if source and source.get("sha256") not in (None, new_source["sha256"]):
         warnings.warn(f"{new_source['path']} changed since {path} was written", stacklevel=2)
-    try:
-        if program is not None:
-            from ..adapt import PyroProgram
-
-            return PyroProgram.from_checkpoint(payload, device=device, story=obj)
-        return obj.from_checkpoint(payload, device=device)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    return Story.load(path, device=device, story=obj)
 
 
 def user_story(cfg: StoryConfig) -> StoryResult:
@@ -269,21 +278,20 @@ def user_story(cfg: StoryConfig) -> StoryResult:
     seed_everything(cfg.run.seed)
     ds = load_data(cfg.data, need_labels=cfg.labels)
     model = build_story(obj, source, kwargs, ds)
-    labels = cfg.labels or bool(getattr(model, "needs_labels", False))  # model(x, y): y is required
+    labels = cfg.labels or model.traits.labels  # model(x, y): y is required
     if labels and ds.train_labels is None:
         raise ValueError(f"{ds.name}: {source['spec'] if source else 'the story'} takes a label y, and the data has none")
-    if labels and getattr(model, "n_classes", 0) is None:
-        model.n_classes = ds.n_classes  # the uniform p(y) of the marginal, unless the program has its own
-    out = out_dir(cfg.run.out)
-    path = out / f"{model.kind}.pt"
+    from ..io import run_files
+
+    path = run_files(out_dir(cfg.run.out), model.kind).checkpoint
     t0 = time.perf_counter()
-    fit_svi_model(model, cfg, ds, path, cfg.run, labels=labels, elbo=cfg.elbo)
+    fit_model(model, cfg, ds, path, cfg.run, labels=labels)
     result = StoryResult(model, path, time.perf_counter() - t0, ds, num_samples=cfg.num_samples)
     if cfg.num_samples:
         from ..evaluate import score, summarize
 
         with torch.no_grad():
-            if getattr(model, "needs_labels", False):  # the one policy: marginal over labels, as the CVAE
+            if model.traits.labels:  # the one policy: marginal over labels, as the CVAE
                 s = score(model, ds.test.to(model.device), y=ds.test_labels, num_samples=cfg.num_samples)
                 result.estimator, result.label_prior = s.estimator, s.extra.get("label_prior")
                 result.conditional = None if s.conditional is None else summarize(s.conditional)

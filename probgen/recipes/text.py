@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataConfig, FitConfig, RunConfig, opt, resolve_device, seed_everything
-from .models import fit_svi_model, register_model, save_model
+from .models import fit_model, register_model
 
 __all__ = ["SentenceVAEConfig", "PoemConfig", "PoemResult", "poem", "InterpolateTextConfig",
            "InterpolateTextResult", "interpolate_text"]
@@ -81,49 +81,59 @@ def _build_sentence_vae(cfg: SentenceVAEConfig, text):
 
 
 def _fit_sentence_vae(model, cfg: SentenceVAEConfig, text, path: Path, run: RunConfig, notes=None):
-    import time
-
-    import torch
-
+    """:func:`~probgen.recipes.models.fit_model`, the test numbers (KL, ELBO, NLL, perplexity) measured on the
+    trained model into its checkpoint, then the report beside it (``<model>.json``: those, the history and
+    five sampled lines)."""
     from ..io import write_json
 
     notes = notes if notes is not None else []
     notes.append(f"data: {text.describe()}")
-    t0 = time.perf_counter()
-    fit_svi_model(model, cfg, text, path, run)
-    fit_seconds = time.perf_counter() - t0
+    report = {"data": text.describe(), "info": text.info, "latent": _latent(cfg)}
+
+    def measured(trained) -> dict:
+        report["test"] = _test_numbers(trained, cfg, text, run, notes)
+        return {"test": report["test"]} if report["test"] is not None else {}
+
+    fit_model(model, cfg, text, path, run, extra=measured)
     model.eval()
-    report = {"data": text.describe(), "info": text.info, "latent": _latent(cfg), "fit_seconds": fit_seconds,
-              "n_params": model.n_params(), "history": getattr(model, "train_result", None) and
-              model.train_result.history}
-    test = text.test[:cfg.eval_max] if cfg.eval_max and cfg.eval_max > 0 else text.test
-    if len(test):
-        terms = model.elbo_terms(test)
-        ntok = int((test != 0).sum())
-        report["test"] = {"n": len(test), "tokens": ntok, "kl": float(terms["kl"].mean()),
-                          "elbo": float(terms["elbo"].mean()),
-                          "ppl_elbo": float(torch.exp(-terms["elbo"].sum() / ntok))}
-        if cfg.eval_samples > 0:
-            seed_everything(run.seed)
-            lp = model.log_prob(test, num_samples=cfg.eval_samples)
-            report["test"].update(nll=float(-lp.mean()), ppl=model.perplexity(test, log_prob=lp),
-                                  estimator="exact" if not _latent(cfg) else f"IWAE K={cfg.eval_samples}")
-        t = report["test"]
-        notes.append(f"test ({t['n']} sentences): KL {t['kl']:.2f} nats, -ELBO {-t['elbo']:.2f} nats/sentence"
-                     + (f", NLL {t['nll']:.2f} ({t['estimator']}), perplexity {t['ppl']:.1f}" if "nll" in t else ""))
+    report.update(fit_seconds=model.train_result.seconds, n_params=model.n_params(),
+                  history=model.train_result.history)
+    if report.get("test") is None:
+        report.pop("test", None)
     seed_everything(run.seed)
     samples = model.sample(5)
     report["samples"] = samples
     notes.append("samples:\n  " + "\n  ".join(samples))
-    save_model(model, path, None,
-               extra={k: report[k] for k in ("history", "test", "fit_seconds") if report.get(k) is not None})
     write_json(path.with_suffix(".json"), report)
     return model
 
 
-register_model("sentence-vae", SentenceVAEConfig, _build_sentence_vae, _fit_sentence_vae, load=_load_text,
-               help="sentence VAE (Bowman et al. 2016) over text: GRU encoder/decoder, KL annealing, word "
-                    "dropout, free bits; --kl-weight 0 trains the plain GRU language model of the same size")
+def _test_numbers(model, cfg: SentenceVAEConfig, text, run: RunConfig, notes: list) -> dict | None:
+    """KL, ELBO and its perplexity on (up to ``eval_max``) test sentences, and with ``eval_samples`` the
+    log-likelihood (exact, or IWAE) and its perplexity; a summary line into ``notes``."""
+    import torch
+
+    test = text.test[:cfg.eval_max] if cfg.eval_max and cfg.eval_max > 0 else text.test
+    if not len(test):
+        return None
+    model.eval()
+    terms = model.elbo_terms(test)
+    ntok = int((test != 0).sum())
+    t = {"n": len(test), "tokens": ntok, "kl": float(terms["kl"].mean()), "elbo": float(terms["elbo"].mean()),
+         "ppl_elbo": float(torch.exp(-terms["elbo"].sum() / ntok))}
+    if cfg.eval_samples > 0:
+        seed_everything(run.seed)
+        lp = model.log_prob(test, num_samples=cfg.eval_samples)
+        t.update(nll=float(-lp.mean()), ppl=model.perplexity(test, log_prob=lp),
+                 estimator="exact" if model.traits.exact else f"IWAE K={cfg.eval_samples}")
+    notes.append(f"test ({t['n']} sentences): KL {t['kl']:.2f} nats, -ELBO {-t['elbo']:.2f} nats/sentence"
+                 + (f", NLL {t['nll']:.2f} ({t['estimator']}), perplexity {t['ppl']:.1f}" if "nll" in t else ""))
+    return t
+
+
+register_model("sentence-vae", SentenceVAEConfig, _build_sentence_vae, fit=_fit_sentence_vae, load=_load_text,
+               tour="text", help="sentence VAE (Bowman et al. 2016) over text: GRU encoder/decoder, KL annealing, "
+               "word dropout, free bits; --kl-weight 0 trains the plain GRU language model of the same size")
 
 
 # -- poem / interpolate-text ------------------------------------------------------------------
@@ -131,8 +141,8 @@ def _load_text_model(path: str, device: str):
     from ..models import load
 
     model = load(path, device=str(resolve_device(device)))
-    if getattr(model, "kind", None) != "sentence-vae":
-        raise ValueError(f"{path}: holds a {getattr(model, 'kind', '?')!r} model, not a sentence-vae")
+    if "text" not in model.traits.offers:
+        raise ValueError(f"{path}: holds a {model.kind!r} model, not a sentence-vae")
     return model
 
 
@@ -182,7 +192,7 @@ def poem(cfg: PoemConfig) -> PoemResult:
     kw = dict(temperature=cfg.temperature, greedy=cfg.greedy, max_len=cfg.max_len, allow_unk=cfg.allow_unk,
               beam=cfg.beam, no_repeat=cfg.no_repeat)
     with torch.no_grad():
-        if not model.latent or cfg.lines == 1:
+        if "decode" not in model.traits.offers or cfg.lines == 1:  # no code (a plain LM): no walk
             lines = model.sample(cfg.n * cfg.lines, **kw)
         else:
             # a stationary random walk in code space: every z is N(0, I), neighbours are correlated
@@ -236,7 +246,7 @@ def interpolate_text(cfg: InterpolateTextConfig) -> InterpolateTextResult:
     check_sizes(cfg)
     seed_everything(cfg.seed)
     model = _load_text_model(cfg.checkpoint, cfg.device)
-    if not model.latent:
+    if "decode" not in model.traits.offers:
         raise ValueError(f"{cfg.checkpoint}: a plain language model (no latent code) cannot interpolate")
     unknown = []
     for s, name in ((cfg.first, "first"), (cfg.second, "second")):

@@ -1,14 +1,14 @@
 """The ``train`` and ``sample`` recipes: fit one registered family, draw from a checkpoint."""
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataConfig, RunConfig, load_data, opt, out_dir, resolve_device, runs_in, seed_everything
+from .config import (DataConfig, RunConfig, load_data, opt, out_dir, resolve_device, runs_in, seed_everything,
+                     write_npy)
 from .guard import MAX_IMAGES, check_kind, check_sizes, count
-from .models import model_spec, remember_data
+from .models import is_lead, model_spec
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_model", "SampleConfig", "SampleResult", "sample"]
 
@@ -17,7 +17,7 @@ __all__ = ["TrainConfig", "TrainResult", "train", "train_model", "SampleConfig",
 class TrainConfig:
     """Which family (a name in :data:`probgen.recipes.models.MODELS`), its options, the data, the run."""
 
-    model: str = "vae"
+    model: str = ""  # required: a name in MODELS
     params: object | None = None  # the family's config dataclass (default: its defaults)
     data: DataConfig | None = None  # default: DataConfig() with the family's data defaults
     run: RunConfig = runs_in("runs/train")
@@ -34,9 +34,14 @@ class TrainResult:
     notes: list = field(default_factory=list)  # summary lines a caller may print
 
     def line(self, name: str) -> str:
-        n = self.model.n_params() if hasattr(self.model, "n_params") else "?"
-        return (f"trained {name} on {self.dataset.describe()} in {self.seconds:.1f} s ({n} parameters) "
+        return (f"trained {name} on {self.dataset.describe()} in {self.seconds:.1f} s ({self.model.n_params()} "
+                f"parameters) "
                 f"-> {self.path}")
+
+
+def _load(spec, params, data_cfg: DataConfig):
+    """The family's data: its own loader (a text corpus), else the images ``data_cfg`` names."""
+    return spec.load(params, data_cfg) if spec.load else load_data(data_cfg)
 
 
 def _data_config(spec, data: DataConfig | None) -> DataConfig:
@@ -47,19 +52,21 @@ def _data_config(spec, data: DataConfig | None) -> DataConfig:
 
 def train_model(name: str, params, data_cfg: DataConfig | None, run: RunConfig, ds=None, *,
                 path: Path | None = None) -> TrainResult:
-    """Build and fit family ``name`` (data loaded unless ``ds`` is given) and save it to ``path``
-    (default ``run.out/<name>.pt``)."""
+    """Build and fit family ``name`` (data loaded unless ``ds`` is given); its trainer writes ``path``
+    (default: the run file of ``name`` in ``run.out``, :func:`probgen.io.run_files`)."""
+    from ..io import run_files
+
     spec = model_spec(name)
     params = params if params is not None else spec.config()
     if ds is None:
-        cfg = _data_config(spec, data_cfg)
-        ds = spec.load(params, cfg) if spec.load else load_data(cfg, need_labels=spec.labels)
-    path = Path(path) if path is not None else out_dir(run.out) / f"{name}.pt"
+        ds = _load(spec, params, _data_config(spec, data_cfg))
+    path = Path(path) if path is not None else run_files(out_dir(run.out), name).checkpoint
     notes: list[str] = []
     t0 = time.perf_counter()
     model = spec.build(params, ds)
-    remember_data(model, ds)
-    model = spec.fit(model, params, ds, path, run, notes)
+    if model.traits.labels and ds.train_labels is None:
+        raise ValueError(f"{ds.name}: a {name} needs labels, and the data has none")
+    model = spec.trainer(model, params, ds, path, run, notes)
     return TrainResult(model, path, time.perf_counter() - t0, ds, notes)
 
 
@@ -73,19 +80,19 @@ def train(cfg: TrainConfig) -> TrainResult:
     data_cfg = _data_config(spec, cfg.data)
     params = cfg.params if cfg.params is not None else spec.config()
     check_sizes(params)  # bounds and option strings (elbo="magic") given through the API
-    ds = spec.load(params, data_cfg) if spec.load else load_data(data_cfg, need_labels=spec.labels)
+    ds = _load(spec, params, data_cfg)
     out = out_dir(cfg.run.out)
     from ..runs import run_folder  # lock + manifest: one writer, a finished run is never replaced silently
 
     import contextlib
-    import os
+
+    from ..io import run_files
 
     # under torchrun rank 0 alone holds the folder (it alone writes); the other ranks only train
-    lead = not getattr(params, "distributed", False) or os.environ.get("RANK", "0") == "0"
-    hold = (run_folder(out, name=cfg.model, command=f"train {cfg.model}", force=getattr(cfg.run, "force", False),
-                       resume=bool(getattr(params, "resume", False))) if lead else contextlib.nullcontext(out))
+    hold = (run_folder(out, name=cfg.model, command=f"train {cfg.model}", force=cfg.run.force, resume=params.resume)
+            if is_lead(params) else contextlib.nullcontext(out))
     with hold:
-        return train_model(cfg.model, params, data_cfg, cfg.run, ds, path=out / f"{cfg.model}.pt")
+        return train_model(cfg.model, params, data_cfg, cfg.run, ds, path=run_files(out, cfg.model).checkpoint)
 
 
 # -- sample ---------------------------------------------------------------------------------------
@@ -132,16 +139,11 @@ def load_for_sampling(checkpoint, *, n: int, seed: int, device: str, story: str 
 
 def save_images(images, path, *, npy=None, nrow: int | None = None, title: str | None = None) -> Path:
     """Write a grid PNG of ``images [n, H, W]`` and optionally the raw array as ``.npy``."""
-    from ..io import atomic_write
     from ..plots import image_grid
 
     path = Path(path)
     image_grid(images, path, nrow=nrow, title=title)
-    if npy is not None:
-        import numpy as np
-
-        arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
-        atomic_write(npy, lambda f: np.save(f, arr))
+    write_npy(npy, images)
     return path
 
 
@@ -152,19 +154,21 @@ def sample(cfg: SampleConfig) -> SampleResult:
     from .guard import claim
 
     model = load_for_sampling(cfg.checkpoint, n=cfg.n, seed=cfg.seed, device=cfg.device, story=cfg.story)
-    check_kind("sample", model.kind, cfg.checkpoint)
-    text = model.kind == "sentence-vae"  # lines are printed, no file written
-    png = None if text else claim(cfg)[0]  # --out: a .png or a folder; nothing replaced without --force
-    params = inspect.signature(model.sample).parameters
+    check_kind("sample", model, cfg.checkpoint)
+    offers = model.traits.offers
+    png = None if "text" in offers else claim(cfg)[0]  # text: lines are printed, no file written
     if cfg.mean and cfg.draws:
         raise ValueError("--mean and --draws exclude each other")
-    kwargs = {"mean": True} if "mean" in params and not cfg.draws else {}  # means by default: pictures, not noise
-    for key in ("label", "mean", "temperature"):
+    # means by default where the model has them: pictures, not noise
+    kwargs = {"mean": True} if "sample_mean" in offers and not cfg.draws else {}
+    for key, ability, lacks in (("label", "sample_label", "is not class-conditional"),
+                                ("mean", "sample_mean", "has no mean images"),
+                                ("temperature", "sample_temperature", "has no sampling temperature")):
         value = getattr(cfg, key)
         if value is None or value is False:
             continue
-        if key not in params:
-            raise ValueError(f"--{key}: a {model.kind} checkpoint does not take it")
+        if ability not in offers:
+            raise ValueError(f"--{key}: a {model.kind} checkpoint {lacks} (it does not take --{key})")
         kwargs[key] = value
     with torch.no_grad():
         x = model.sample(cfg.n, **kwargs)

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .code_space import WhyVAEConfig, WhyVAEResult, why_vae  # noqa: F401 - `probgen why-vae` lives there
-from .config import DataConfig, opt, resolve_device, seed_everything
+from .code_space import WhyVAEConfig, WhyVAEResult, decode_mean, encode_mean, why_vae  # noqa: F401 - re-exported
+from .config import DataConfig, opt, resolve_device, seed_everything, write_npy
 from .guard import outputs_of
 from .models import load_checkpoint_data
 
 __all__ = ["PictureConfig", "TraverseConfig", "LatentMapConfig", "InterpolateConfig", "StyleTransferConfig",
            "WhyVAEConfig", "PictureResult", "WhyVAEResult", "traverse", "latent_map", "interpolate",
-           "style_transfer", "why_vae", "load_coder", "encode_mean", "decode_mean", "save_npy"]
+           "style_transfer", "why_vae", "load_coder", "encode_mean", "decode_mean"]
 
 
 @dataclass
@@ -88,18 +88,6 @@ class PictureResult:
 
 
 # -- shared helpers ------------------------------------------------------------------------
-def save_npy(path, images) -> None:
-    """Raw images (grid layout kept, e.g. ``[rows, cols, H, W]``) as ``.npy``, atomically."""
-    if path is None:
-        return
-    import numpy as np
-
-    from ..io import atomic_write
-
-    arr = images.detach().cpu().numpy()
-    atomic_write(path, lambda f: np.save(f, arr))
-
-
 def load_coder(cfg: PictureConfig, *, need_labels: bool = False):
     """Checkpoint + data set, checked against each other (seeded, on ``cfg.device``)."""
     import torch
@@ -111,11 +99,8 @@ def load_coder(cfg: PictureConfig, *, need_labels: bool = False):
     claim(cfg)  # --out: a .png or a folder; nothing replaced without --force
     seed_everything(cfg.seed)
     model = load(cfg.checkpoint, device=str(resolve_device(cfg.device)))
-    check_kind(cfg, model.kind, cfg.checkpoint)
-    if not (hasattr(model, "encode") and hasattr(model, "decode")):
-        raise ValueError(f"{cfg.checkpoint}: a {model.kind} checkpoint has no encoder/decoder "
-                         "(use a vae, cvae or autoencoder checkpoint)")
-    conditional = getattr(model, "needs_labels", False)
+    check_kind(cfg, model, cfg.checkpoint)  # an encoder and a decoder (style-transfer: a transfer too)
+    conditional = model.traits.labels
     ds = load_checkpoint_data(cfg.checkpoint, cfg.data, need_labels=need_labels or conditional)
     if ds.x_dim != model.x_dim:
         raise ValueError(f"{cfg.checkpoint}: the model takes {model.x_dim} values per image, "
@@ -135,19 +120,6 @@ def _test_index(ds, index: int, flag: str) -> int:
     return index % len(ds.test)
 
 
-def encode_mean(model, x, y=None):
-    """Posterior mean (VAE, CVAE) or code (AE) of images ``x``, ``[n × z_dim]``."""
-    out = model.encode(x, y) if getattr(model, "needs_labels", False) else model.encode(x)
-    return out[0] if isinstance(out, tuple) else out
-
-
-def decode_mean(model, z, y=None):
-    """Mean images ``[n, H, W]`` for codes ``z [n × z_dim]`` (``y``: CVAE label, int or ``[n]`` or soft)."""
-    if getattr(model, "needs_labels", False):
-        return model.decode(z, 0 if y is None else y)
-    return model.decode(z)
-
-
 def _wrote(cfg, *paths) -> str:
     names = [str(p) for p in paths] + ([str(cfg.npy)] if cfg.npy else [])
     return "wrote " + " and ".join(names)
@@ -165,7 +137,7 @@ def code_activity(model, x, y=None):
     import torch
 
     with torch.no_grad():
-        out = model.encode(x, y) if getattr(model, "needs_labels", False) else model.encode(x)
+        out = model.encode(x, y) if model.traits.labels else model.encode(x)
     if isinstance(out, tuple) and len(out) == 2:
         loc, scale = (t.detach().cpu().double() for t in out)
         kl = 0.5 * (loc ** 2 + scale ** 2 - 1) - scale.log()  # n × z_dim, KL(N(loc, scale²) ‖ N(0, 1))
@@ -178,7 +150,7 @@ def _pick_dims(cfg: TraverseConfig, model, ds) -> tuple[tuple[int, int], str]:
     """``cfg.dims``, or the two most active code dims on (up to 1000) test images, with a line saying why."""
     import torch
 
-    conditional = getattr(model, "needs_labels", False)
+    conditional = model.traits.labels
     n = min(len(ds.test), 1000)
     scores, what = code_activity(model, ds.test[:n], ds.test_labels[:n] if conditional else None)
     shown = ", ".join(f"{d}: {float(scores[d]):.2f}" for d in torch.argsort(scores, descending=True)[:6].tolist())
@@ -210,7 +182,7 @@ def traverse(cfg: TraverseConfig) -> PictureResult:
     if not cfg.span > 0:
         raise ValueError(f"--range must be > 0, got {cfg.span}")
     label = cfg.label
-    conditional = getattr(model, "needs_labels", False)
+    conditional = model.traits.labels
     if cfg.base == "sample":
         base = torch.randn(z_dim)
     elif cfg.base == "zero":
@@ -233,7 +205,7 @@ def traverse(cfg: TraverseConfig) -> PictureResult:
     images = decode_mean(model, z.reshape(-1, z_dim), label).cpu()
     grid = images.reshape(cfg.steps, cfg.steps, *images.shape[1:])
     traversal_grid(grid, png)
-    save_npy(cfg.npy, grid)
+    write_npy(cfg.npy, grid)
     mean, peak = neighbour_change(grid)
     lines = [why, f"traversal of dims {i} (rows) and {j} (columns) over [-{cfg.span:g}, {cfg.span:g}], "
              f"{cfg.steps}×{cfg.steps}, base {cfg.base}" + (f", label {label}" if label is not None else ""),
@@ -259,12 +231,12 @@ def latent_map(cfg: LatentMapConfig) -> PictureResult:
     images = decode_mean(model, z, cfg.label).cpu()
     grid = images.reshape(cfg.steps, cfg.steps, *images.shape[1:])
     map_figure(grid, png)
-    conditional = getattr(model, "needs_labels", False)
+    conditional = model.traits.labels
     codes = encode_mean(model, ds.test, ds.test_labels if conditional else None).cpu()
     scatter = png.with_name(png.stem + "_scatter.png")
     latent_scatter(codes, ds.test_labels, scatter, extent=cfg.span,
                    title=f"{model.kind}: test codes" + (" q(z | x, y)" if conditional else ""))
-    save_npy(cfg.npy, grid)
+    write_npy(cfg.npy, grid)
     inside = float((codes.abs() <= cfg.span).all(-1).float().mean())
     lines = [f"decoded a {cfg.steps}×{cfg.steps} grid over [-{cfg.span:g}, {cfg.span:g}]²"
              + (f" as label {cfg.label if cfg.label is not None else 0}" if conditional else "")
@@ -283,7 +255,7 @@ def interpolate(cfg: InterpolateConfig) -> PictureResult:
     model, ds = load_coder(cfg)
     png = outputs_of(cfg)[0]  # --out: the file, or the command's file in that folder
     a, b = _test_index(ds, cfg.src, "--from"), _test_index(ds, cfg.dst, "--to")
-    conditional = getattr(model, "needs_labels", False)
+    conditional = model.traits.labels
     ya = ds.test_labels[a:a + 1] if conditional else None
     yb = ds.test_labels[b:b + 1] if conditional else None
     za = encode_mean(model, ds.test[a:a + 1], ya)[0].cpu()
@@ -305,7 +277,7 @@ def interpolate(cfg: InterpolateConfig) -> PictureResult:
             for _, z in paths]
     strip = torch.stack(rows)  # paths × (steps + 2) × H × W
     interpolation_strip(strip, png)
-    save_npy(cfg.npy, strip)
+    write_npy(cfg.npy, strip)
     names = " and ".join(name for name, _ in paths)
     lines = [f"{names} interpolation between test images {a} and {b} in {cfg.steps} steps "
              f"(|z_from| = {float(za.norm()):.2f}, |z_to| = {float(zb.norm()):.2f})", _wrote(cfg, png)]
@@ -320,8 +292,6 @@ def style_transfer(cfg: StyleTransferConfig) -> PictureResult:
 
     model, ds = load_coder(cfg, need_labels=True)
     png = outputs_of(cfg)[0]
-    if not hasattr(model, "transfer"):
-        raise ValueError(f"{cfg.checkpoint}: style-transfer needs a cvae checkpoint, got {model.kind}")
     c = model.n_classes
     rows, lines = [], []
     for index in cfg.index:
@@ -333,5 +303,5 @@ def style_transfer(cfg: StyleTransferConfig) -> PictureResult:
         lines.append(f"test image {k} (label {int(y[0])}) rewritten as classes 0..{c - 1}")
     grid = torch.stack(rows)  # rows × (1 + C) × H × W
     traversal_grid(grid, png)
-    save_npy(cfg.npy, grid)
+    write_npy(cfg.npy, grid)
     return PictureResult(grid, [png], {}, lines + [_wrote(cfg, png)])

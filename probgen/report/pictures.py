@@ -12,39 +12,45 @@ __all__ = ["faces", "problems", "story", "FACE_RECIPE", "check_story_option", "w
 FACE_RECIPE = dict(likelihood="bernoulli", z_dim=2, hidden="200", batch_size=32, lr=1e-3)
 
 
+#: the section of the digits page whose own family (a VAE) the faces page and the problems section show
+CODE_STOP = "gmm-to-vae"
+#: the sections whose own families' draws the problems section sets beside the VAE's
+SHARP_STOPS = ("pixels", "adversarial")
+
+
 def faces(sec, t):
     """Frey faces: a VAE with a 2-D code; traverse both dims (pose and expression), the map, samples."""
     from ..recipes.vae import LatentMapConfig, TraverseConfig, latent_map, traverse
 
-    d, p = t.out / "faces", t.profile
-    model = t.step(sec, "train vae", t.train, "vae", epochs=p["face_epochs"], patience=p["face_epochs"],
+    d, p, name = t.out / sec.key, t.profile, t.lead(CODE_STOP)
+    model = t.step(sec, f"train {name}", t.train, name, epochs=p["face_epochs"], patience=p["face_epochs"],
                    **FACE_RECIPE)
     if model is None:
         return
-    t.numbers["faces"].update(z_dim=model.z_dim, n_params=model.n_params(), epochs=p["face_epochs"],
+    t.numbers[sec.key].update(z_dim=model.z_dim, n_params=model.n_params(), epochs=p["face_epochs"],
                               recipe=FACE_RECIPE)
     sec.paragraph("Recipe: probgen train vae --data frey-face --no-binarize --likelihood bernoulli --z-dim 2 "
                   f"--hidden 200 --batch-size 32 --epochs {p['face_epochs']}. The grey levels are kept and each "
                   "pixel's grey level is the target of a Bernoulli cross-entropy; a Normal likelihood with a "
                   "learned scale shrinks its scale on the training faces and decodes noise elsewhere.")
-    cfg = TraverseConfig(checkpoint=str(t.checkpoint("vae")), out=str(d / "traverse.png"), data=t.data_config(),
+    cfg = TraverseConfig(checkpoint=str(t.checkpoint(name)), out=str(d / "traverse.png"), data=t.data_config(),
                          seed=t.seed, base="zero", span=2.0, steps=p["face_steps"])
     res = t.step(sec, "traversal", traverse, cfg)
     if res is not None:
         i, j = res.numbers["dims"]
-        t.numbers["faces"]["traverse"] = {k: v for k, v in res.numbers.items() if k != "label"}
+        t.numbers[sec.key]["traverse"] = {k: v for k, v in res.numbers.items() if k != "label"}
         sec.figure(d / "traverse.png", f"Fix all code dimensions but two, and sweep those two from -2 to 2: "
                    f"dimension {i} down, dimension {j} across. Look for the head turning along one axis and the "
                    "expression changing along the other (which is which depends on the seed).")
         sec.pre(res.lines[0])
-    cfg = LatentMapConfig(checkpoint=str(t.checkpoint("vae")), out=str(d / "latent_map.png"),
+    cfg = LatentMapConfig(checkpoint=str(t.checkpoint(name)), out=str(d / "latent_map.png"),
                           data=t.data_config(), seed=t.seed, span=2.5, steps=p["face_steps"] + 3)
     if t.step(sec, "latent map", latent_map, cfg) is not None:
         sec.figure(d / "latent_map_scatter.png", "Where the test faces sit in the 2-D code space (posterior "
                    "means): the dashed square is the decoded map below.")
         sec.figure(d / "latent_map.png", "The decoded map over [-2.5, 2.5]²: every point of the code space is a "
                    "face, and neighbouring points are similar faces.")
-    if t.step(sec, "samples", t.sample, "vae", d / "samples.png", mean=True) is not None:
+    if t.step(sec, "samples", t.sample, name, d / "samples.png", mean=True) is not None:
         sec.figure(d / "samples.png", "64 faces from the prior: z ~ N(0, I), decoder mean images.")
 
 
@@ -53,18 +59,19 @@ def problems(sec, t):
     from ..recipes.config import RunConfig
     from ..recipes.problems import ProblemsConfig, problems as run
 
-    d = t.out / "problems"
-    if not t.checkpoint("vae").exists():
+    d, name = t.out / sec.key, t.lead(CODE_STOP)
+    if not t.checkpoint(name).exists():
         sec.note("No VAE was trained in this tour: nothing to show.")
         return
-    others = [str(t.checkpoint(n)) for n in ("pixelcnn", "gan") if t.checkpoint(n).exists()]
-    cfg = ProblemsConfig(checkpoint=str(t.checkpoint("vae")), compare=others, n=36, n_eval=t.profile["eval_n"],
+    leads = [t.families(stop)[:1] for stop in SHARP_STOPS]
+    others = [str(t.checkpoint(n)) for lead in leads for n in lead if t.checkpoint(n).exists()]
+    cfg = ProblemsConfig(checkpoint=str(t.checkpoint(name)), compare=others, n=36, n_eval=t.profile["eval_n"],
                          pairs=10, data=t.data_config(),
                          run=RunConfig(out=str(d), seed=t.seed, device=t.device, quiet=True))
     res = t.step(sec, "blur and imitation", run, cfg)
     if res is None:
         return
-    t.numbers["problems"].update(res.numbers)
+    t.numbers[sec.key].update(res.numbers)
     sharp = res.numbers["sharpness"]
     real = sharp.get("real test images", float("nan"))
     sec.heading("Blur")
@@ -122,8 +129,10 @@ def story(sec, t):
     if res is None:
         return
     model = res.model.eval()
-    elbo = getattr(getattr(model, "checked", None), "elbo", None)
-    t.numbers["story"].update(spec=cfg.story, name=STORY_NAME, kind=model.kind, checkpoint=str(res.path),
+    x = res.dataset.test[:4].to(model.device)  # the objective the trainer picked: the story's check, asked again
+    y = res.dataset.test_labels[:4].to(model.device) if model.traits.labels else None
+    elbo = model.check(x, y).elbo
+    t.numbers[sec.key].update(spec=cfg.story, name=STORY_NAME, kind=model.kind, checkpoint=str(res.path),
                               n_params=int(model.n_params()), fit_seconds=round(res.seconds, 2), elbo=elbo)
     sec.paragraph(f"{cfg.story} trained on {res.dataset.describe()} in {res.seconds:.1f} s "
                   f"({model.n_params():,} parameters, objective {elbo}, at most {t.profile['vae_epochs']} "

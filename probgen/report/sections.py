@@ -1,10 +1,13 @@
-"""The sections of the tour (:mod:`probgen.report.tour`), one function per family: ``name(sec, t)``.
+"""The sections of the tour (:mod:`probgen.report.tour`), one function per section: ``name(sec, t)``
+(:func:`section` finds it by the section's key).
 
-Each trains its family through the train recipe, draws the pictures with the family's recipes
-and plots, and writes figures, tables and paragraphs into its section ``sec``; ``t`` is the
-:class:`~probgen.report.tour.Tour` (config, data, folders, numbers, ``step``). Every step that may
+A section trains the families whose registry entry names it (``register_model(..., tour=KEY)``,
+:meth:`~probgen.report.tour.Tour.families`) through the train recipe: the first of them is the section's
+own and gets its dedicated figures (drawn with its recipes and plots, what it can do read from
+``model.traits``); every other one gets the same subsection (:func:`probgen.report.families.family_subsection`).
+``t`` is the :class:`~probgen.report.tour.Tour` (config, data, folders, numbers, ``step``). Every step that may
 fail runs inside ``t.step``, so a failure is written into the section and the tour goes on.
-The GAN's section is in :mod:`probgen.report.gan`; faces, problems and the user's story in
+The adversarial section is in :mod:`probgen.report.adversarial`; faces, problems and the user's story in
 :mod:`probgen.report.pictures`.
 """
 from __future__ import annotations
@@ -12,13 +15,26 @@ from __future__ import annotations
 import math
 
 from ..recipes.config import seed_everything
-from .gan import gan  # noqa: F401 - the tour looks every section up here
+from .adversarial import adversarial  # noqa: F401 - the tour looks every section up here
+from .families import family_subsection, tour_families
 from .pictures import faces, problems, story  # noqa: F401
 
-__all__ = ["pixel", "gmm", "vae", "cvae", "gan", "compare", "problems", "text", "faces", "story", "ORDER"]
+__all__ = ["pixels", "mixture", "gmm_to_vae", "conditional", "adversarial", "compare", "problems", "text", "faces",
+           "story", "section", "score_rows"]
 
-#: comparison table order: exact first, then the bounds, then the weak estimators
-ORDER = ("gmm", "pixelcnn", "pixelrnn", "vae", "mixture-vae", "cvae", "autoencoder", "gan")
+
+def section(key: str):
+    """The function that writes section ``key`` (a key of :data:`~probgen.report.tour.SECTIONS`: ``-`` read as
+    ``_``), looked up when called so that tests can stub it."""
+    fn = globals().get(key.replace("-", "_"))
+    if fn is None:
+        raise ValueError(f"no tour section {key!r}")
+    return fn
+
+
+def _others(sec, t, **params) -> list:
+    """The subsections of the section's families beyond its own (the first registered there)."""
+    return [family_subsection(sec, t, name, **params) for name in t.families(sec.key)[1:]]
 
 
 def _fmt(x, digits: int = 2) -> str:
@@ -28,32 +44,39 @@ def _fmt(x, digits: int = 2) -> str:
 
 
 # -- 1. pixels ----------------------------------------------------------------------------------
-def pixel(sec, t):
+def pixels(sec, t):
+    d, p, name = t.out / sec.key, t.profile, t.lead(sec.key)
+    model = t.step(sec, f"train {name}", t.train, name, epochs=p["pixel_epochs"],
+                   channels=p["pixel_channels"], n_layers=p["pixel_layers"], batch_size=p["pixel_batch"])
+    if model is not None:
+        _pixel_figures(sec, t, name, model, d)
+    _others(sec, t, epochs=p["pixel_epochs"], channels=p["pixel_channels"], batch_size=p["pixel_batch"])
+
+
+def _pixel_figures(sec, t, name, model, d) -> None:
     import torch
 
     from ..recipes.pixel import CompleteConfig, complete
 
-    ds, d, p = t.ds, t.out / "pixel", t.profile
-    model = t.step(sec, "train pixelcnn", t.train, "pixelcnn", epochs=p["pixel_epochs"],
-                   channels=p["pixel_channels"], n_layers=p["pixel_layers"], batch_size=p["pixel_batch"])
-    if model is None:
-        return
+    ds, p = t.ds, t.profile
     with torch.no_grad():
         ll = model.log_prob(ds.test)
     bpd = float(-ll.mean() / (math.prod(ds.shape) * math.log(2)))
-    t.numbers["pixel"].update(test_log_likelihood=float(ll.mean()), bits_per_dim=bpd, n_params=model.n_params(),
-                              estimator="exact")
+    t.numbers[sec.key].update(test_log_likelihood=float(ll.mean()), bits_per_dim=bpd, n_params=model.n_params(),
+                              estimator=model.traits.estimator)
     sec.paragraph(f"Exact test log-likelihood: {float(ll.mean()):.2f} nats per image "
                   f"({bpd:.3f} bits per pixel) on {len(ds.test)} test digits, {model.n_params():,} parameters, "
                   f"{p['pixel_epochs']} epochs.")
-    if t.step(sec, "samples", t.sample, "pixelcnn", d / "samples.png") is not None:
+    if t.step(sec, "samples", t.sample, name, d / "samples.png") is not None:
         sec.figure(d / "samples.png", "64 samples, each drawn pixel by pixel in raster order. Look for "
                    "strokes that connect: every pixel only sees the ones before it, so a sample that "
                    "holds together shows the model has learnt long-range structure from local rules.")
+    if "complete" not in model.traits.offers:
+        return
     labels = ds.test_labels.tolist()
     index = [labels.index(c) for c in range(min(ds.n_classes, 6)) if c in labels][:6]
     rows = ds.shape[0] // 2
-    cfg = CompleteConfig(checkpoint=str(t.checkpoint("pixelcnn")), index=index, rows=rows, n=6,
+    cfg = CompleteConfig(checkpoint=str(t.checkpoint(name)), index=index, rows=rows, n=6,
                          out=str(d / "complete.png"), data=t.cfg.data, data_dir=t.cfg.data_dir, seed=t.seed,
                          device=t.device, quiet=True)
     if t.step(sec, "completions", complete, cfg) is not None:
@@ -75,24 +98,25 @@ def _component_draws(gmm, m: int):
         return (loc[:, None] + scale[:, None] * torch.randn(len(loc), m, loc.shape[-1])).clamp(0, 1)
 
 
-def gmm(sec, t):
-    import torch
-
+def mixture(sec, t):
     from ..data import load
-    from ..models import GMM
     from ..plots.tour import gmm_story
+    from ..recipes.config import replace_given
+    from ..recipes.models import model_spec
 
-    ds, d, shape, cfg = t.ds, t.out / "gmm", t.ds.shape, t.cfg
+    d, shape, cfg, name = t.out / sec.key, t.ds.shape, t.cfg, t.lead(sec.key)
+    spec = model_spec(name)
 
-    def gaussian():
+    def gaussian():  # the same family, built by its registry entry with Gaussian components on grey levels
         grey = load(cfg.data, cfg.data_dir, binarize=False, seed=t.seed, dequantize=True)
-        g = GMM(10, likelihood="normal", covariance="diag", reg_covar=1e-3, x_dim=grey.x_dim, x_shape=shape)
+        g = spec.build(replace_given(spec.config(), n_components=10, likelihood="normal", covariance="diag",
+                                     reg_covar=1e-3), grey)
         g.fit(grey.train, seed=t.seed, progress=False)
         ll = float(g.log_prob(grey.test).mean())
         means = g.means.detach().clamp(0, 1).reshape(-1, *shape)
         gmm_story(g.weights.detach(), means, _component_draws(g, 7).reshape(10, 7, *shape), d / "story_normal.png",
                   title="a Gaussian mixture on grey-level digits")
-        t.numbers["gmm"]["gaussian_test_log_density"] = ll
+        t.numbers[sec.key]["gaussian_test_log_density"] = ll
         sec.figure(d / "story_normal.png", "The two-step story with Gaussians, fitted by EM to grey-level digits: "
                    "left the multinomial π (step 1), right each component's mean and 7 draws from its "
                    "diagonal Gaussian (step 2). Look at the draws: a diagonal Gaussian treats pixels as "
@@ -101,11 +125,20 @@ def gmm(sec, t):
                       "per image (a density, not comparable with the probability masses of section 6).")
 
     t.step(sec, "gaussian mixture", gaussian)
-    g = t.step(sec, "train mixture of Bernoullis", t.train, "gmm")
-    if g is None:
-        return
+    g = t.step(sec, "train mixture of Bernoullis", t.train, name)
+    if g is not None:
+        _bernoulli_figures(sec, t, name, g, d)
+    _others(sec, t)
+
+
+def _bernoulli_figures(sec, t, name, g, d) -> None:
+    import torch
+
+    from ..plots.tour import gmm_story
+
+    ds, shape = t.ds, t.ds.shape
     ll = float(g.log_prob(ds.test).mean())
-    t.numbers["gmm"].update(test_log_likelihood=ll, estimator="exact", n_components=g.n_components,
+    t.numbers[sec.key].update(test_log_likelihood=ll, estimator=g.traits.estimator, n_components=g.n_components,
                             n_params=g.n_params())
     gmm_story(g.weights.detach(), torch.sigmoid(g.x_logits.detach()).reshape(-1, *shape),
               _component_draws(g, 7).reshape(g.n_components, 7, *shape), d / "story_bernoulli.png",
@@ -116,7 +149,7 @@ def gmm(sec, t):
                "component is one template, and a new style needs a new component.")
     sec.paragraph(f"Exact test log-likelihood of the mixture of Bernoullis ({g.n_components} components, EM): "
                   f"{ll:.2f} nats per image.")
-    if t.step(sec, "samples", t.sample, "gmm", d / "samples.png") is not None:
+    if t.step(sec, "samples", t.sample, name, d / "samples.png") is not None:
         sec.figure(d / "samples.png", "64 samples from the story run forwards (m, then x). Look for the noise: "
                    "the pixels are independent given m, so samples look like noisy templates, not strokes.")
 
@@ -127,36 +160,46 @@ def _picture(t, cls, name: str, png, **fields):
                device=t.device, **fields)
 
 
-def vae(sec, t):
+def gmm_to_vae(sec, t):
+    """The lecture's step from the GMM's discrete m to a continuous z: the section's own story (its samples,
+    traversal and interpolation), then every other story registered for this step in its subsection, then the
+    comparison with a story of the step that has codes but no guide (an auto-encoder), when there is one."""
+    d, p, name = t.out / sec.key, t.profile, t.lead(sec.key)
+    model = t.step(sec, f"train {name}", t.train, name, epochs=p["vae_epochs"], batch_size=p["batch"])
+    if model is not None:
+        _code_figures(sec, t, name, model, d)
+    others = [m for m in _others(sec, t, epochs=p["vae_epochs"], batch_size=p["batch"],
+                                 warmup_epochs=p["warmup_epochs"]) if m is not None]
+    # nothing ties an auto-encoder's codes to a prior: it has codes, and no guide over them
+    ae = next((m for m in others if not m.traits.guide and {"encode", "decode"} <= m.traits.offers), None)
+    if model is not None and ae is not None:
+        t.step(sec, "auto-encoder vs VAE", _why_vae, sec, t, model, ae, d)
+
+
+def _code_figures(sec, t, name, model, d) -> None:
     from ..recipes.vae import InterpolateConfig, TraverseConfig, interpolate, traverse
 
-    ds, d, p = t.ds, t.out / "vae", t.profile
-    model = t.step(sec, "train vae", t.train, "vae", epochs=p["vae_epochs"], batch_size=p["batch"])
-    ae = t.step(sec, "train autoencoder", t.train, "autoencoder", epochs=p["ae_epochs"], batch_size=p["batch"])
-    if model is None:
-        return
-    t.numbers["vae"].update(z_dim=model.z_dim, n_params=model.n_params(), epochs=p["vae_epochs"])
-    if t.step(sec, "samples", t.sample, "vae", d / "samples.png", mean=True) is not None:
+    ds, p = t.ds, t.profile
+    t.numbers[sec.key].update(z_dim=model.z_dim, n_params=model.n_params(), epochs=p["vae_epochs"])
+    if t.step(sec, "samples", t.sample, name, d / "samples.png", mean=True) is not None:
         sec.figure(d / "samples.png", "64 samples: z ~ N(0, I), then the decoder's mean image. Look for "
                    "variety (all ten digits) and for blur: mean images average over the pixel noise.")
     # traverse picks the two most active code dimensions (largest average KL on held-out data)
-    cfg = _picture(t, TraverseConfig, "vae", d / "traverse.png", dims=None, base="image:0", steps=9)
+    cfg = _picture(t, TraverseConfig, name, d / "traverse.png", dims=None, base="image:0", steps=9)
     res = t.step(sec, "traversal", traverse, cfg)
     if res is not None:
-        active = t.numbers["vae"]["traversed_dims"] = res.numbers["dims"]
+        active = t.numbers[sec.key]["traversed_dims"] = res.numbers["dims"]
         sec.figure(d / "traverse.png", f"Fix 8, vary 2: the code of test image 0 with {model.z_dim - 2} dimensions "
                    f"held fixed and dimensions {active[0]} (down) and {active[1]} (across) swept from -3 to 3. "
                    "Look for smooth change: one direction may turn the digit into another class, the other "
                    "change its slant or width.")
     labels = ds.test_labels.tolist()
     b = next((i for i, y in enumerate(labels) if y != labels[0]), 1)
-    cfg = _picture(t, InterpolateConfig, "vae", d / "interpolate.png", src=0, dst=b, steps=10, slerp=True)
+    cfg = _picture(t, InterpolateConfig, name, d / "interpolate.png", src=0, dst=b, steps=10, slerp=True)
     if t.step(sec, "interpolation", interpolate, cfg) is not None:
         sec.figure(d / "interpolate.png", f"From test image 0 to test image {b}: first row the straight line "
                    "between their codes, second row the great circle. Every step should look like a "
                    "digit: the code space has no holes between the data.")
-    if ae is not None:
-        t.step(sec, "auto-encoder vs VAE", _why_vae, sec, t, model, ae, d)
 
 
 def _why_vae(sec, t, vae, ae, d) -> None:
@@ -168,7 +211,7 @@ def _why_vae(sec, t, vae, ae, d) -> None:
     res = code_space_test(vae, ae, ds, clf, n_eval=300 if quick else 1000, pairs=30 if quick else 100, steps=8,
                           seed=t.seed)
     by = {r["name"]: r for r in res["rows"] + res["interpolation_rows"]}
-    t.numbers["vae"]["why_vae"] = {n: {k: r.get(k) for k in ("mean_confidence", "coverage", "worst_on_path")
+    t.numbers[sec.key]["why_vae"] = {n: {k: r.get(k) for k in ("mean_confidence", "coverage", "worst_on_path")
                                        if k in r} for n, r in by.items()}
     code_space_figure(res, d / "why_vae.png", show=36, show_paths=6,
                       suptitle="the same codes, the same layer sizes: auto-encoder vs VAE")
@@ -196,17 +239,21 @@ def _why_vae(sec, t, vae, ae, d) -> None:
 
 
 # -- 4. CVAE ------------------------------------------------------------------------------------
-def cvae(sec, t):
+def conditional(sec, t):
+    d, p, name = t.out / sec.key, t.profile, t.lead(sec.key)
+    model = t.step(sec, f"train {name}", t.train, name, epochs=p["cvae_epochs"], batch_size=p["batch"])
+    if model is not None:
+        _class_figures(sec, t, name, model, d)
+    _others(sec, t, epochs=p["cvae_epochs"], batch_size=p["batch"])
+
+
+def _class_figures(sec, t, name, model, d) -> None:
     import torch
 
     from ..plots import image_grid
     from ..recipes.vae import StyleTransferConfig, style_transfer
 
-    d = t.out / "cvae"
-    model = t.step(sec, "train cvae", t.train, "cvae", epochs=t.profile["cvae_epochs"], batch_size=t.profile["batch"])
-    if model is None:
-        return
-    t.numbers["cvae"].update(z_dim=model.z_dim, n_params=model.n_params())
+    t.numbers[sec.key].update(z_dim=model.z_dim, n_params=model.n_params())
     C = model.n_classes
 
     def rows():
@@ -219,7 +266,9 @@ def cvae(sec, t):
                    "because the label carries the class and z only the style.")
 
     t.step(sec, "one row per class", rows)
-    cfg = _picture(t, StyleTransferConfig, "cvae", d / "style_transfer.png", index=[0, 1, 2, 3, 4])
+    if "transfer" not in model.traits.offers:
+        return
+    cfg = _picture(t, StyleTransferConfig, name, d / "style_transfer.png", index=[0, 1, 2, 3, 4])
     if t.step(sec, "style transfer", style_transfer, cfg) is not None:
         sec.figure(d / "style_transfer.png", "Style transfer: each row starts with a test digit; its code "
                    "q(z | x, y) is then decoded with every label 0–9. Look for the original's style carried "
@@ -228,19 +277,23 @@ def cvae(sec, t):
 
 
 # -- 6. comparison ------------------------------------------------------------------------------
-def score_rows(sec, t, names=ORDER, quality: dict | None = None) -> tuple[list[dict], dict, dict]:
-    """Every trained model of ``names`` scored on the test set by the one policy
-    (:func:`probgen.recipes.compare.score_model`): rows, pointwise values, the loaded models; into
-    ``quality`` the :class:`~probgen.diagnostics.GuideQuality` of each score's own importance weights
-    and k̂ (nothing is drawn or fitted twice)."""
+def score_rows(sec, t, names=None, quality: dict | None = None) -> tuple[list[dict], dict, dict]:
+    """Every trained model of ``names`` (default: every family in the tour,
+    :func:`~probgen.report.families.tour_families`) scored on the test set by the one policy
+    (:func:`probgen.recipes.compare.score_model`): rows (exact estimators first, then the bounds, then the
+    weak ones: ``traits.estimator`` in the order of :data:`probgen.story.ESTIMATORS`), pointwise values,
+    the loaded models; into ``quality`` the :class:`~probgen.diagnostics.GuideQuality` of each score's own
+    importance weights and k̂ (nothing is drawn or fitted twice)."""
     import time
 
     from ..diagnostics import quality_from_weights
     from ..evaluate import summarize
     from ..recipes.compare import score_model
+    from ..story import ESTIMATORS
     from .pictures import STORY_NAME
 
     rows, pointwise, loaded = [], {}, {}
+    names = tour_families() if names is None else names
     targets = [(name, lambda name=name: t.load(name)) for name in names if t.checkpoint(name).exists()]
     story = t.numbers.get("story", {})
     if story.get("checkpoint"):  # the user's program (tour --story): loaded with the code it names
@@ -265,19 +318,17 @@ def score_rows(sec, t, names=ORDER, quality: dict | None = None) -> tuple[list[d
                          "eval_seconds": round(time.perf_counter() - t0, 2)})
 
         t.step(sec, f"score {name}", one)
-    return rows, pointwise, loaded
+    rank = {name: ESTIMATORS.index(model.traits.estimator) for name, model in loaded.items()}
+    rows.sort(key=lambda r: rank.get(r["name"], len(ESTIMATORS)))  # stable: registry order within an estimator
+    return rows, pointwise, dict(sorted(loaded.items(), key=lambda kv: rank[kv[0]]))
 
 
 def compare(sec, t):
     from .. import diagnostics
     from ..plots.tour import loglik_bars
 
-    d, p, ds = t.out / "compare", t.profile, t.ds
-    t.step(sec, "train mixture-vae", t.train, "mixture-vae", epochs=p["mvae_epochs"],
-           warmup_epochs=p["mvae_warmup"], batch_size=p["batch"])
-    if p["pixelrnn"]:
-        t.step(sec, "train pixelrnn", t.train, "pixelrnn", epochs=p["pixel_epochs"], batch_size=p["pixel_batch"])
-    scored = {}  # k̂ of the scores' own weights (the VAE, the mixture VAE)
+    d, p, ds = t.out / sec.key, t.profile, t.ds
+    scored = {}  # k̂ of the scores' own weights (the stories scored by IWAE with their guide)
     rows, pointwise, loaded = score_rows(sec, t, quality=scored)
     if not rows:
         sec.error("no model was trained: nothing to compare")
@@ -288,14 +339,14 @@ def compare(sec, t):
                       figure=d / "elpd_compare.png")
     khat = {}
 
-    def guide_k(name):  # the CVAE's score is a marginal over labels: its guide q(z | x, y) is judged here
+    def guide_k(name):  # a conditional score is a marginal over labels: its guide q(z | x, y) is judged here
         seed_everything(t.seed)
         khat[name] = diagnostics.guide_quality(loaded[name], ds.test, p["iwae_k"], y=ds.test_labels)
 
-    for name in ("vae", "mixture-vae", "cvae"):
+    for name, model in loaded.items():
         if name in scored:
             khat[name] = scored[name]
-        elif name in loaded and getattr(loaded[name], "needs_labels", False):
+        elif model.traits.guide and model.traits.labels:
             t.step(sec, f"guide k-hat {name}", guide_k, name)
     t.numbers["compare"]["models"] = rows
     if elpd:
@@ -358,10 +409,11 @@ def _khat_figure(sec, t, khat, d) -> None:
 def text(sec, t):
     from ..data import load_text
     from ..recipes.config import DataConfig, replace_given
-    from ..recipes.text import InterpolateTextConfig, PoemConfig, SentenceVAEConfig, interpolate_text, poem
+    from ..recipes.models import model_spec
+    from ..recipes.text import InterpolateTextConfig, PoemConfig, interpolate_text, poem
     from ..recipes.train import train_model
 
-    p, cfg = t.profile, t.cfg
+    p, cfg, name = t.profile, t.cfg, t.lead(sec.key)
     try:
         corpus = load_text(cfg.text, data_dir=cfg.data_dir, max_len=40)
     except FileNotFoundError as e:
@@ -371,21 +423,21 @@ def text(sec, t):
                  "shakespeare_sonnets.txt for the default --text sonnets), or pass --text FILE.txt with one "
                  "line or sentence per line.")
         return
-    params = replace_given(SentenceVAEConfig(), text=cfg.text, epochs=p["text_epochs"], hidden=p["text_hidden"],
+    params = replace_given(model_spec(name).config(), text=cfg.text, epochs=p["text_epochs"], hidden=p["text_hidden"],
                            embed_dim=p["text_embed"], z_dim=16, eval_samples=20, eval_max=200, val_max=200,
                            max_lines=p["text_lines"] or None, threads=cfg.threads)
-    ckpt = t.checkpoint("sentence-vae")
+    ckpt = t.checkpoint(name)
 
     def fit():
         seed_everything(t.seed)
-        return train_model("sentence-vae", params, DataConfig(data_dir=cfg.data_dir, seed=t.seed), t.run_cfg,
+        return train_model(name, params, DataConfig(data_dir=cfg.data_dir, seed=t.seed), t.run_cfg,
                            path=ckpt)
 
-    res = t.step(sec, "train sentence-vae", fit)
+    res = t.step(sec, f"train {name}", fit)
     if res is None:
         return
-    test = t.load("sentence-vae").checkpoint_extra.get("test", {})
-    t.numbers["text"].update(corpus=res.dataset.describe(), test=test, n_params=res.model.n_params())
+    test = t.load(name).checkpoint_extra.get("test", {})
+    t.numbers[sec.key].update(corpus=res.dataset.describe(), test=test, n_params=res.model.n_params())
     sec.paragraph(f"Trained on {res.dataset.describe()} for {p['text_epochs']} epoch(s)"
                   + (f" on {p['text_lines']} lines" if p["text_lines"] else "") + ". "
                   + (f"Test: KL {test['kl']:.2f} nats per line (how much the code is used), "

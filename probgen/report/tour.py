@@ -21,16 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..recipes.config import RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything
+from .families import tour_families
 
-__all__ = ["TourConfig", "TourResult", "tour", "SECTIONS", "FACE_SECTIONS", "PROFILES", "INTRO", "Tour"]
+__all__ = ["TourConfig", "TourResult", "tour", "SECTIONS", "FACE_SECTIONS", "PROFILES", "INTRO", "Tour",
+           "tour_families"]
 
-#: section key -> heading on the page (the tests look for these)
+#: section key -> heading on the page (the tests look for these). A family appears in the section its
+#: registry entry names (``register_model(..., tour=KEY)``): the first one registered there is the section's
+#: own (its dedicated figures), every other one gets a subsection (samples, test log-likelihood)
 SECTIONS = {
-    "pixel": "1. Autoregressive pixel model",
-    "gmm": "2. Gaussian mixture: the two-step story",
-    "vae": "3. VAE: a GMM with a distributed representation",
-    "cvae": "4. Conditional VAE",
-    "gan": "5. GAN",
+    "pixels": "1. Autoregressive pixel model",
+    "mixture": "2. Gaussian mixture: the two-step story",
+    "gmm-to-vae": "3. From GMM to VAE: a continuous code, a distributed representation",
+    "conditional": "4. Conditional VAE",
+    "adversarial": "5. GAN",
     "compare": "6. Comparison on the same test set",
     "problems": "7. Problems of the VAE: blur, and imitate or create?",
     "text": "8. The VAE writes lines",
@@ -45,33 +49,34 @@ FACE_SECTIONS = {
 #: sizes of the runs: ``quick`` ≤ 1 minute, ``full`` ≤ 5 minutes on 2 CPU cores (see docs/tour.md); the GAN
 #: trains on grey levels, and in the full run for ``probgen train gan``'s 100 epochs (issue 18's target)
 PROFILES = {
-    "quick": dict(vae_epochs=30, ae_epochs=30, cvae_epochs=30, mvae_warmup=3, mvae_epochs=10, batch=256,
-                  pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128, pixelrnn=False,
+    "quick": dict(vae_epochs=30, cvae_epochs=30, warmup_epochs=3, batch=256,
+                  pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128,
                   gan_epochs=5, gan_arch="dcgan", toy_steps=300, eval_n=300,
                   text_epochs=1, text_lines=300, text_hidden=64, text_embed=32,
                   iwae_k=50, face_epochs=40, face_steps=7),
-    "full": dict(vae_epochs=150, ae_epochs=150, cvae_epochs=150, mvae_warmup=10, mvae_epochs=100, batch=128,
-                 pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64, pixelrnn=True,
+    "full": dict(vae_epochs=150, cvae_epochs=150, warmup_epochs=10, batch=128,
+                 pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64,
                  gan_epochs=100, gan_arch="dcgan", toy_steps=2000, eval_n=1000,
                  text_epochs=6, text_lines=None, text_hidden=128, text_embed=64,
                  iwae_k=1000, face_epochs=300, face_steps=9),
 }
 
 INTRO = {
-    "pixel": "No latent variable at all: a Gated PixelCNN writes an image one pixel at a time, each pixel "
+    "pixels": "No latent variable at all: a Gated PixelCNN writes an image one pixel at a time, each pixel "
              "given all the pixels above and to the left, p(x) = Π p(x_i | x_<i). Because every "
              "conditional is a plain Bernoulli, the log-likelihood is exact.",
-    "gmm": "The simplest latent-variable story: first pick a component m from a multinomial, then draw "
+    "mixture": "The simplest latent-variable story: first pick a component m from a multinomial, then draw "
            "the image from that component's Gaussian (for black-and-white pixels, a product of "
            "Bernoullis). m is a discrete Pyro site that is summed out exactly by enumeration, so this "
            "log-likelihood is exact too.",
-    "vae": "Replace the discrete m by a continuous code z ~ N(0, I) and the table of component means by "
+    "gmm-to-vae": "Replace the discrete m by a continuous code z ~ N(0, I) and the table of component means by "
            "a decoder network: every image is now described by 10 numbers at once (a distributed "
            "representation). z can no longer be summed out, so an encoder q(z | x) is trained alongside "
-           "by SVI, and its log-likelihood is an importance-weighted (IWAE) lower bound.",
-    "cvae": "Give the VAE the label as well: p(x | z, y). The label says which digit; the code z is left "
+           "by SVI, and its log-likelihood is an importance-weighted (IWAE) lower bound. The other stories "
+           "of this step follow, each with its samples and its test log-likelihood.",
+    "conditional": "Give the VAE the label as well: p(x | z, y). The label says which digit; the code z is left "
             "to describe only the style (slant, thickness), so one code can be redrawn as every class.",
-    "gan": "An implicit model: x = G(z), with no likelihood at all. A discriminator D learns to tell real "
+    "adversarial": "An implicit model: x = G(z), with no likelihood at all. A discriminator D learns to tell real "
            "from generated images and G learns to fool it; only D ever sees data. Without a likelihood "
            "the samples are judged from outside, by a digit classifier trained on real data.",
     "compare": "Every family on the same 250 held-out binarized digits, in the same unit (nats per image, "
@@ -178,6 +183,20 @@ class Tour:
                 print(f"  {section.key}: {what} ({t['wall_s']:.1f} s)", file=self.stdout, flush=True)
 
     # -- helpers the sections share ---------------------------------------------------------------
+    def families(self, stop: str) -> list[str]:
+        """The families registered for section ``stop`` (:func:`tour_families`)."""
+        return tour_families(stop)
+
+    def lead(self, stop: str) -> str:
+        """The family whose dedicated figures section ``stop`` draws: the first registered there.
+
+        :raises ValueError: no family names that section.
+        """
+        names = tour_families(stop)
+        if not names:
+            raise ValueError(f"no registered family names the tour section {stop!r} (register_model(..., tour=...))")
+        return names[0]
+
     def data_config(self, *, binarize: bool | None = None):
         from ..recipes.config import DataConfig
 
@@ -300,7 +319,7 @@ def _tour(cfg: TourConfig, out: Path) -> TourResult:
         (out / key).mkdir(exist_ok=True)
         seed_everything(seed)
         torch.manual_seed(seed)
-        t.step(sections[key], "section", getattr(S, key), sections[key], t)  # looked up now: tests stub them
+        t.step(sections[key], "section", S.section(key), sections[key], t)  # looked up now: tests stub them
 
     wall, cpu = time.perf_counter() - t_start, time.process_time() - c_start
     rep.footer = (f"Written by probgen tour{' --quick' if cfg.quick else ''} in {wall:.0f} s "

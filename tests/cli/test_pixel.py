@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from probgen.cli import main
+from probgen.recipes.models import checkpoint_extra
 
 TINY = ["--epochs", "1", "--channels", "8", "--n-layers", "2", "--quiet", "--batch-size", "256"]
 
@@ -28,7 +29,7 @@ def test_trainers_write_checkpoints(ckpts):
     cnn, rnn = load(ckpts / "pixelcnn.pt"), load(ckpts / "pixelrnn.pt")
     assert isinstance(cnn, PixelModel) and cnn.backbone == "gated" and cnn.needs_labels and cnn.n_classes == 10
     assert rnn.backbone == "rowlstm" and rnn.likelihood == "categorical" and rnn.levels == 17
-    assert cnn.checkpoint_extra["data"] == "digits"
+    assert checkpoint_extra(ckpts / "pixelcnn.pt")["data"] == "digits"
 
 
 def test_sample_with_label(ckpts, tmp_path):

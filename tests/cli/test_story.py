@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from probgen.cli import main
+from probgen.recipes.models import checkpoint_extra
 
 STORY = textwrap.dedent('''
     import pathlib
@@ -121,7 +122,8 @@ def test_mixture_vae_trainer_and_sampling(tmp_path, capsys):
                  "--hidden", "16", "--epochs", "1", "--warmup-epochs", "1", "--quiet", "--batch-size", "512"]) == 0
     assert "clusters: test accuracy" in capsys.readouterr().out
     model = probgen.load(tmp_path / "mixture-vae.pt")
-    assert model.kind == "mixture_vae" and 0 < model.checkpoint_extra["test_cluster_accuracy"] <= 1
+    assert model.kind == "mixture_vae"
+    assert 0 < checkpoint_extra(tmp_path / "mixture-vae.pt")["test_cluster_accuracy"] <= 1
     png = tmp_path / "c1.png"
     assert main(["sample", str(tmp_path / "mixture-vae.pt"), "-n", "4", "--label", "1", "--mean",
                  "--out", str(png)]) == 0

@@ -76,8 +76,8 @@ def test_report_json_has_the_numbers(tour):
     elpd = r["sections"]["compare"]["elpd"]
     assert set(elpd["models"]) == set(rows)
     assert "vae" in r["sections"]["compare"]["guide_khat"]
-    assert r["sections"]["pixel"]["estimator"] == "exact"
-    gan = r["sections"]["gan"]  # grey levels, as probgen train gan; judged against issue 18's targets
+    assert r["sections"]["pixels"]["estimator"] == "exact"
+    gan = r["sections"]["adversarial"]  # grey levels, as probgen train gan; judged against issue 18's targets
     assert gan["setting"] == {"binarized": False, "epochs": r["profile"]["gan_epochs"]}
     assert set(gan["targets"]) == {"mean_confidence", "classes_found", "max_class_fraction", "met"}
     assert gan["quality"]["binarized"] is False and gan["quality_binarized"]["binarized"] is True

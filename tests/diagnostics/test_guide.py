@@ -54,6 +54,18 @@ def test_khat_small_when_proposal_is_the_target():
     assert np.allclose(q.ess, 500, rtol=1e-3)
 
 
+def test_an_exact_story_with_a_guide_has_its_guide_judged():
+    """A story declared exact that has a guide (PPCA): guide_quality judges the guide by the forced IWAE."""
+    import dataclasses
+
+    model = ConjugateGaussian(guide_ratio=1.0)
+    model.traits = dataclasses.replace(model.traits, estimator="exact")
+    q = D.guide_quality(model, _conj_data(), num_samples=200)
+    assert np.allclose(q.gap, 0.0, atol=1e-3) and q.counts()["good"] == 30
+    with pytest.raises(ValueError, match="no responsibilities"):  # a declared ability, not a probed one
+        D.gmm_responsibilities(model, _conj_data())
+
+
 def test_khat_large_for_a_far_too_narrow_proposal():
     # proposal sd = 0.1 × target sd: the weights' tail has shape k = 1 − 0.1² = 0.99
     model = ConjugateGaussian(guide_ratio=0.1)

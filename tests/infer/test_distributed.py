@@ -198,7 +198,7 @@ _FACTORIES = {torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, to
 _SYNCS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.cpu, torch.Tensor.numpy, torch.Tensor.__float__,
           torch.Tensor.__int__, torch.Tensor.__bool__}
 #: (file:function, factory) made on the CPU on purpose: a seed drawn and turned into an int
-_CPU_ON_PURPOSE = {("infer/svi.py:fit_svi", "randint")}
+_CPU_ON_PURPOSE = {("infer/callbacks.py:batch_order", "randint")}
 
 
 def _audit_fit(batch_size: int, data) -> tuple[list, int]:

@@ -19,7 +19,7 @@ def _reference_em(gmm: GMM, x: torch.Tensor, max_iter: int, tol: float, seed: in
     """EM written out by hand: E-step from the enumerated model, closed-form M-step."""
     history, prev = [], -math.inf
     with torch.no_grad():
-        gmm._m_step(x, gmm._init_resp(x, "kmeans", seed))
+        gmm.m_step(x, gmm.initial_responsibilities(x, init="kmeans", seed=seed))
         for _ in range(max_iter):
             joint = gmm.joint_log_prob(x)
             ll = torch.logsumexp(joint, 0)
@@ -27,7 +27,7 @@ def _reference_em(gmm: GMM, x: torch.Tensor, max_iter: int, tol: float, seed: in
             if history[-1] - prev < tol:
                 break
             prev = history[-1]
-            gmm._m_step(x, torch.exp(joint - ll))
+            gmm.m_step(x, torch.exp(joint - ll))
     return history
 
 

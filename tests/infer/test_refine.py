@@ -13,14 +13,16 @@ from probgen.evaluate import log_likelihood, score
 from probgen.infer import refine_proposal
 from probgen.infer.refit import LocalProposal
 from probgen.models import CVAE, VAE
+from probgen.story import Story
 
 SIGMA = 0.5
 
 
-class Conjugate:
+class Conjugate(Story):
     """z ~ N(0, I_2), x ~ N(z, σ² I_2), scored with a poor guide: the exact log p(x) is
     N(x; 0, (1 + σ²) I), and the exact posterior is a Gaussian a refined proposal can match."""
 
+    kind = "test_conjugate"
     max_plate_nesting = 1
 
     def model(self, x, y=None):

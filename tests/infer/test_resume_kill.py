@@ -28,6 +28,7 @@ import probgen.models
 from probgen.cli import main
 from probgen.data import load as load_data
 from probgen.models import VAE
+from probgen.infer import Callback
 from probgen.infer.svi import fit_svi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,12 +135,14 @@ def test_resume_file_written_every_epoch(tmp_path):
     ckpt = tmp_path / "m.pt"
     seen = []
 
-    def on_epoch(epoch, record):
-        seen.append(_epoch_on_disk(tmp_path / "m.last.pt"))
-        assert seen[-1] == epoch, f"before saving epoch {epoch + 1}, the file should hold {epoch} epochs"
+    class OnDisk(Callback):
+        def on_epoch_end(self, trainer, record):
+            epoch = record["epoch"] - 1
+            seen.append(_epoch_on_disk(tmp_path / "m.last.pt"))
+            assert seen[-1] == epoch, f"before saving epoch {epoch + 1}, the file should hold {epoch} epochs"
 
     fit_svi(VAE(6, z_dim=2, hidden=(4,)), x, epochs=5, batch_size=16, checkpoint=ckpt,
-            progress=False, patience=None, on_epoch=on_epoch)
+            progress=False, patience=None, callbacks=[OnDisk()])
     assert seen == [0, 1, 2, 3, 4]
     assert _epoch_on_disk(tmp_path / "m.last.pt") == 5
 

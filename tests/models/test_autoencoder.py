@@ -49,3 +49,14 @@ def test_fit_code_prior_sample_save_load(tmp_path, digits):
     torch.testing.assert_close(back.code_scale_tril, ae.code_scale_tril)
     with pytest.raises(ValueError, match="no generative story"):
         ae.model(None)
+
+
+def test_the_final_checkpoint_holds_the_fitted_code_prior(tmp_path, digits):
+    """end_fit fits the code Gaussian before the trainer writes the final file: no second save."""
+    ae = AutoEncoder(digits.x_dim, z_dim=2, hidden=(16,), x_shape=digits.shape)
+    ae.fit(digits.train[:200], epochs=1, batch_size=64, progress=False, checkpoint=tmp_path / "ae.pt")
+    assert float(ae.code_mean.abs().sum()) > 0  # no longer N(0, I)'s zeros
+    back = load(tmp_path / "ae.pt")
+    torch.testing.assert_close(back.code_mean, ae.code_mean)
+    torch.testing.assert_close(back.code_scale_tril, ae.code_scale_tril)
+    assert ae.traits.estimator == "proposal" and ae.traits.proposal_name == "IS, fitted code prior"

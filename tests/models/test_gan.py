@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from probgen.evaluate import parzen_log_prob, select_parzen_bandwidth
+from probgen.infer import Callback
 from probgen.models.gan import GAN
 
 
@@ -119,10 +120,15 @@ def test_fit_toy_writes_checkpoints_and_resumes(tmp_path):
     x = torch.cat([torch.randn(128, 1) * 0.3 - 2, torch.randn(128, 1) * 0.3 + 2])
     gan = GAN("mlp", x_shape=[1], z_dim=2, hidden=[16], output="linear")
     seen = []
+
+    class FixedSamples(Callback):  # the per-epoch grid a recipe draws: G of the fixed codes
+        def on_epoch_end(self, trainer, record):
+            seen.append((record["epoch"], trainer.model.decode(trainer.model.fixed_z).shape))
+
     gan.fit(x, epochs=2, batch_size=64, progress=False, checkpoint=tmp_path / "g.pt", smoothing=0.1,
-            instance_noise=0.2, on_epoch=lambda e, r, f: seen.append((e, f.shape)),
+            instance_noise=0.2, callbacks=[FixedSamples()],
             monitor=lambda s: {"coverage": 1.0 if len(seen) == 0 else 0.5}, monitor_n=10)
-    assert [e for e, _ in seen] == [0, 1] and seen[0][1] == (64, 1)  # the fixed-noise samples
+    assert [e for e, _ in seen] == [1, 2] and seen[0][1] == (64, 1)  # the fixed-noise samples
     hist = gan.train_result.history
     assert len(hist) == 2 and {"d_loss", "g_loss", "d_real", "d_fake"} <= set(hist[0])
     assert gan.train_result.warnings and "mode collapse" in gan.train_result.warnings[0]
@@ -130,3 +136,17 @@ def test_fit_toy_writes_checkpoints_and_resumes(tmp_path):
     again = GAN("mlp", x_shape=[1], z_dim=2, hidden=[16], output="linear")
     again.fit(x, epochs=3, batch_size=64, progress=False, checkpoint=tmp_path / "g.pt", resume=True)
     assert [r["epoch"] for r in again.train_result.history] == [1, 2, 3]
+
+
+def test_fit_with_val_chooses_the_parzen_bandwidth_after_the_game():
+    """GAN.fit is Story.fit: the adversarial trainer plays, end_fit picks the bandwidth on val."""
+    from probgen.story import Story
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 1)
+    gan = GAN("mlp", x_shape=[1], z_dim=2, hidden=[8], output="linear")
+    assert GAN.fit is Story.fit and gan.traits.trainers == ("adversarial",) and gan.traits.estimator == "parzen"
+    gan.fit(x, val=x[:32], epochs=1, batch_size=32, progress=False)
+    assert len(gan.train_result.history) == 1 and math.isfinite(float(gan.parzen_bandwidth))
+    with pytest.raises(ValueError, match="fitted by adversarial"):
+        gan.fit(x, method="svi")

@@ -119,3 +119,25 @@ def test_float64_data_keeps_its_precision():
     gmm.double()
     got, _ = gmm.prepare(x)
     assert got.dtype == torch.float64 and torch.equal(got, x)  # not rounded through float32
+
+
+def test_em_pieces_are_public_and_fit_is_the_base_fit():
+    """The trainer's pieces (initial_responsibilities, m_step, joint_log_prob) by hand give what fit gives."""
+    from probgen.story import Story
+
+    x, _ = _toy()
+    gmm = GMM(3).fit(x, max_iter=1, progress=False)  # the k-means start, then one iteration
+    by_hand = GMM(3, x_dim=2)
+    resp = by_hand.initial_responsibilities(x, init="kmeans", seed=0)
+    assert resp.shape == (3, len(x)) and torch.allclose(resp.sum(0), torch.ones(len(x)))
+    with torch.no_grad():
+        by_hand.m_step(x, resp)
+        by_hand.m_step(x, torch.softmax(by_hand.joint_log_prob(x), 0))  # the one iteration: E-step, M-step
+    torch.testing.assert_close(by_hand.log_prob(x), gmm.log_prob(x))
+    assert GMM.fit is Story.fit and len(gmm.em_history) == 1 and gmm.fit_seconds > 0
+    random = GMM(3, x_dim=2).initial_responsibilities(x, init="random", seed=1)
+    assert torch.allclose(random.sum(0), torch.ones(len(x)))
+    with pytest.raises(ValueError, match="init must be"):
+        GMM(3).fit(x, init="nearest", progress=False)
+    with pytest.raises(ValueError, match="fitted by em or svi"):
+        GMM(3).fit(x, method="adversarial", progress=False)

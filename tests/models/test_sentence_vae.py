@@ -107,7 +107,12 @@ def test_annealing_schedules_and_free_bits(corpus):
     g = poutine.trace(fb.guide).get_trace(x)
     tr = poutine.trace(poutine.replay(fb.model, trace=g)).get_trace(x)
     assert "free_bits" in tr.nodes and float(tr.nodes["free_bits"]["fn"].log_factor.detach()) <= 0
-    assert int(fb.anneal_step) == 1  # one SVI step counted
+    assert int(fb.anneal_step) == 0  # the model does not count: the trainer's step_end does
+    fb.step_end()
+    assert int(fb.anneal_step) == 1 and int(fb.eval().anneal_step) == 1  # one SVI step counted
+    fb.eval().step_end()
+    assert int(fb.anneal_step) == 1  # not outside training
+    fb.train()
     fb.fit(corpus.train, epochs=2, batch_size=16, lr=1e-2, progress=False)
     hist = fb.train_result.history
     assert all({"kl", "recon", "kl_weight", "active_units"} <= set(r) for r in hist)

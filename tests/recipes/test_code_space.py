@@ -33,7 +33,7 @@ def test_prior_and_paths_are_judged_side_by_side(pair, digits, tmp_path):
     # the two real digits of a pair are at the ends of both models' paths, of different classes
     a, b = res["pairs"][0]
     assert digits.test_labels[a] != digits.test_labels[b]
-    for key in ("vae", "ae"):
+    for key in set(PATH_ROWS.values()):
         p = res["paths"][key]
         assert p.shape == (5, 6, *digits.shape)
         assert torch.equal(p[0, 0], digits.test[a].cpu()) and torch.equal(p[0, -1], digits.test[b].cpu())

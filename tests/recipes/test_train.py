@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from probgen.recipes.config import RunConfig
-from probgen.recipes.models import MODELS, VAEConfig, GMMConfig, model_spec
+from probgen.recipes.models import MODELS, TOUR, VAEConfig, GMMConfig, model_spec
 from probgen.recipes.train import SampleConfig, TrainConfig, sample, train
 
 
@@ -16,7 +16,8 @@ def test_registry_defaults_are_written_once():
             "sentence-vae"} <= set(MODELS)
     assert VAEConfig().epochs == 300 and (GMMConfig().batch_size, GMMConfig().lr) == (256, 0.05)
     for spec in MODELS.values():
-        assert dataclasses.is_dataclass(spec.config) and callable(spec.build) and callable(spec.fit)
+        assert dataclasses.is_dataclass(spec.config) and callable(spec.build) and callable(spec.trainer)
+        assert spec.tour is None or spec.tour in TOUR
 
 
 def test_train_then_sample(tmp_path):

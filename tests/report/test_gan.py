@@ -1,8 +1,11 @@
-"""The tour's GAN section (probgen.report.gan): the judge's numbers against issue 18's targets."""
+"""The tour's GAN section (probgen.report.adversarial): the judge's numbers against issue 18's targets."""
 from __future__ import annotations
 
-from probgen.report.gan import TARGETS, check_targets
-from probgen.report.tour import PROFILES
+from probgen.metrics import QUALITY_TARGETS
+from probgen.report.adversarial import check_targets
+from probgen.report.tour import PROFILES, tour_families
+
+TARGETS = QUALITY_TARGETS["samples"]
 
 
 def test_targets_are_checked_one_by_one():
@@ -17,5 +20,6 @@ def test_targets_are_checked_one_by_one():
 def test_the_full_tour_trains_the_gan_as_probgen_train_gan_does():
     from probgen.recipes.models import model_spec
 
+    assert tour_families("adversarial") == ["gan"]
     assert PROFILES["full"]["gan_epochs"] == model_spec("gan").config().epochs == 100
     assert PROFILES["quick"]["gan_epochs"] <= 5  # the quick page stays fast

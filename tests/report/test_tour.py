@@ -19,7 +19,8 @@ def _config(out, **kw):
 def test_one_failing_family_does_not_end_the_tour(tmp_path, monkeypatch):
     """The pixel section's trainer fails (bad epochs), the others carry on."""
     def failing(sec, t):
-        t.step(sec, "train pixelcnn", t.train, "pixelcnn", epochs=-1)
+        name = t.lead(sec.key)
+        t.step(sec, f"train {name}", t.train, name, epochs=-1)
         sec.paragraph("after the failure")
 
     def fine(sec, t):
@@ -28,24 +29,24 @@ def test_one_failing_family_does_not_end_the_tour(tmp_path, monkeypatch):
         image_grid([[[0.0, 1.0], [1.0, 0.0]]], t.out / sec.key / "x.png")
         sec.figure(t.out / sec.key / "x.png", "a figure")
 
-    monkeypatch.setattr(sections, "pixel", failing)
-    for name in ("gmm", "vae", "cvae", "gan", "compare", "text"):
+    monkeypatch.setattr(sections, "pixels", failing)
+    for name in ("mixture", "gmm_to_vae", "conditional", "adversarial", "compare", "text"):
         monkeypatch.setattr(sections, name, fine)
     res = tour(_config(tmp_path))
-    assert res.failed == [SECTIONS["pixel"]] and "failed in part: 1. Autoregressive pixel model" in res.lines[0]
+    assert res.failed == [SECTIONS["pixels"]] and "failed in part: 1. Autoregressive pixel model" in res.lines[0]
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    pixel = page.split('<section id="pixel">')[1].split("</section>")[0]
+    pixel = page.split('<section id="pixels">')[1].split("</section>")[0]
     assert 'class="error"' in pixel and "train pixelcnn: ValueError: " in pixel and "epochs" in pixel
     assert "after the failure" in pixel
     assert page.count('class="error"') == 1 and page.count("<img ") == 6
     r = json.loads((tmp_path / "report.json").read_text())
-    assert not r["sections"]["pixel"]["ok"] and all(r["sections"][k]["ok"] for k in SECTIONS if k != "pixel")
+    assert not r["sections"]["pixels"]["ok"] and all(r["sections"][k]["ok"] for k in SECTIONS if k != "pixels")
     assert r == res.summary
     assert "Traceback" not in page and "failed" in (tmp_path / "tour.log").read_text()
 
 
 def test_without_a_corpus_section_7_says_how_to_point_at_one(tmp_path, monkeypatch):
-    for name in ("pixel", "gmm", "vae", "cvae", "gan", "compare"):
+    for name in ("pixels", "mixture", "gmm_to_vae", "conditional", "adversarial", "compare"):
         monkeypatch.setattr(sections, name, lambda sec, t: None)
     tour(_config(tmp_path, text=str(tmp_path / "none.txt")))
     page = (tmp_path / "report.html").read_text(encoding="utf-8")

@@ -22,8 +22,8 @@ def _config(out, **kw):
 
 def _only_the_story(monkeypatch):
     """Every family stubbed; the comparison scores what was trained (here: the story) by the one policy."""
-    for name in SECTIONS:
-        monkeypatch.setattr(sections, name, lambda sec, t: None)
+    for key in SECTIONS:
+        monkeypatch.setattr(sections, key.replace("-", "_"), lambda sec, t: None)
 
     def compare(sec, t):
         rows, _, _ = sections.score_rows(sec, t)

@@ -1,19 +1,21 @@
-"""Section 5 of the tour (:mod:`probgen.report.tour`): the GAN, ``gan(sec, t)``.
+"""Section 5 of the tour (:mod:`probgen.report.tour`): the implicit model, ``adversarial(sec, t)``, for the
+family registered there (``register_model(..., tour="adversarial")``: the GAN).
 
 The GAN trains on the grey levels of the tour's images, as ``probgen train gan`` does by default,
 for the profile's ``gan_epochs`` (the full profile: the family's default 100 epochs, the setting
 that meets issue 18's target; ``--quick``: a few epochs). A digit classifier trained on real grey
-images judges its samples against :data:`TARGETS`; the tour's binarized families are judged beside
-it by a classifier trained on the binarized images, the pixels they were trained on.
+images judges its samples against issue 18's targets for samples (:data:`probgen.metrics.QUALITY_TARGETS`);
+the families of the earlier sections are judged beside it by a classifier trained on the
+binarized images, the pixels they were trained on.
 """
 from __future__ import annotations
 
-__all__ = ["gan", "TARGETS", "check_targets"]
+__all__ = ["adversarial", "check_targets", "EARLIER"]
 
 from ..metrics import QUALITY_TARGETS, check_targets
 
-#: issue 18's target for the GAN's samples (written once, in :data:`probgen.metrics.QUALITY_TARGETS`)
-TARGETS = QUALITY_TARGETS["gan"]
+#: the sections whose families are judged beside it (binarized, unconditional: samples need no label)
+EARLIER = ("pixels", "mixture", "gmm-to-vae")
 
 
 def _toy(sec, t, d, p) -> None:
@@ -25,7 +27,7 @@ def _toy(sec, t, d, p) -> None:
                                                        run=RunConfig(out=str(toy), seed=t.seed, quiet=True)))
     if res is None:
         return
-    t.numbers["gan"]["toy"] = {k: res.summary.get(k) for k in ("final_wasserstein", "wasserstein_floor",
+    t.numbers[sec.key]["toy"] = {k: res.summary.get(k) for k in ("final_wasserstein", "wasserstein_floor",
                                                                "mode_mass", "all_modes_covered", "steps")}
     sec.figure(toy / "toy.png", "The lecture's 1-D picture at several training steps: the data density "
                "(shaded blue), the generator's histogram and density (green) and the discriminator D(x) "
@@ -39,28 +41,28 @@ def _toy(sec, t, d, p) -> None:
                   f"mass per mode {', '.join(f'{m:.2f}' for m in res.mode_mass)}.")
 
 
-def gan(sec, t):
+def adversarial(sec, t):
     from ..recipes.config import RunConfig
     from ..recipes.gan import JudgeConfig, WalkConfig, judge, walk
     from ..recipes.models import model_spec
 
-    d, p = t.out / "gan", t.profile
+    d, p, name = t.out / sec.key, t.profile, t.lead(sec.key)
     _toy(sec, t, d, p)
     grey = t.step(sec, "grey-level data", t.grey)
     if grey is None:
         return
     pixels = "binarized" if grey.binarized else "grey-level"
-    default = model_spec("gan").config().epochs
+    default = model_spec(name).config().epochs
     setting = (f"{pixels} images, {p['gan_epochs']} epochs"
                + (" (the defaults of probgen train gan)" if p["gan_epochs"] == default else
                   f" (a --quick run; probgen train gan and the full tour train {default})"))
-    model = t.step(sec, "train gan", t.train, "gan", data=grey, epochs=p["gan_epochs"], arch=p["gan_arch"],
+    model = t.step(sec, f"train {name}", t.train, name, data=grey, epochs=p["gan_epochs"], arch=p["gan_arch"],
                    grid_every=0, no_monitor=True)
     if model is None:
         return
-    t.numbers["gan"]["setting"] = {"binarized": bool(grey.binarized), "epochs": p["gan_epochs"]}
-    if (t.models / "gan_samples.png").exists():
-        sec.figure(t.models / "gan_samples.png", f"64 GAN samples G(z), trained on the {setting}. Look for "
+    t.numbers[sec.key]["setting"] = {"binarized": bool(grey.binarized), "epochs": p["gan_epochs"]}
+    if (t.models / f"{name}_samples.png").exists():  # written by the family's fit in the models folder
+        sec.figure(t.models / f"{name}_samples.png", f"64 GAN samples G(z), trained on the {setting}. Look for "
                    "sharp strokes (no blur: nothing averages pixels) and for missing classes (mode collapse).")
     if not grey.binarized and t.binarize:
         sec.paragraph("Like probgen train gan, the GAN learns the grey levels: on the binarized built-in 8×8 digits "
@@ -68,18 +70,18 @@ def gan(sec, t):
                       "docs/gan.md). "
                       "In section 6 its grey samples serve as pixel probabilities of the Parzen window's Bernoulli "
                       "kernel, so that its row is a log mass on the same binarized test digits as the others'.")
-    cfg = WalkConfig(checkpoint=str(t.checkpoint("gan")), n=5, steps=8, out=str(d / "walk.png"), seed=t.seed)
+    cfg = WalkConfig(checkpoint=str(t.checkpoint(name)), n=5, steps=8, out=str(d / "walk.png"), seed=t.seed)
     if t.step(sec, "code-space walk", walk, cfg) is not None:
         sec.figure(d / "walk.png", "Walks between random codes, along straight lines and great circles. Look "
                    "for smooth changes between digits; the middle of a straight line has a smaller norm than "
                    "typical codes, which can show as fainter images.")
-    _judge(sec, t, d, p, setting, pixels, judge, JudgeConfig, RunConfig)
+    _judge(sec, t, d, p, name, setting, pixels, judge, JudgeConfig, RunConfig)
 
 
-def _judge(sec, t, d, p, setting, pixels, judge, JudgeConfig, RunConfig) -> None:
+def _judge(sec, t, d, p, name, setting, pixels, judge, JudgeConfig, RunConfig) -> None:
     """The GAN judged on its own pixels against the targets; the binarized families on theirs."""
-    others = [str(t.checkpoint(n)) for n in ("vae", "autoencoder", "gmm", "pixelcnn") if t.checkpoint(n).exists()]
-    runs = [("eval", [str(t.checkpoint("gan"))], False, pixels)]
+    others = [str(t.checkpoint(n)) for stop in EARLIER for n in t.families(stop) if t.checkpoint(n).exists()]
+    runs = [("eval", [str(t.checkpoint(name))], False, pixels)]
     if others:
         runs.append(("eval-binarized", others, True, "binarized"))
     rows, judged = [], {}
@@ -91,28 +93,32 @@ def _judge(sec, t, d, p, setting, pixels, judge, JudgeConfig, RunConfig) -> None
             continue
         rows.append([f"real test images ({what})", what, f"{ev.classifier_test_accuracy:.3f}", "–", "–", "–",
                      f"{ev.frechet_floor:.2f} (val vs test)"])
-        rows += [[name, what, "", f"{r['classes_found']}/{t.ds.n_classes}", f"{100 * r['max_class_fraction']:.1f} %",
-                  f"{r['mean_confidence']:.3f}", f"{r['frechet_classifier_features']:.2f}"]
-                 for name, r in ev.models.items()]
+        rows += [[judged_name, what, "", f"{r['classes_found']}/{t.ds.n_classes}",
+                  f"{100 * r['max_class_fraction']:.1f} %", f"{r['mean_confidence']:.3f}",
+                  f"{r['frechet_classifier_features']:.2f}"]
+                 for judged_name, r in ev.models.items()]
     ev = judged.get("eval")
     if ev is not None:
-        t.numbers["gan"]["quality"] = ev.summary
-        c = t.numbers["gan"]["targets"] = check_targets(ev.models["gan"], t.ds.n_classes)
+        t.numbers[sec.key]["quality"] = ev.summary
+    targets = QUALITY_TARGETS["samples"]
+    if ev is not None:
+        c = t.numbers[sec.key]["targets"] = check_targets(ev.models[name], t.ds.n_classes)
         yes = {True: "yes", False: "no"}
         sec.heading("The targets")
         sec.table(["", "GAN", "target", "met?"],
-                  [["mean confidence", f"{c['mean_confidence']['value']:.3f}", f"≥ {TARGETS['mean_confidence']}", yes[c["mean_confidence"]["met"]]],
+                  [["mean confidence", f"{c['mean_confidence']['value']:.3f}", f"≥ {targets['mean_confidence']}",
+                    yes[c["mean_confidence"]["met"]]],
                    ["classes found", str(c["classes_found"]["value"]), str(t.ds.n_classes),
                     yes[c["classes_found"]["met"]]],
                    ["largest class share", f"{100 * c['max_class_fraction']['value']:.1f} %",
-                    f"≤ {100 * TARGETS['max_class_fraction']:.0f} %",
+                    f"≤ {100 * targets['max_class_fraction']:.0f} %",
                     yes[c["max_class_fraction"]["met"]]]],
                   caption=f"The GAN trained on the {setting}; {p['eval_n']} samples judged by a digit classifier "
                           f"trained on the real {pixels} training images (never the model's own). "
                           + ("Every target is met." if c["met"] else "Not every target is met"
                              + (" (a --quick run is too short for them)." if t.cfg.quick else ".")))
     if judged.get("eval-binarized") is not None:
-        t.numbers["gan"]["quality_binarized"] = judged["eval-binarized"].summary
+        t.numbers[sec.key]["quality_binarized"] = judged["eval-binarized"].summary
     if not rows:
         return
     sec.heading("Judged by a classifier")
