@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
@@ -36,6 +35,7 @@ from torch import nn
 from .check import StoryCheck, check_story, latent_sites
 from .data import check_data
 from .runtime import registered_quietly  # noqa: F401 - re-exported (trainers import it from runtime)
+from .traits import ESTIMATORS, OFFERS, Traits, fold_legacy_traits
 
 __all__ = ["Story", "Traits", "ESTIMATORS", "OFFERS", "REGISTRY", "register", "StoryCheck", "AUTOGUIDES",
            "registered_quietly"]
@@ -60,70 +60,6 @@ def register(cls: type["Story"]) -> type["Story"]:
                          f"set a class attribute kind = '...' of your own")
     REGISTRY[cls.kind] = cls
     return cls
-
-
-@dataclass(frozen=True)
-class Traits:
-    """What a story *is*, declared once on its class (``traits = Traits(...)``, or per instance in
-    ``__init__`` when a constructor argument decides it). Trainers, the estimator, the recipes and
-    the report read these fields and nothing else: no ``hasattr`` probing, no family names.
-
-    :param trainers: names of the trainers that can fit it (:data:`probgen.infer.TRAINERS`: ``"svi"``,
-        ``"em"``, ``"adversarial"``); the first is what :meth:`Story.fit` uses by default.
-    :param labels: ``model(x, y)`` needs labels ``y`` (a conditional story).
-    :param estimator: how :func:`probgen.evaluate.score` estimates log p(x): ``"exact"`` (the
-        story's own ``log_prob``), ``"iwae"`` (importance sampling with the guide), ``"proposal"``
-        (importance sampling with a proposal the story declares: ``log_prob`` supplies it), or
-        ``"parzen"`` (kernel density on samples: GANs).
-    :param proposal_name: the table's name of a ``"proposal"`` estimator (e.g. ``"IS, fitted code prior"``).
-    :param guide: the guide is a real posterior approximation over per-example latents, so an IWAE
-        estimate exists (for an ``"exact"`` story too: then ``score(estimator="iwae")`` can check it).
-    :param memory_per_example: floats one example costs per importance sample when scored, beyond
-        the data (e.g. decoder logits T × V of a sentence); ``0``: the estimator's default budget.
-    :param offers: optional abilities, named: ``"encode"``/``"decode"`` (a code space),
-        ``"sample_mean"`` (``sample(n, mean=True)``), ``"transfer"`` (style transfer),
-        ``"complete"`` (image completion), ``"responsibilities"`` (posterior over a discrete site),
-        ``"text"`` (sentences in and out), ``"label_prior"`` (a p(y) site of its own), ``"cluster"``
-        (``cluster(x)`` / ``cluster_probs(x)``: the cluster of each example), ``"sample_label"``
-        (``sample(n, label=c)`` draws class or cluster ``c``), ``"sample_temperature"``
-        (``sample(n, temperature=t)``).
-    """
-
-    trainers: tuple[str, ...] = ("svi",)
-    labels: bool = False
-    estimator: str = "iwae"
-    proposal_name: str | None = None
-    guide: bool = True
-    memory_per_example: int = 0
-    offers: frozenset = frozenset()
-
-    def __post_init__(self):
-        if not self.trainers or not all(isinstance(t, str) for t in self.trainers):
-            raise ValueError(f"traits: trainers must name at least one trainer, got {self.trainers!r}")
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"traits: estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
-        unknown = set(self.offers) - set(OFFERS)
-        if unknown:
-            raise ValueError(f"traits: unknown abilities {sorted(unknown)} (known: {', '.join(OFFERS)})")
-        object.__setattr__(self, "trainers", tuple(self.trainers))
-        object.__setattr__(self, "offers", frozenset(self.offers))
-
-    @property
-    def trainer(self) -> str:
-        """The default trainer."""
-        return self.trainers[0]
-
-    @property
-    def exact(self) -> bool:
-        """log p(x) is computed exactly (no sampling)."""
-        return self.estimator == "exact"
-
-
-#: ``Traits.estimator`` values
-ESTIMATORS = ("exact", "iwae", "proposal", "parzen")
-#: ``Traits.offers`` values
-OFFERS = ("encode", "decode", "sample_mean", "transfer", "complete", "responsibilities", "text", "label_prior",
-          "cluster", "sample_label", "sample_temperature")
 
 
 class Story(nn.Module):
@@ -152,6 +88,8 @@ class Story(nn.Module):
     #: the same aten operations every step (no Python state read per step, no buffers): long fits
     #: replay a traced graph of the step (:mod:`probgen.infer.compiled`, ``compile=None``)
     static_graph: ClassVar[bool] = False
+    #: labels a conditional story takes (``traits.labels``): 0..n_classes-1; ``None``: not conditional or not said
+    n_classes: ClassVar[int | None] = None
 
     # what callers may read on any story, defaults before it is checked, trained or loaded (no probing)
     #: the :class:`StoryCheck` of the last check (``None``: not checked yet)
@@ -167,7 +105,7 @@ class Story(nn.Module):
         super().__init_subclass__(**kwargs)
         if "kind" not in cls.__dict__:
             cls.kind = cls.__name__.lower()
-        _legacy_traits(cls)
+        fold_legacy_traits(cls)
         init = cls.__dict__.get("__init__")
         if init is not None:
             cls.__init__ = _recording_init(init)
@@ -225,9 +163,7 @@ class Story(nn.Module):
         sites (the model's parameters are fitted by maximum likelihood)."""
         self.register_params()
         if self.autoguide is not None:
-            if self._modules.get("_autoguide") is None:
-                self._setup_autoguide(x, y)
-            return self._autoguide(x, y, *args, **kwargs)
+            return self._ensure_autoguide(x, y)(x, y, *args, **kwargs)
         return None
 
     def prepare(self, x, y=None):
@@ -257,7 +193,10 @@ class Story(nn.Module):
         """Called by :func:`probgen.infer.train` on prepared data before the trainer runs: size lazily
         built parameters, initialise (the GMM's k-means start), take the options only the story
         understands out of ``options`` (``options.pop``) for the trainer ``method``. ``val``: the prepared
-        validation data, if any (the sentence VAE's probe of its KL term)."""
+        validation data, if any (the sentence VAE's probe of its KL term). The base builds the
+        ``autoguide`` (before the trainer copies the state); an override calls ``super().begin_fit``."""
+        if self.autoguide is not None:
+            self._ensure_autoguide(x, y)
 
     def end_fit(self, x: torch.Tensor, y: torch.Tensor | None, *, val=None, val_y=None) -> None:
         """Called after the trainer has restored the best state, before the final checkpoint is
@@ -295,8 +234,8 @@ class Story(nn.Module):
         :param options: :func:`probgen.evaluate.log_likelihood`'s (``batch_size``, ``return_weights``, ...).
         """
         x, y = self.prepare(x, y)
-        if self.autoguide is not None and self._modules.get("_autoguide") is None:
-            self._setup_autoguide(x, y)
+        if self.autoguide is not None:
+            self._ensure_autoguide(x, y)
         y = None if y is None else torch.as_tensor(y, device=self.device)
         x = x.to(self.device)
         if model is None and not self.traits.exact and len(x) and self.checked is None:
@@ -315,6 +254,12 @@ class Story(nn.Module):
         return check_story(self, x, y, elbo=elbo, batch=batch)
 
     # -- automatic guides ------------------------------------------------------------
+    def _ensure_autoguide(self, x, y=None) -> nn.Module:
+        """The automatic guide, built from ``x`` the first time it is needed."""
+        if self._modules.get("_autoguide") is None:
+            self._setup_autoguide(x, y)
+        return self._autoguide
+
     def _setup_autoguide(self, x, y=None) -> None:
         """Build the ``autoguide`` for this story from one example and create its parameters."""
         from pyro.infer import autoguide as autoguides
@@ -445,23 +390,6 @@ def _checkpoint_class(cls: type, payload: dict, story) -> type:
     if target is None:
         raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(sorted(REGISTRY))})")
     return target
-
-
-def _legacy_traits(cls: type) -> None:
-    """Fold the older class attributes ``has_exact_log_prob`` / ``needs_labels`` of a user story into
-    its :class:`Traits` (they are read-only views of ``traits`` on :class:`Story`)."""
-    from dataclasses import replace
-
-    changes = {}
-    if "has_exact_log_prob" in cls.__dict__ and not isinstance(cls.__dict__["has_exact_log_prob"], property):
-        if cls.__dict__["has_exact_log_prob"]:
-            changes["estimator"] = "exact"
-        delattr(cls, "has_exact_log_prob")
-    if "needs_labels" in cls.__dict__ and not isinstance(cls.__dict__["needs_labels"], property):
-        changes["labels"] = bool(cls.__dict__["needs_labels"])
-        delattr(cls, "needs_labels")
-    if changes:
-        cls.traits = replace(cls.traits, **changes)
 
 
 def _recording_init(init):

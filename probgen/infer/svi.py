@@ -298,16 +298,14 @@ class _SVIRun:
 def fit_story(story, x: torch.Tensor, *, y: torch.Tensor | None = None, val: torch.Tensor | None = None,
               val_y: torch.Tensor | None = None, check: bool = True, config: SVIConfig | None = None,
               **options: Any) -> TrainResult:
-    """The SVI trainer as :func:`probgen.infer.train` calls it, on prepared data: build an automatic
-    guide, run the story check (clear errors naming the site; ``TraceEnum_ELBO`` when a site is
+    """The SVI trainer as :func:`probgen.infer.train` calls it, on prepared data (after ``story.begin_fit``,
+    which builds an automatic guide): run the story check (clear errors naming the site; ``TraceEnum_ELBO`` when a site is
     enumerated), then :func:`fit_svi`.
 
     :param check: run the story once on a few examples first (it also picks the objective when
         ``elbo`` is ``"auto"``).
     :param config: :class:`SVIConfig`; ``options``: :func:`fit_svi`'s keywords and single fields.
     """
-    if story.autoguide is not None and story._modules.get("_autoguide") is None:
-        story._setup_autoguide(x, y)  # before fit_svi copies the state
     elbo = options.pop("elbo", "auto" if config is None else config.elbo)
     if check:
         story.checked = story.check(x, y, elbo=elbo)

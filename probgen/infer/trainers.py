@@ -21,6 +21,7 @@ data; :func:`register_trainer` adds one a story can declare.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import torch
@@ -71,6 +72,7 @@ def train(story, x, *, y=None, val=None, val_y=None, method: str | None = None, 
     if val is not None:
         val, val_y = _on_device(story, *story.prepare(val, val_y))
     story.begin_fit(x, y, method=method, options=options, val=val, val_y=val_y)
+    _check_options(method, options)
     result = TRAINERS[method](story, x, y=y, val=val, val_y=val_y, checkpoint=checkpoint, data=data, **options)
     story.train_result = result
     story.end_fit(x, y, val=val, val_y=val_y)
@@ -78,6 +80,17 @@ def train(story, x, *, y=None, val=None, val_y=None, method: str | None = None, 
     if checkpoint is not None and (dist is None or dist.is_main):  # rank 0 alone writes
         Checkpointer(story, checkpoint, data=data).save_final(result, extra=extra(story) if callable(extra) else extra)
     return result
+
+
+def _check_options(method: str, options: dict) -> None:
+    """A misspelt or foreign option is one line naming it, not a ``TypeError`` from deep inside
+    (a trainer taking ``**options`` checks its own, as ``fit_svi`` does)."""
+    params = inspect.signature(TRAINERS[method]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ValueError(f"unknown training option(s) for the {method} trainer: {', '.join(unknown)}")
 
 
 def _on_device(story, x: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor | None]:
