@@ -96,6 +96,19 @@ def _names(models) -> list[str]:
     return names
 
 
+def _family_data(data: DataConfig, names: list[str], say) -> DataConfig:
+    """The data every row is scored on. A family registered for continuous data
+    (``data_defaults={"continuous": True}``: a Gaussian story such as PPCA, whose density of 0/1 pixels is
+    no probability) moves a comparison whose data options were all left at their defaults onto dequantized
+    grey levels, said in one line; data options that were given are kept."""
+    wants = [n for n in names if (MODELS[n].data_defaults or {}).get("continuous")]
+    if not wants or data != DataConfig() or data.continuous:
+        return data
+    say(f"{', '.join(wants)}: a density of continuous data; every row is scored on dequantized grey levels "
+        "(as --continuous)", flush=True)
+    return replace(data, binarize=False, continuous=True)
+
+
 def score_model(model, ds, *, num_samples: int, seed: int = 0, weights: bool = False, refine: int = 0) -> dict:
     """One row's numbers: :func:`probgen.evaluate.score` on ``ds.test`` (labels, validation split and
     dequantization passed on; the values are popped by :func:`compare` into ``pointwise.npz``); with
@@ -184,7 +197,7 @@ def _compare(cfg: CompareConfig) -> CompareResult:
     run = cfg.run
     say = (lambda *a, **k: None) if run.quiet else print
     seed_everything(run.seed)
-    ds = load_data(cfg.data)
+    ds = load_data(_family_data(cfg.data, names, say))
     out = out_dir(run.out)
     density = not ds.binarized
     rows, pointwise = [], {}

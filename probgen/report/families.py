@@ -6,7 +6,7 @@ it. A section shows one for every family its registry entry places there beyond 
 """
 from __future__ import annotations
 
-__all__ = ["tour_families", "family_subsection", "family_scores"]
+__all__ = ["tour_families", "continuous", "family_subsection", "family_scores"]
 
 
 def tour_families(stop: str | None = None) -> list[str]:
@@ -18,12 +18,22 @@ def tour_families(stop: str | None = None) -> list[str]:
     return [name for name, spec in MODELS.items() if spec.tour is not None and stop in (None, spec.tour)]
 
 
-def family_scores(t, model) -> dict:
+def continuous(name: str) -> bool:
+    """Family ``name`` is registered for continuous data (``data_defaults={"continuous": True}``: a Gaussian
+    story): the tour trains and scores it on dequantized grey levels, as a density, beside the Gaussian mixture,
+    and leaves it out of the table of probability masses."""
+    from ..recipes.models import model_spec
+
+    return bool((model_spec(name).data_defaults or {}).get("continuous"))
+
+
+def family_scores(t, model, ds=None) -> dict:
     """``model``'s test log-likelihood on the tour's test set, read from its traits: the estimator it
     declares and, when that is exact and it has a guide, also ``score(..., estimator="iwae")``.
 
     :param t: the :class:`~probgen.report.tour.Tour` (data, seed, profile's ``iwae_k``).
     :param model: a trained story.
+    :param ds: the data it was trained on (default: the tour's).
     :return: ``{"test_log_likelihood", "stderr", "estimator", "num_samples"}`` and, with the IWAE check,
         ``{"iwae": {...the same keys...}, "iwae_gap"}`` (exact minus IWAE, nats per image; ≥ 0 in expectation).
     """
@@ -32,7 +42,7 @@ def family_scores(t, model) -> dict:
     from ..evaluate import score
     from ..recipes.config import seed_everything
 
-    ds, k, traits = t.ds, t.profile["iwae_k"], model.traits
+    ds, k, traits = t.ds if ds is None else ds, t.profile["iwae_k"], model.traits
     y = ds.test_labels if traits.labels else None
     x = ds.test.to(model.device)
 
@@ -64,7 +74,8 @@ def family_subsection(sec, t, name: str, **params):
     help_line = model_spec(name).help
     if help_line:
         sec.paragraph(f"{help_line[0].upper()}{help_line[1:]}.")
-    model = t.step(sec, f"train {name}", t.train, name, **params)
+    ds = t.dequantized() if continuous(name) else t.ds
+    model = t.step(sec, f"train {name}", t.train, name, data=None if ds is t.ds else ds, **params)
     if model is None:
         return None
     numbers = t.numbers[sec.key].setdefault("families", {})[name] = {"n_params": int(model.n_params())}
@@ -73,17 +84,20 @@ def family_subsection(sec, t, name: str, **params):
     if t.step(sec, f"samples {name}", t.sample, name, png, mean=mean) is not None:
         sec.figure(png, f"64 samples of {name}, the story run forwards"
                    + (" (the mean image of p(x | z) for each code)." if mean else "."))
-    scores = t.step(sec, f"score {name}", family_scores, t, model)
+    scores = t.step(sec, f"score {name}", family_scores, t, model, ds)
     if scores is not None:
-        numbers.update(scores)
-        sec.paragraph(_score_line(scores, len(t.ds.test), model.n_params()))
+        numbers.update(scores, data="dequantized grey levels" if ds is not t.ds else "the tour's test set")
+        sec.paragraph(_score_line(scores, len(ds.test), model.n_params(), density=ds is not t.ds))
     return model
 
 
-def _score_line(s: dict, n: int, n_params: int) -> str:
+def _score_line(s: dict, n: int, n_params: int, *, density: bool = False) -> str:
     k = f", K={s['num_samples']}" if s.get("num_samples") else ""
     line = (f"Test log-likelihood ({s['estimator']}{k}): {s['test_log_likelihood']:.2f} ± {s['stderr']:.2f} "
             f"nats per image on {n} test digits, {n_params:,} parameters.")
+    if density:
+        line += (" It is trained and scored on dequantized grey levels, as a density: compare it with the Gaussian "
+                 "mixture's log density in the mixture section, not with the probability masses of the table.")
     iwae = s.get("iwae")
     if iwae is not None:
         line += (f" The same model scored by importance sampling with its guide ({iwae['estimator']}, "

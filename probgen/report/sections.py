@@ -16,7 +16,7 @@ import math
 
 from ..recipes.config import seed_everything
 from .adversarial import adversarial  # noqa: F401 - the tour looks every section up here
-from .families import family_subsection, tour_families
+from .families import continuous, family_subsection, tour_families
 from .pictures import faces, problems, story  # noqa: F401
 
 __all__ = ["pixels", "mixture", "gmm_to_vae", "conditional", "adversarial", "compare", "problems", "text", "faces",
@@ -99,16 +99,15 @@ def _component_draws(gmm, m: int):
 
 
 def mixture(sec, t):
-    from ..data import load
     from ..plots.tour import gmm_story
     from ..recipes.config import replace_given
     from ..recipes.models import model_spec
 
-    d, shape, cfg, name = t.out / sec.key, t.ds.shape, t.cfg, t.lead(sec.key)
+    d, shape, name = t.out / sec.key, t.ds.shape, t.lead(sec.key)
     spec = model_spec(name)
 
     def gaussian():  # the same family, built by its registry entry with Gaussian components on grey levels
-        grey = load(cfg.data, cfg.data_dir, binarize=False, seed=t.seed, dequantize=True)
+        grey = t.dequantized()
         g = spec.build(replace_given(spec.config(), n_components=10, likelihood="normal", covariance="diag",
                                      reg_covar=1e-3), grey)
         g.fit(grey.train, seed=t.seed, progress=False)
@@ -293,7 +292,8 @@ def score_rows(sec, t, names=None, quality: dict | None = None) -> tuple[list[di
     from .pictures import STORY_NAME
 
     rows, pointwise, loaded = [], {}, {}
-    names = tour_families() if names is None else names
+    # the families trained on the tour's data share its table; a density of grey levels has its own section
+    names = [n for n in tour_families() if not continuous(n)] if names is None else names
     targets = [(name, lambda name=name: t.load(name)) for name in names if t.checkpoint(name).exists()]
     story = t.numbers.get("story", {})
     if story.get("checkpoint"):  # the user's program (tour --story): loaded with the code it names

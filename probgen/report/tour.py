@@ -152,7 +152,7 @@ class Tour:
         self.timings: dict[str, dict] = {}
         self.stdout = sys.stdout  # progress lines go here, past the steps' captured output
         self.run_cfg = RunConfig(out=str(self.models), seed=self.seed, device=self.device, quiet=True)
-        self._grey = None
+        self._grey = self._dequantized = None
 
     def _write_log(self, text: str) -> None:
         with self.log.open("a", encoding="utf-8") as f:
@@ -202,6 +202,15 @@ class Tour:
 
         binarize = self.binarize if binarize is None else binarize
         return DataConfig(data=self.cfg.data, data_dir=self.cfg.data_dir, binarize=binarize, seed=self.seed)
+
+    def dequantized(self):
+        """The tour's images as dequantized grey levels (loaded once): the data of the Gaussian stories
+        (the Gaussian mixture, a family registered for continuous data), scored as densities."""
+        if self._dequantized is None:
+            from ..data import load
+
+            self._dequantized = load(self.cfg.data, self.cfg.data_dir, binarize=False, seed=self.seed, dequantize=True)
+        return self._dequantized
 
     def grey(self):
         """The tour's images with their grey levels kept (loaded once): what the GAN trains on."""
