@@ -291,6 +291,21 @@ def _build_vae(cfg: VAEConfig, ds):
 
 
 @dataclass
+class PPCAConfig(FitConfig):
+    """Probabilistic PCA: z ~ N(0, I), x ~ N(W z + μ, σ² I), a Gaussian guide; exact log-likelihood."""
+
+    z_dim: int = opt(10, "code size (principal directions)")
+    epochs: int = opt(150, "passes over the data")
+    lr: float = opt(1e-2, "Adam learning rate")
+
+
+def _build_ppca(cfg: PPCAConfig, ds):
+    from ..models import PPCA
+
+    return PPCA(ds.x_dim, z_dim=cfg.z_dim, x_shape=ds.shape)
+
+
+@dataclass
 class CVAEConfig(VAEConfig):
     """Conditional VAE p(z) p(x | z, y), q(z | x, y); needs labels."""
 
@@ -437,6 +452,9 @@ register_model("gmm", GMMConfig, _build_gmm, tour="mixture",
                help="Gaussian mixture / mixture of Bernoullis, enumerated assignment, fitted by EM")
 register_model("vae", VAEConfig, _build_vae, tour="gmm-to-vae",
                help="variational auto-encoder (SVI, Trace_ELBO or analytic KL)")
+register_model("ppca", PPCAConfig, _build_ppca, tour="gmm-to-vae", data_defaults={"binarize": False, "continuous": True},
+               help="probabilistic PCA, the step between the GMM and the VAE: a continuous z and a linear map "
+                    "(SVI, Gaussian guide), exact log-likelihood to check the IWAE estimate against")
 register_model("cvae", CVAEConfig, _build_cvae, tour="conditional",
                help="conditional VAE p(z) p(x | z, y), q(z | x, y) (SVI, Trace_ELBO); needs labels")
 register_model("hvae", HVAEConfig, _build_hvae, tour="gmm-to-vae",
