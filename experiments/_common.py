@@ -54,7 +54,8 @@ def rewind_to_best(path: Path) -> dict | None:
     """
     import shutil
 
-    from probgen.io import last_path, load_checkpoint, save_checkpoint, write_json
+    from probgen.io import last_path, load_checkpoint, write_json
+    from probgen.models import load
 
     last = last_path(path)
     if not last.is_file():
@@ -78,8 +79,9 @@ def rewind_to_best(path: Path) -> dict | None:
     tr.update({"epoch": best, "history": kept, "bad_epochs": 0,
                "steps": int(tr.get("steps", 0) * len(kept) / len(hist))})
     optimizer = {"state": {}, "param_groups": (p.get("optimizer") or {}).get("param_groups", [])}
-    save_checkpoint(last, kind=p["kind"], config=p["config"], state_dict=tr["best_state_dict"], optimizer=optimizer,
-                    trainer=tr, data=p.get("data"), extra=p.get("extra"))
+    model = load(last)  # written back through the one writer (Story.save), its best weights in place
+    model.load_state_dict(tr["best_state_dict"])
+    model.save(last, optimizer=optimizer, trainer=tr, data=p.get("data"), extra=p.get("extra"))
     return info
 
 

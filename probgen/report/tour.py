@@ -221,7 +221,9 @@ class Tour:
         return self._grey
 
     def checkpoint(self, name: str) -> Path:
-        return self.models / f"{name}.pt"
+        from ..io import run_files
+
+        return run_files(self.models, name).checkpoint
 
     def train(self, name: str, *, data=None, **params):
         """Train family ``name`` (its defaults, ``params`` laid over them) on the tour's data (or ``data``),
