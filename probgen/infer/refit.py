@@ -115,30 +115,44 @@ def refit_guide(story, x: torch.Tensor, *, y: torch.Tensor | None = None, val: t
 
 
 class LocalProposal:
-    """A guide with a diagonal Gaussian of its own per example and latent site: ``sites`` maps a site
-    name to ``(loc, log_scale, event_dim, plates)``, ``loc`` and ``log_scale`` shaped like the guide's
-    draw for the batch it was made for, ``plates`` the ``(name, size, dim)`` of the plates around it."""
+    """A guide with a Gaussian of its own per example and latent site: ``sites`` maps a site name to
+    ``(loc, scale, event_dim, plates)``, ``loc`` shaped like the guide's draw for the batch it was made
+    for, ``plates`` the ``(name, size, dim)`` of the plates around it. ``scale`` is a log-scale shaped
+    like ``loc`` (a diagonal Gaussian), or, where the guide's site is a ``MultivariateNormal``, the raw
+    lower-triangular factor ``[..., d, d]`` of a full covariance (log-diagonal; see :func:`_tril`)."""
 
     def __init__(self, sites: dict):
         self.sites = sites
 
     def parameters(self) -> list[torch.Tensor]:
-        return [t for loc, log_scale, _, _ in self.sites.values() for t in (loc, log_scale)]
+        return [t for loc, scale, _, _ in self.sites.values() for t in (loc, scale)]
 
     def __call__(self, *args, **kwargs):
         made = {}  # each plate made once (a plate is a site of its own), entered around every site in it
-        for name, (loc, log_scale, event_dim, plates) in self.sites.items():
+        for name, (loc, scale, event_dim, plates) in self.sites.items():
             with ExitStack() as stack:
                 for plate in plates:
                     if plate[0] not in made:
                         made[plate[0]] = pyro.plate(plate[0], plate[1], dim=plate[2])
                     stack.enter_context(made[plate[0]])
-                pyro.sample(name, dist.Normal(loc, log_scale.exp()).to_event(event_dim))
+                pyro.sample(name, _gaussian(loc, scale, event_dim))
 
     def stopped_log_prob(self, name: str, value: torch.Tensor) -> torch.Tensor:
         """log q(value) with this proposal's parameters held constant: the path through ``value`` only."""
-        loc, log_scale, event_dim, _ = self.sites[name]
-        return dist.Normal(loc.detach(), log_scale.detach().exp()).to_event(event_dim).log_prob(value)
+        loc, scale, event_dim, _ = self.sites[name]
+        return _gaussian(loc.detach(), scale.detach(), event_dim).log_prob(value)
+
+
+def _gaussian(loc: torch.Tensor, scale: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+    """The proposal of one site: diagonal (``scale`` a log-scale like ``loc``) or full (a raw factor)."""
+    if scale.dim() == loc.dim() + 1:  # [..., d, d]: a full covariance, as the guide's MultivariateNormal
+        return dist.MultivariateNormal(loc, scale_tril=_tril(scale))
+    return dist.Normal(loc, scale.exp()).to_event(event_dim)
+
+
+def _tril(raw: torch.Tensor) -> torch.Tensor:
+    """A Cholesky factor from an unconstrained one: the strict lower triangle, the diagonal exponentiated."""
+    return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal(dim1=-2, dim2=-1).exp())
 
 
 class _DReGBound(IWAE_ELBO):
@@ -187,10 +201,15 @@ def _local_sites(story, args, guide) -> dict:
         if not _unconstrained(base.support):
             raise ValueError(f"refine_proposal: guide site {name!r} is a {type(base).__name__}; only sites on the "
                              "real line (Normal, MultivariateNormal guides) can be refined")
-        loc, scale = fn.mean.detach(), fn.stddev.detach()
+        loc = fn.mean.detach()
+        if isinstance(base, torch.distributions.MultivariateNormal) and base is fn:  # keep its correlations
+            tril = base.scale_tril.detach().expand(*loc.shape, loc.shape[-1])  # one factor per example
+            diag = tril.diagonal(dim1=-2, dim2=-1).clamp_min(1e-6).log()
+            scale = torch.tril(tril, -1) + torch.diag_embed(diag)
+        else:
+            scale = fn.stddev.detach().clamp_min(1e-6).log()
         plates = [(f.name, f.size, f.dim) for f in site["cond_indep_stack"] if f.vectorized]
-        sites[name] = (loc.clone().requires_grad_(True), scale.clamp_min(1e-6).log().requires_grad_(True),
-                       event_dim, plates)
+        sites[name] = (loc.clone().requires_grad_(True), scale.clone().requires_grad_(True), event_dim, plates)
     if not sites:
         raise ValueError(f"refine_proposal: {type(story).__name__}'s guide samples no latent site")
     return sites
@@ -200,7 +219,8 @@ def refine_proposal(story, x: torch.Tensor, y: torch.Tensor | None = None, *, st
                     num_particles: int = REFINE_PARTICLES, lr: float = 0.01, model=None,
                     guide=None) -> LocalProposal:
     """A proposal fitted to the examples ``x`` themselves: per example and latent site a Gaussian,
-    started at the guide's location and scale, then ``steps`` Adam steps on the IWAE bound with
+    started at the guide's location and scale (a full covariance where the guide's site is a
+    ``MultivariateNormal``, else diagonal), then ``steps`` Adam steps on the IWAE bound with
     ``num_particles`` samples. The model is not changed (its parameters get no gradient).
 
     :param story: ``model(x[, y])``, ``guide(x[, y])`` and ``max_plate_nesting`` (``model``, ``guide``:
