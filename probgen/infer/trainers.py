@@ -72,7 +72,7 @@ def train(story, x, *, y=None, val=None, val_y=None, method: str | None = None, 
     if val is not None:
         val, val_y = _on_device(story, *story.prepare(val, val_y))
     story.begin_fit(x, y, method=method, options=options, val=val, val_y=val_y)
-    _check_options(method, options)
+    _check_options(method, options, traits.trainers)
     result = TRAINERS[method](story, x, y=y, val=val, val_y=val_y, checkpoint=checkpoint, data=data, **options)
     story.train_result = result
     story.end_fit(x, y, val=val, val_y=val_y)
@@ -82,15 +82,18 @@ def train(story, x, *, y=None, val=None, val_y=None, method: str | None = None, 
     return result
 
 
-def _check_options(method: str, options: dict) -> None:
+def _check_options(method: str, options: dict, others=()) -> None:
     """A misspelt or foreign option is one line naming it, not a ``TypeError`` from deep inside
-    (a trainer taking ``**options`` checks its own, as ``fit_svi`` does)."""
+    (a trainer taking ``**options`` checks its own, as ``fit_svi`` does); an option of another trainer
+    the story declares (``others``): the line names them, the option may be theirs."""
     params = inspect.signature(TRAINERS[method]).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     unknown = sorted(set(options) - set(params))
     if unknown:
-        raise ValueError(f"unknown training option(s) for the {method} trainer: {', '.join(unknown)}")
+        also = [o for o in others if o != method and o in TRAINERS]
+        hint = f" (this story also trains with {' or '.join(f'method={o!r}' for o in also)})" if also else ""
+        raise ValueError(f"unknown training option(s) for the {method} trainer: {', '.join(unknown)}{hint}")
 
 
 def _on_device(story, x: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor | None]:

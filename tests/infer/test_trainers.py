@@ -126,3 +126,13 @@ def test_sample_grid_reads_declared_abilities_and_the_samples_shape():
     assert sample_images(VAE(6, z_dim=2, hidden=(4,)), 3) is None  # flat samples: no picture
     assert tuple(sample_images(GAN("mlp", x_shape=[4, 4], z_dim=2, hidden=[8]), 2).shape) == (2, 1, 4, 4)
     assert sample_images(GAN("mlp", x_shape=[1], z_dim=2, hidden=[8], output="linear"), 2) is None
+
+
+def test_an_option_of_another_trainer_is_one_line_naming_it():
+    """EM takes no learning rate: the line names the option and the trainer the story also has; a trainer
+    the story does not declare is refused before anything runs."""
+    x = torch.bernoulli(torch.full((40, 4), 0.5))
+    with pytest.raises(ValueError, match=r"for the em trainer: lr \(this story also trains with method='svi'\)"):
+        GMM(2, likelihood="bernoulli").fit(x, lr=0.1, progress=False)
+    with pytest.raises(ValueError, match="GAN is fitted by adversarial, not 'svi'"):
+        GAN(x_shape=[4], hidden=[8]).fit(x, method="svi")
