@@ -465,7 +465,8 @@ class _Epochs:
             pending = []
             result.steps += 1
             n_g += 1
-            self.hooks.step_end({"step": result.steps, **stats})  # per-step D/G losses (TensorBoard)
+            # the story's hook every step; per-step D/G losses for callbacks that read them (TensorBoard)
+            self.hooks.step_end({"step": result.steps, **stats} if self.hooks.callbacks else None)
             for key, v in stats.items():
                 sums[key] = sums.get(key, 0.0) + v
             if bar is not None:

@@ -222,7 +222,9 @@ class _SVIRun:
                 continue
             loss = self._step(xb, yb, epoch, i)
             total, seen, self.result.steps = total + loss, seen + len(xb), self.result.steps + 1
-            self.hooks.step_end({"step": self.result.steps, "loss": loss / max(len(xb), 1)})
+            # the story's hook every step; a record only for callbacks that read it (TensorBoard)
+            self.hooks.step_end({"step": self.result.steps, "loss": loss / max(len(xb), 1)}
+                                if self.hooks.callbacks else None)
             if self.progress and i % 10 == 0:
                 self.bar.set_postfix(loss=f"{total / seen:.3f}", step=f"{i + 1}/{self.n_batches}")
         return total / max(seen, 1)
@@ -299,8 +301,8 @@ def fit_story(story, x: torch.Tensor, *, y: torch.Tensor | None = None, val: tor
               val_y: torch.Tensor | None = None, check: bool = True, config: SVIConfig | None = None,
               **options: Any) -> TrainResult:
     """The SVI trainer as :func:`probgen.infer.train` calls it, on prepared data (after ``story.begin_fit``,
-    which builds an automatic guide): run the story check (clear errors naming the site; ``TraceEnum_ELBO`` when a site is
-    enumerated), then :func:`fit_svi`.
+    which builds an automatic guide): run the story check (clear errors naming the site;
+    ``TraceEnum_ELBO`` when a site is enumerated), then :func:`fit_svi`.
 
     :param check: run the story once on a few examples first (it also picks the objective when
         ``elbo`` is ``"auto"``).

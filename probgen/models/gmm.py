@@ -267,7 +267,6 @@ class GMM(Story):
             self._build(x.shape[1])
         if len(x) < self.n_components:
             raise ValueError(f"n_components={self.n_components} is larger than the data ({len(x)} examples)")
-        self._fit_method = method
         if method == "svi":
             seed, init = options.pop("seed", 0), options.pop("init", "kmeans")
             with torch.no_grad():
@@ -278,7 +277,7 @@ class GMM(Story):
         ``fit_seconds`` (and, after EM, ``em_history`` and ``converged``) from ``train_result``."""
         self.__dict__.pop("_data_cache", None)
         result = self.train_result
-        if self.__dict__.pop("_fit_method", None) == "em":
+        if result.converged is not None:  # EM's result says whether it met its tolerance; SVI's does not
             self.em_history = [r["log_likelihood"] for r in result.history]
             self.converged = result.converged
         self.fit_seconds = result.seconds

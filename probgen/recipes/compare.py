@@ -109,11 +109,13 @@ def _family_data(data: DataConfig, names: list[str], say) -> DataConfig:
     return replace(data, binarize=False, continuous=True)
 
 
-def score_model(model, ds, *, num_samples: int, seed: int = 0, weights: bool = False, refine: int = 0) -> dict:
+def score_model(model, ds, *, num_samples: int, seed: int = 0, weights: bool = False, refine: int = 0,
+                estimator: str | None = None) -> dict:
     """One row's numbers: :func:`probgen.evaluate.score` on ``ds.test`` (labels, validation split and
     dequantization passed on; the values are popped by :func:`compare` into ``pointwise.npz``); with
     ``weights`` also the score's ``log_weights`` and ``khat`` (``None`` where none), for the caller to pop;
-    ``refine``: :func:`probgen.evaluate.score`'s per-example proposal (steps)."""
+    ``refine``: :func:`probgen.evaluate.score`'s per-example proposal (steps); ``estimator``: its
+    ``estimator=`` (``"iwae"``: the guide's estimate of an exact story)."""
     import torch
 
     from ..evaluate import score
@@ -122,7 +124,7 @@ def score_model(model, ds, *, num_samples: int, seed: int = 0, weights: bool = F
     y = ds.test_labels if model.traits.labels else None
     with torch.no_grad():
         s = score(model, ds.test.to(model.device), y=y, num_samples=num_samples, val=ds.val, seed=seed,
-                  dequantized=bool(ds.dequantized), refine=refine)
+                  dequantized=bool(ds.dequantized), refine=refine, estimator=estimator)
     row = {"estimator": s.estimator, "num_samples": s.k, "khat_share": s.khat_share, "warning": s.warning,
            "quantity": "log p(x)", "values": s.values.detach().cpu().double(), **s.extra}
     if weights:

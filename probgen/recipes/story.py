@@ -281,6 +281,8 @@ def user_story(cfg: StoryConfig) -> StoryResult:
     labels = cfg.labels or model.traits.labels  # model(x, y): y is required
     if labels and ds.train_labels is None:
         raise ValueError(f"{ds.name}: {source['spec'] if source else 'the story'} takes a label y, and the data has none")
+    if labels and model.n_classes is None:
+        model.n_classes = ds.n_classes  # the uniform p(y) of the marginal, unless the program has its own
     from ..io import run_files
 
     path = run_files(out_dir(cfg.run.out), model.kind).checkpoint

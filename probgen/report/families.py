@@ -37,20 +37,18 @@ def family_scores(t, model, ds=None) -> dict:
     :return: ``{"test_log_likelihood", "stderr", "estimator", "num_samples"}`` and, with the IWAE check,
         ``{"iwae": {...the same keys...}, "iwae_gap"}`` (exact minus IWAE, nats per image; ≥ 0 in expectation).
     """
-    import torch
-
-    from ..evaluate import score
+    from ..evaluate import summarize
+    from ..recipes.compare import score_model
     from ..recipes.config import seed_everything
 
-    ds, k, traits = t.ds if ds is None else ds, t.profile["iwae_k"], model.traits
-    y = ds.test_labels if traits.labels else None
-    x = ds.test.to(model.device)
+    ds, traits = t.ds if ds is None else ds, model.traits
 
-    def one(**how) -> dict:
+    def one(**how) -> dict:  # the one scoring policy, as the comparison table's rows
         seed_everything(t.seed)
-        with torch.no_grad():
-            s = score(model, x, y=y, num_samples=k, val=ds.val, seed=t.seed, **how)
-        return {"test_log_likelihood": s.mean, "stderr": s.stderr, "estimator": s.estimator, "num_samples": s.k}
+        row = score_model(model, ds, num_samples=t.profile["iwae_k"], seed=t.seed, **how)
+        s = summarize(row["values"])
+        return {"test_log_likelihood": s.mean, "stderr": s.stderr, "estimator": row["estimator"],
+                "num_samples": row["num_samples"]}
 
     out = one()
     if traits.exact and traits.guide:  # the one model class where the bound can be checked against the truth
