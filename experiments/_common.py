@@ -1,5 +1,6 @@
-"""What the long experiment scripts (``binarized_mnist.py``, ``ptb.py``) share: their command line, and
-rewinding a row to its best epoch.
+"""What the long experiment scripts (``binarized_mnist.py``, ``ptb.py``) share: their command line, a row's
+learning curve and training time over every invocation (and where it was measured), and rewinding a row to
+its best epoch.
 
 Each script trains named rows within a wall-time budget, resumes from ``--work`` and merges its
 rows into a table under ``--out``; the flags for that are written here once.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from probgen.recipes.config import DEVICE
 
 
 def experiment_parser(doc: str, rows: tuple[str, ...]) -> argparse.ArgumentParser:
@@ -22,13 +25,25 @@ def experiment_parser(doc: str, rows: tuple[str, ...]) -> argparse.ArgumentParse
 
 def add_run_flags(ap: argparse.ArgumentParser, *, work: str, out: str, outputs: str, quick: str) -> None:
     """Where and how a run happens: device, data, seed, the resume folder, the results folder."""
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default=DEVICE, type=device_name,
+                    help="auto (CUDA when available, else the CPU), cpu, cuda or cuda:N (default: auto)")
     ap.add_argument("--data-dir", default=None, help="default: $PROBGEN_DATA_DIR")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=work, help="checkpoints and resume files")
     ap.add_argument("--out", default=out, help=outputs)
     ap.add_argument("--quick", action="store_true", help=quick)
     ap.add_argument("--quiet", action="store_true")
+
+
+def device_name(text: str) -> str:
+    """argparse ``type`` of every script's ``--device``: the device it resolves to (``auto``: CUDA when
+    available), as a name the results record (``cuda``, ``cpu``); one line and exit 2 when it is none."""
+    from probgen.recipes.config import resolve_device
+
+    try:
+        return str(resolve_device(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def chosen_rows(ap: argparse.ArgumentParser, args: argparse.Namespace, rows: tuple[str, ...]) -> list[str]:
@@ -96,3 +111,53 @@ def rewinds(path: Path) -> list[dict]:
 def rewound_seconds(path: Path) -> float:
     """Training seconds discarded by :func:`rewind_to_best` for ``path`` (0 when never rewound)."""
     return sum(r["discarded_seconds"] for r in rewinds(path))
+
+
+# -- learning curves and training time over every invocation ---------------------------------------
+def history_of(path: Path) -> list[dict]:
+    """A row's learning curve: its resume file's history (SVI, the GAN), else its checkpoint's (EM); the
+    numbers of each epoch's record only."""
+    from probgen.io import last_path, load_checkpoint
+
+    for p in (last_path(path), path):
+        if p.is_file():
+            payload = load_checkpoint(p)
+            hist = (payload.get("trainer") or {}).get("history") or (payload.get("extra") or {}).get("history")
+            if hist:
+                return [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in hist]
+    return []
+
+
+def elapsed(history: list[dict]) -> list[float]:
+    """Training wall seconds at the end of each epoch, over every invocation (a record's ``seconds``
+    restarts at each resume)."""
+    total, prev, out = 0.0, 0.0, []
+    for r in history:
+        s = float(r.get("seconds", 0.0))
+        total += s - prev if s >= prev else s
+        prev = s
+        out.append(total)
+    return out
+
+
+def train_seconds(history: list[dict]) -> float:
+    """Training wall seconds over every invocation."""
+    return (elapsed(history) or [0.0])[-1]
+
+
+def measured_on(row: dict) -> str:
+    """Where a row's times were measured, as its table says it: ``cuda:0``, or ``cpu×N`` for N torch threads
+    (the row's ``device`` and ``torch_threads``)."""
+    device = str(row.get("device") or "?")
+    return device if device.startswith("cuda") else f"{device}×{row.get('torch_threads') or '?'}"
+
+
+def wall_hours(row: dict) -> str:
+    """The table cell of a row's training time: wall hours and where, ``0.67 (cpu×1)``; ``—`` when untrained."""
+    hours = row.get("train_wall_hours")
+    return "—" if hours is None else f"{hours:.2f} ({measured_on(row)})"
+
+
+#: the footnote of the tables' time column
+WALL_HOURS = ("train wall-h = training wall-clock hours over every invocation, on the device in brackets "
+              "(cpu×N: N torch threads; a shared, niced machine unless the row says otherwise)")

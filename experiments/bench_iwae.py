@@ -30,6 +30,9 @@ from probgen.evaluate import log_likelihood
 from probgen.io import write_json
 from probgen.models import VAE
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling _common.py, however this file is run
+from _common import DEVICE, device_name  # noqa: E402
+
 
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
@@ -97,7 +100,7 @@ def main(argv=None) -> int:
                     help="default: binarized-mnist if $PROBGEN_DATA_DIR is set, else random binary images")
     ap.add_argument("--memory-budget", type=int, default=None,
                     help="floats per chunk tensor (default: probgen's, 2**22 on CPU, 2**26 on CUDA)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default=DEVICE, type=device_name, help="auto (CUDA when available), cpu or cuda")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on a shared machine)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench_iwae.json")
@@ -114,7 +117,7 @@ def main(argv=None) -> int:
     row = measure(vae, x, k=k, memory_budget=args.memory_budget, device=args.device)
     print(f"data {described}, VAE {x.shape[1]}-400-20, device {args.device}, threads {torch.get_num_threads()}, "
           f"memory budget {args.memory_budget or 'default'}")
-    print(f"K = {k}, {n} images: {row['seconds']:.2f} s, {row['images_per_s']:.2f} images/s "
+    print(f"K = {k}, {n} images: {row['seconds']:.2f} s wall, {row['images_per_s']:.2f} images/s "
           f"({row['weights_per_s']:.3g} importance weights/s), peak extra memory {row['peak_extra_mib']:.0f} MiB "
           f"({row['memory']})")
     write_json(args.out, {"data": described, "device": args.device, "threads": torch.get_num_threads(),

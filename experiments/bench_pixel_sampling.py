@@ -102,11 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         ext = " (extrapolated from %d rows)" % r["naive_rows_timed"] if r["naive_extrapolated"] else ""
         print(f"{backbone:<8} {r['n_images']} images {r['shape'][0]}×{r['shape'][1]}, {r['n_params']} params, "
-              f"{args.threads} threads: cached {r['cached_seconds']:.2f} s = {r['cached_images_per_s']:.2f} img/s; "
+              f"cpu×{args.threads} threads, wall: cached {r['cached_seconds']:.2f} s = "
+              f"{r['cached_images_per_s']:.2f} img/s; "
               f"rows {r['rows_seconds']:.2f} s = {r['rows_images_per_s']:.2f} img/s; "
               f"naive {r['naive_seconds']:.1f} s = {r['naive_images_per_s']:.3f} img/s{ext}; "
               f"speed-up ×{r['speedup']:.1f}; same images: {r['same_images_on_timed_rows']}", flush=True)
-    write_json(args.out, {"threads": args.threads, "torch": torch.__version__, "results": results})
+    write_json(args.out, {"device": "cpu", "threads": args.threads, "seconds": "wall", "torch": torch.__version__,
+                          "results": results})
     print(f"wrote {args.out}")
     return 0 if all(r["same_images_on_timed_rows"] for r in results) else 1
 

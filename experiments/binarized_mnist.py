@@ -8,7 +8,7 @@ samples, exact, marginal over labels, or Parzen for the GAN). Rows are merged by
 ``OUT/likelihood_table.json`` and ``OUT/table.md``, with a sample grid and a learning curve
 per row (all curves in one figure, ``OUT/curves.png``); the VAE's checkpoint is copied to
 ``OUT/vae.pt``. Rows not trained yet are listed
-as "not run", with their measured CPU cost per epoch.
+as "not run", with their measured cost per epoch; every time says what it measured (wall seconds, device, threads).
 
     python experiments/binarized_mnist.py --models vae --minutes 40       # train / resume
     python experiments/binarized_mnist.py --models vae --minutes 0 --iwae-k 1000   # score only
@@ -33,13 +33,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
-from _common import (add_run_flags, chosen_rows, experiment_parser, rewind_to_best, rewinds,  # noqa: E402
-                     rewound_seconds)
+from _common import (WALL_HOURS, add_run_flags, chosen_rows, elapsed, experiment_parser,  # noqa: E402
+                     history_of, measured_on, rewind_to_best, rewinds, rewound_seconds, train_seconds, wall_hours)
 
 #: ``--models`` names; ``iwae`` is the row ``iwae-k<K>`` (K = ``--iwae-train-k``)
 ROWS = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
-#: one training epoch on 50,000 images, one uncontended torch thread (measured 2026-12-01; the command is in
-#: docs/binarized_mnist.md)
+#: wall seconds of one training epoch on 50,000 images on the CPU, one uncontended torch thread (measured
+#: 2026-12-01; the command is in docs/binarized_mnist.md): the cost of a row not run yet
 COST = {"vae": "3 s/epoch", "iwae-k5": "8 s/epoch", "iwae-k50": "83 s/epoch", "hierarchical": "3 s/epoch",
         "pixelcnn": "344 s/epoch", "pixelrnn": "226 s/epoch"}
 FAMILY = {"gmm": "mixture of 500 Bernoullis (EM, exact)", "vae": "VAE 784-200-200-50 tanh, k=1 ELBO",
@@ -47,9 +47,9 @@ FAMILY = {"gmm": "mixture of 500 Bernoullis (EM, exact)", "vae": "VAE 784-200-20
           "hierarchical": "VAE, 2 stochastic layers x-100-100-z1(100)-50-50-z2(50) relu, k=1 ELBO",
           "pixelcnn": "Gated PixelCNN, 32 channels × 5 blocks, 7×7 mask A (exact)",
           "pixelrnn": "PixelRNN, Row LSTM, 32 channels × 2 layers (exact)"}
-#: rows listed without a number until they are trained, with their measured CPU cost
-NOT_RUN = {name: f"not run yet: {COST[name]} on one CPU thread" for name in ("iwae-k50", "hierarchical", "pixelcnn",
-                                                                                "pixelrnn")}
+#: rows listed without a number until they are trained, with their measured cost
+NOT_RUN = {name: f"not run yet: {COST[name]} wall on cpu×1 (one uncontended thread)"
+           for name in ("iwae-k50", "hierarchical", "pixelcnn", "pixelrnn")}
 NOT_RUN["iwae-k50"] += f" (k=5: {COST['iwae-k5']}); the paper trains 3,280 epochs"
 ORDER = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
 
@@ -206,36 +206,6 @@ def _epochs_done(path: Path) -> int:
     return int(state.get("epoch", -1)) + 1
 
 
-def history_of(path: Path) -> list[dict]:
-    """The learning curve: the resume file's history (SVI, GAN), else the checkpoint's (EM)."""
-    from probgen.io import last_path, load_checkpoint
-
-    for p in (last_path(path), path):
-        if p.is_file():
-            payload = load_checkpoint(p)
-            hist = (payload.get("trainer") or {}).get("history") or (payload.get("extra") or {}).get("history")
-            if hist:
-                return [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in hist]
-    return []
-
-
-def elapsed(history: list[dict]) -> list[float]:
-    """Training wall seconds at the end of each epoch, over every invocation (a record's ``seconds``
-    restarts at each resume)."""
-    total, prev, out = 0.0, 0.0, []
-    for r in history:
-        s = float(r.get("seconds", 0.0))
-        total += s - prev if s >= prev else s
-        prev = s
-        out.append(total)
-    return out
-
-
-def train_seconds(history: list[dict]) -> float:
-    """Wall seconds over every invocation."""
-    return (elapsed(history) or [0.0])[-1]
-
-
 def score_row(name: str, model, ds, test, test_y, *, k: int, seed: int, refine: int = 0) -> dict:
     """The one scoring policy (:func:`probgen.evaluate.score`) on the chosen test images."""
     from probgen.evaluate import score, summarize
@@ -282,22 +252,23 @@ def write_table(out: Path, rows: dict, meta: dict) -> None:
     rows = {n: rows[n] for n in sorted(rows, key=lambda n: (_order(n), n))}
     write_json(out / "likelihood_table.json", {**meta, "rows": list(rows.values())})
     lines = ["# Binarized MNIST (static binarization): test NLL, nats per image, lower is better", "",
-             "| model | test NLL ± s.e. | test images | estimator | k̂ > 0.7 | params | epochs | train CPU-h "
-             "| status | published |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | test NLL ± s.e. | test images | estimator | k̂ > 0.7 | params | epochs "
+             "| train wall-h (device) | status | published |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
         nll = f"{r['nll']:.2f} ± {r['stderr']:.2f}" if r.get("nll") is not None else "—"
         est = r.get("estimator") or "—"
         est += f" k={r['k']}" if r.get("k") else ""
         kh = f"{100 * r['khat_share']:.1f} %" if r.get("khat_share") is not None else "—"
         pub = f"{r['published_nll']:.2f}" if r.get("published_nll") else "—"
-        cpu = f"{r['cpu_hours']:.2f}" if r.get("cpu_hours") is not None else "—"
+        status = r["status"] + (f"; {r['seconds_per_epoch']:.0f} s wall per epoch on {measured_on(r)}"
+                                if r.get("seconds_per_epoch") else "")  # the row's own, where it trained
         lines.append(f"| {r['name']} | {nll} | {r.get('n_test') or '—'} | {est} | {kh} | {r.get('n_params') or '—'} "
-                     f"| {r.get('epochs') or '—'} | {cpu} | {r['status']} | {pub} |")
+                     f"| {r.get('epochs') or '—'} | {wall_hours(r)} | {status} | {pub} |")
     lines += ["", "Published numbers (the binarization of each test set named):", ""]
     lines += [f"- {e.model}: {e.nll:.2f} ({e.binarization} binarization; {e.source}"
               + (f"; {e.note}" if e.note else "") + ")" for e in literature("binarized-mnist")]
     lines += ["", f"probgen {meta['probgen_version']}; seed {meta['seed']}; test images drawn at random "
-              "(the split is sorted by class); CPU-h = training wall-hours on one torch thread (shared, niced CPU)."]
+              f"(the split is sorted by class); {WALL_HOURS}."]
     if meta.get("quick"):
         lines.insert(1, "\n**quick smoke run, tiny models: not a result**")
     atomic_write(out / "table.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
@@ -308,7 +279,7 @@ def write_curves(out: Path, rows: dict) -> str | None:
     training hours, one line per row that has one, its test NLL as a dot at the end."""
     from probgen.plots.core import line_plot
 
-    series, xs, marks = {}, {}, {}
+    series, xs, marks, where = {}, {}, {}, set()
     for name, r in rows.items():
         path = out / "curves" / f"{name}.json"
         if r.get("nll") is None or not path.is_file():
@@ -319,10 +290,12 @@ def write_curves(out: Path, rows: dict) -> str | None:
         hours = [t / 3600 for t in elapsed(hist)]
         series[name], xs[name] = [h["val_loss"] for h in hist], hours
         marks[name] = (hours[-1], r["nll"])
+        where.add(measured_on(r))
     if not series:
         return None
     top = max(min(v) for v in series.values()) + 15
-    line_plot(series, out / "curves.png", xs=xs, marks=marks, xlabel="training hours (one CPU thread)",
+    line_plot(series, out / "curves.png", xs=xs, marks=marks,
+              xlabel=f"training wall hours ({', '.join(sorted(where))})",
               ylabel="validation loss, nats", ylim=(min(min(v) for v in series.values()) - 8, top),
               title="binarized MNIST: validation loss (the training bound, or exact); dot = test NLL", figsize=(7, 4.5))
     return "curves.png"
@@ -354,9 +327,6 @@ def _status(name: str, extra: dict, hist: list, quick: bool) -> str:
     steps = _lr_steps(hist)
     if len(steps) > 1:
         status += "; Adam lr " + ", then ".join(f"{lr or default_lr(name):g} from epoch {e}" for e, lr in steps)
-    if name in COST or name.startswith("iwae-k"):
-        status += f"; one CPU epoch: {COST.get(name, '?')}" + \
-            (f" (k=5: {COST['iwae-k5']}, k=50: {COST['iwae-k50']})" if name.startswith("iwae-k") else "")
     if name == "gan":
         q = extra.get("quality") or {}
         if "classes_found" in q:
@@ -468,10 +438,10 @@ def main(argv=None) -> int:
                **score_row(name, model, ds, test, test_y, k=k, seed=args.seed, refine=args.refine)}
         extra = checkpoint_extra(work / f"{name}.pt")  # what the trainer and the recipe wrote with the weights
         kept = train_seconds(hist) or float(extra.get("fit_seconds", 0.0))
-        secs = kept + rewound_seconds(work / f"{name}.pt")  # CPU-h count the epochs a rewind discarded
+        secs = kept + rewound_seconds(work / f"{name}.pt")  # the hours count the epochs a rewind discarded
         row.update({"n_params": model.n_params(), "epochs": len(hist), "train_size": len(ds.train),
                     "train_wall_seconds": secs, "seconds_per_epoch": kept / max(len(hist), 1),
-                    "cpu_hours": secs / 3600, "device": args.device, "torch_threads": torch.get_num_threads(),
+                    "train_wall_hours": secs / 3600, "device": args.device, "torch_threads": torch.get_num_threads(),
                     "seed": args.seed, "probgen_version": __version__, "published_nll": pub.get(name, (None,))[0],
                     "samples": sample_grid(name, model, out, args.seed), "curve": f"curves/{name}.json",
                     "status": _status(name, extra, hist, args.quick)})
@@ -502,7 +472,8 @@ def main(argv=None) -> int:
         rows[name] = row
         print(f"{name}: NLL {row['nll']:.2f} ± {row['stderr']:.2f} nats ({row['estimator']}"
               f"{' k=' + str(row['k']) if row['k'] else ''}, {row['n_test']} test images, "
-              f"scored in {row['eval_seconds']:.0f} s), {len(hist)} epochs, {secs / 60:.1f} train min"
+              f"scored in {row['eval_seconds']:.0f} s wall), {len(hist)} epochs, {secs / 60:.1f} train wall-min on "
+              f"{measured_on(row)}"
               + (f"; warning: {row['warning']}" if row.get("warning") else ""), flush=True)
     if table.is_file():  # another invocation may have written rows meanwhile: keep them
         mine, rows = rows, {**rows, **{r["name"]: r for r in json.loads(table.read_text())["rows"]}}

@@ -183,7 +183,9 @@ def main(argv=None) -> int:
         print(f"  {name:<28} " + "   ".join(f"{k} {v:.3f}" for k, v in s.items()))
     write_json(out / "results.json", {"data": ds.describe(), "settings": cfg, "seeds": args.seeds,
                                       "rows": rows, "summary": summary,
-                                      "unit": "test log-lik in nats/image of binarized images"})
+                                      "unit": "test log-lik in nats/image of binarized images",
+                                      # what fit_seconds measured: wall seconds, on the CPU with these threads
+                                      "fit_seconds": "wall", "device": "cpu", "torch_threads": args.threads})
     print(f"wrote {out / 'results.json'} and per-cluster grids in {out}/")
     return 0
 

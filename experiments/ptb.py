@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
-from _common import add_run_flags, chosen_rows, experiment_parser  # noqa: E402
+from _common import (WALL_HOURS, add_run_flags, chosen_rows, experiment_parser, history_of,  # noqa: E402
+                     measured_on, train_seconds, wall_hours)
 
 ROWS = ("lm", "vae")
 FAMILY = {"lm": "GRU language model (the sentence VAE's decoder, no code): exact",
@@ -34,7 +35,8 @@ PUBLISHED = {"lm": {"model": "LSTM language model (Bowman et al. 2016)", "ppl": 
              "vae": {"model": "VAE (Bowman et al. 2016)", "ppl": 119}}
 
 #: the status of a row not trained yet: its measured cost (the VAE's first epoch, one thread, 2026-12-01)
-NOT_RUN = "not run yet: one epoch of the 42k training sentences ≈ 34 CPU-minutes"
+NOT_RUN = ("not run yet: one epoch of the 42k training sentences ≈ 34 min wall on cpu×1 (a shared machine; "
+           "12.5 min on a quiet thread)")
 
 
 def _config(name: str, args):
@@ -90,22 +92,24 @@ def write_table(out: Path, rows: dict, meta: dict) -> None:
     rows = {n: rows[n] for n in sorted(rows, key=lambda n: ROWS.index(n) if n in ROWS else 99)}
     write_json(out / "table.json", {**meta, "rows": list(rows.values())})
     lines = ["# Penn Treebank (Mikolov's split): test NLL per sentence (nats), lower is better", "",
-             "| model | test NLL ± s.e. | estimator | −ELBO | KL | perplexity | sentences | epochs | train CPU-h | "
-             "status | published perplexity |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | test NLL ± s.e. | estimator | −ELBO | KL | perplexity | sentences | epochs "
+             "| train wall-h (device) | status | published perplexity |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
         est = (r.get("estimator") or "—") + (f" K={r['k']}" if r.get("k") else "")
         pub = PUBLISHED.get(r["name"], {}).get("ppl")
         lines.append(f"| {r['name']} | {r['nll']:.2f} ± {r['stderr']:.2f} | {est} | {r['neg_elbo']:.2f} | "
-                     f"{r['kl']:.2f} | {r['ppl']:.1f} | {r['n_test']} | {r['epochs']} | {r['cpu_hours']:.2f} | "
+                     f"{r['kl']:.2f} | {r['ppl']:.1f} | {r['n_test']} | {r['epochs']} | {wall_hours(r)} | "
                      f"{r['status']} | {pub or '—'} |")
     for name in ROWS:  # a row not trained yet is listed, never with a number
         if name not in rows:
-            lines.append(f"| {name} | — | — | — | — | — | — | — | — | {NOT_RUN} | {PUBLISHED[name]['ppl']} |")
+            lines.append(f"| {name} | — | — | — | — | — | — | — | — | {NOT_RUN} "
+                         f"| {PUBLISHED[name]['ppl']} |")
     lines += ["", "Published (Bowman et al. 2016, Table 2, test): " + "; ".join(
         f"{p['model']}: perplexity {p['ppl']}" for p in PUBLISHED.values()),
         "", "Perplexity = exp(Σ NLL / Σ tokens), every sentence's <eos> counted; the VAE's NLL is an IWAE estimate "
         "(a bound that tightens with K), its −ELBO the K=1 bound.",
-        f"probgen {meta['probgen_version']}; seed {meta['seed']}; CPU-h = training wall-hours on one torch thread."]
+        f"probgen {meta['probgen_version']}; seed {meta['seed']}; {WALL_HOURS}."]
     if meta.get("quick"):
         lines.insert(1, "\n**quick smoke run, tiny models on 300 sentences: not a result**")
     atomic_write(out / "table.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
@@ -128,7 +132,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
 
     from probgen import __version__
-    from probgen.io import last_path, load_checkpoint, write_json
+    from probgen.io import write_json
 
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -141,23 +145,21 @@ def main(argv=None) -> int:
         except (ValueError, FileNotFoundError) as e:
             ap.exit(2, f"ptb.py: error: {e}\n")
         test = text.test[:args.test_size] if args.test_size else text.test
-        last = last_path(work / f"{name}.pt")
-        hist = (load_checkpoint(last).get("trainer") or {}).get("history", []) if last.is_file() else []
-        hist = [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in hist]
+        hist = history_of(work / f"{name}.pt")
         write_json(out / f"curve_{name}.json", {"name": name, "history": hist})
-        secs = sum(max(b["seconds"] - a, 0) if b["seconds"] >= a else b["seconds"]
-                   for a, b in zip([0.0] + [r["seconds"] for r in hist[:-1]], hist))  # restarts at each resume
+        secs = train_seconds(hist)
         row = {"name": name, "family": FAMILY[name], **score_row(model, test, k=args.eval_samples, seed=args.seed),
                "n_params": model.n_params(), "epochs": len(hist), "train_wall_seconds": secs,
-               "cpu_hours": secs / 3600, "device": args.device, "seed": args.seed, "probgen_version": __version__,
+               "train_wall_hours": secs / 3600, "device": args.device, "torch_threads": torch.get_num_threads(),
+               "seed": args.seed, "probgen_version": __version__,
                "data": text.describe(), "published_ppl": PUBLISHED[name]["ppl"], "curve": f"curve_{name}.json"}
         row["status"] = "quick smoke run: not a result" if args.quick else \
             f"budget-limited: {len(hist)} of {args.epochs} epochs" if len(hist) < args.epochs else \
             f"{len(hist)} epochs (the planned number)"
         rows[name] = row
         print(f"{name}: NLL {row['nll']:.2f} ± {row['stderr']:.2f} nats/sentence ({row['estimator']}), "
-              f"KL {row['kl']:.2f}, perplexity {row['ppl']:.1f}, {len(hist)} epochs, {secs / 60:.1f} train min, "
-              f"scored in {row['eval_seconds']:.0f} s", flush=True)
+              f"KL {row['kl']:.2f}, perplexity {row['ppl']:.1f}, {len(hist)} epochs, {secs / 60:.1f} train wall-min on "
+              f"{measured_on(row)}, scored in {row['eval_seconds']:.0f} s wall", flush=True)
     if table.is_file():  # another invocation may have written rows meanwhile: keep them
         rows = {**{r["name"]: r for r in json.loads(table.read_text())["rows"]},
                 **{n: r for n, r in rows.items() if n in names}}

@@ -86,6 +86,9 @@ def _story_of(program):
         if key not in _PAIR_STORIES:
             _PAIR_STORIES[key] = as_story(key)
         return _PAIR_STORIES[key]
+    if isinstance(program, type):  # its instances are programs (each with its own parameters), not the class
+        raise TypeError(f"{program.__name__} is a class: pass an instance, {program.__name__}(...), or "
+                        f"probgen.as_story({program.__name__}, **arguments)")
     cached = getattr(program, "__dict__", {}).get("_probgen_story")
     if cached is not None:
         return cached

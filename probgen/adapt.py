@@ -7,12 +7,13 @@ probgen accepts, unchanged:
   constructor arguments;
 - a pair of plain functions ``(model, guide)``, or a Python module whose top level defines them.
 
-Parameters may be registered with ``pyro.module``, ``PyroModule`` or ``pyro.param``: the wrapper
-scopes every param-store name under its own prefix (two wrapped programs never share parameters,
-whatever names they use) and owns the plain ``pyro.param`` tensors as ``nn.Parameter`` s, so that
-``state_dict`` / ``load_state_dict`` (and so training, early stopping, checkpoints) cover all of
-them. Observed and latent sites are found by tracing (:func:`probgen.check.check_story`), never by
-their names. A checkpoint holds the state and the user's constructor arguments; loading it needs
+Parameters may be registered with ``pyro.module``, ``PyroModule``, ``pyro.param`` or an autoguide
+(``AutoDelta(poutine.block(model, expose=[...]))``, ``AutoNormal``, ...: set up lazily on the first
+call): the program runs with a param store of its own (:mod:`probgen.paramstore`: two wrapped
+programs never share parameters, whatever names they use) and the wrapper owns the plain
+``pyro.param`` tensors as ``nn.Parameter`` s, so that ``state_dict`` / ``load_state_dict`` (and so
+training, early stopping, checkpoints) cover all of them. Observed and latent sites are found by
+tracing (:func:`probgen.check.check_story`), never by their names. A checkpoint holds the state and the user's constructor arguments; loading it needs
 the user's class, named in a one-line error (``probgen.load(path, story=MyVAE)``): no code is
 ever unpickled.
 """
@@ -32,7 +33,8 @@ from pyro.poutine.messenger import Messenger
 from torch import nn
 from torch.distributions import transform_to
 
-from .check import StoryCheck, at_user_frame, check_story, sample_sites, trace_pair
+from .check import StoryCheck, at_user_frame, check_story, first_line, sample_sites, trace_pair
+from .paramstore import find_autoguides, mirror, new_tables, private_store, rebind
 from .story import Story, Traits
 
 __all__ = ["PyroProgram", "as_story", "split_program", "constructor_args"]
@@ -55,6 +57,7 @@ def split_program(obj, guide=None) -> tuple:
             name = str(getattr(obj, "__module__", "") or "program").rpartition(".")[2]
         if not callable(guide):
             raise ValueError(f"{name}: the guide must be a function, got {type(guide).__name__}")
+        _distinct(obj, guide, name)
         return obj, guide, None, name
     what = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__name__
     for attr in ("model", "guide"):
@@ -62,7 +65,15 @@ def split_program(obj, guide=None) -> tuple:
             raise ValueError(f"{what} has no {attr}(x) {'function' if isinstance(obj, types.ModuleType) else 'method'}:"
                              " a story needs model(x) and guide(x) with the same latent site names")
     name = what.rpartition(".")[2] if isinstance(obj, types.ModuleType) else what
+    _distinct(obj.model, obj.guide, name)
     return obj.model, obj.guide, obj, name
+
+
+def _distinct(model, guide, name: str) -> None:
+    """Refuse a guide that is the model itself (``(model, model)``): one line, not a trace of Pyro's."""
+    if getattr(model, "__func__", model) is getattr(guide, "__func__", guide):
+        raise ValueError(f"{name}: the guide is the model itself ((model, model)); pass (model, guide), the guide "
+                         "sampling the model's latent sites")
 
 
 def constructor_args(obj, given: dict | None = None) -> tuple[dict, bool]:
@@ -88,21 +99,21 @@ def constructor_args(obj, given: dict | None = None) -> tuple[dict, bool]:
 
 
 class _ParamScope(Messenger):
-    """Prefix every ``pyro.param`` name with the wrapper's name; adopt plain ``pyro.param`` tensors."""
+    """Adopt every parameter a run of the program meets that the wrapper does not own yet: a new
+    ``pyro.param(name, init)``, or a tensor a ``PyroModule`` put in the (private) store by itself."""
 
     def __init__(self, owner: "PyroProgram"):
         super().__init__()
         self.owner = owner
 
     def _pyro_param(self, msg) -> None:
-        args, prefix = msg["args"], self.owner.pyro_name + "$$$"
-        if len(args) < 2 or msg["name"].startswith(prefix):  # PyroModule's PyroParam: its own tensor; nested scope
-            return
-        full = prefix + msg["name"]
-        msg["name"], msg["args"] = full, (full,) + tuple(args[1:])
-        store = pyro.get_param_store()
-        if full not in store:
-            self.owner._adopt(msg["name"][len(prefix):], full, args[1], msg["kwargs"].get("constraint"))
+        name, args = msg["name"], msg["args"]
+        params = pyro.get_param_store()._params
+        if name in params:
+            if not self.owner._owns(params[name]):
+                self.owner._adopt(name, params[name], None, existing=True)
+        elif len(args) >= 2:
+            self.owner._adopt(name, args[1], msg["kwargs"].get("constraint"))
 
 
 class PyroProgram(Story):
@@ -155,7 +166,8 @@ class PyroProgram(Story):
         given = (args or {}).get("n_classes", getattr(owner, "n_classes", None))
         self.n_classes: int | None = given if isinstance(given, int) and given > 0 else None
         self._label_site: str | None | bool = False  # False: not looked for yet
-        self._claim_pyro_module_params()
+        self._store, self._owned = new_tables(), set()  # its own param store; ids of the tensors it owns
+        self._autoguides = find_autoguides(model, guide, *(() if owner is None else (owner,)))
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -177,7 +189,8 @@ class PyroProgram(Story):
         if y is not None and not self.takes_y:
             raise ValueError(f"{self.story_name}.{which} takes no label argument: leave out y (--labels)")
         try:
-            with _ParamScope(self):
+            with private_store(self._store), _ParamScope(self):
+                rebind(self._autoguides, self.pyro_name)
                 return fn(x) if y is None else fn(x, y)
         except SystemExit as e:  # a story must never end the process
             raise ValueError(f"{self.story_name}.{which}: called sys.exit({e.code}){at_user_frame(e)}: "
@@ -185,6 +198,10 @@ class PyroProgram(Story):
 
     def prepare(self, x, y=None):
         x, y = super().prepare(x, y)
+        size = x[0].numel() if len(x) else None
+        if self.x_shape and size is not None and size != int(torch.Size(self.x_shape).numel()):
+            raise ValueError(f"{self.story_name}: the data have shape {tuple(x.shape[1:])} per example; it was "
+                             f"fitted on {tuple(self.x_shape)}")
         self.x_shape = list(x.shape[1:])
         if y is not None and self.takes_y and self.n_classes is None and self.label_prior(x, y) is None:
             self.n_classes = int(torch.as_tensor(y).max()) + 1 if len(y) else None  # no prior site: the labels seen
@@ -239,19 +256,56 @@ class PyroProgram(Story):
             pyro.util.set_rng_state(rng)
 
     def check(self, x, y=None, *, elbo: str | None = None, batch: int = 4) -> StoryCheck:
-        """:func:`probgen.check.check_story`, strict about what a user's program must have."""
-        return check_story(self, x, y, elbo=elbo, batch=batch, strict=True)
+        """:func:`probgen.check.check_story`, strict about what a user's program must have; an autoguide over
+        sites with one value per example is refused (it would learn one value per training example)."""
+        found = check_story(self, x, y, elbo=elbo, batch=batch, strict=True)
+        n = min(batch, len(x)) - 1
+        if self._autoguides and n >= 1:  # set up on `batch` examples: a per-example site no longer fits n
+            rng = pyro.util.get_rng_state()
+            try:
+                with torch.no_grad():
+                    trace_pair(self.model, self.guide, x[:n], None if y is None else y[:n])
+            except (ValueError, RuntimeError) as e:  # anything but an autoguide's mismatch: the check passed
+                m = re.match(r"Shape mismatch inside plate\('(.*)'\) at site (\S+)", first_line(e))
+                if m is None:
+                    return found
+                guide = type(self._autoguides[0]).__name__
+                raise ValueError(f"{self.story_name}.guide: {guide} guides site {m.group(2)!r}, which has one value per "
+                                 f"example (plate {m.group(1)!r}): an autoguide learns one value per training example "
+                                 "and cannot score new ones; guide it with an encoder, and the global sites with the "
+                                 "autoguide: AutoNormal(poutine.block(model, expose=[...]))") from None
+            finally:
+                pyro.util.set_rng_state(rng)
+        return found
 
     # -- parameters ---------------------------------------------------------------------
-    def _adopt(self, short: str, full: str, init, constraint) -> None:
-        """Put a new param-store entry ``full`` in place, owned by this wrapper."""
+    def _owns(self, p) -> bool:
+        """``p`` is saved under a name of this wrapper: in ``free``, or a parameter of one of its modules other
+        than an autoguide (whose parameters all go to ``free``: a fresh autoguide makes them lazily)."""
+        if id(p) not in self._owned:
+            guides = self._autoguide_params()
+            self._owned = {id(q) for n, q in self.named_parameters(remove_duplicate=False)
+                           if n.startswith("free.") or n not in guides}
+        return id(p) in self._owned
+
+    def _autoguide_params(self) -> dict:
+        """``{name: parameter}`` of the autoguides among this wrapper's modules."""
+        ids = {id(g) for g in self._autoguides}
+        return {f"{n}.{k}": q for n, m in self.named_modules() if n and id(m) in ids
+                for k, q in m.named_parameters(remove_duplicate=False)}
+
+    def _adopt(self, name: str, init, constraint, *, existing: bool = False) -> None:
+        """Put the param-store entry ``name`` in place (in the program's own store), owned by this wrapper:
+        a new ``pyro.param(name, init)``, or (``existing``) a tensor already in the store that is not ours."""
         from pyro.distributions import constraints
 
+        store = pyro.get_param_store()
+        if existing:
+            constraint = store._constraints.get(name)
         constraint = constraints.real if constraint is None else constraint
-        key = re.sub(r"[^0-9A-Za-z_]", "_", short)
-        ours = {id(p) for p in self.parameters()}
+        key = re.sub(r"[^0-9A-Za-z_]", "_", name)
         loaded = self.free[key] if key in self.free else None
-        if isinstance(init, nn.Parameter) and id(init) in ours and loaded is None:
+        if isinstance(init, nn.Parameter) and self._owns(init) and loaded is None:
             return  # a registered module's parameter: the store takes the tensor itself
         if isinstance(init, nn.Parameter):  # a module outside this wrapper (a global one): keep its tensor
             if loaded is not None and loaded is not init:
@@ -260,31 +314,57 @@ class PyroProgram(Story):
             p = init
         elif loaded is not None:
             p = loaded
+        elif existing:  # a plain tensor a PyroModule or a blocked run put there: ours from now on
+            p = nn.Parameter(init.detach())
         else:
             value = init() if callable(init) else init
             p = nn.Parameter(transform_to(constraint).inv(torch.as_tensor(value)).detach().clone())
-        if id(p) not in ours or loaded is not None:
+        if not self._owns(p) or loaded is not None:
             self.free[key] = p
-        store = pyro.get_param_store()
-        store._params[full], store._constraints[full] = p, constraint  # what pyro.param's setdefault would do
-        store._param_to_name[p] = full
+            self._owned.add(id(p))
+        old = store._params.get(name)
+        if old is not None and old is not p:
+            store._param_to_name.pop(old, None)
+        store._params[name], store._constraints[name] = p, constraint  # what pyro.param's setdefault would do
+        store._param_to_name[p] = name
 
-    def _claim_pyro_module_params(self) -> None:
-        """A ``PyroModule`` takes same-named tensors from the global store: make sure they are ours."""
-        store = pyro.get_param_store()
-        for n, p in self.named_parameters():
-            full = n.partition(".")[2].removesuffix("_unconstrained") if n.startswith("program.") else None
-            if full and full in store and store._params[full] is not p:
-                del store[full]
+    def _set_up(self) -> None:
+        """Run the guide once on zeros shaped like the data (``x_shape``), so that what the program makes
+        lazily exists; the random-number state is left as it was, a failure is left to the real run."""
+        if not self.x_shape:
+            return
+        x = torch.zeros(2, *self.x_shape, device=self.device)
+        y = torch.zeros(2, dtype=torch.long, device=self.device) if self.needs_labels else None
+        rng = pyro.util.get_rng_state()
+        try:
+            with torch.no_grad():
+                poutine.trace(self.guide).get_trace(x, y)
+        except Exception:  # noqa: BLE001 - load_state_dict names what is still missing
+            pass
+        finally:
+            pyro.util.set_rng_state(rng)
+
+    def state_dict(self, *args, **kwargs):
+        out = super().state_dict(*args, **kwargs)
+        for name in self._autoguide_params():  # kept in free.*: a fresh autoguide makes its parameters lazily
+            out.pop(kwargs.get("prefix", "") + name, None)
+        return out
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        guides = self._autoguide_params()
+        state_dict = {k: v for k, v in state_dict.items() if k not in guides}
         for k, v in state_dict.items():  # plain pyro.param tensors of a fresh wrapper: created here
             key = k.partition(".")[2]
             if k.startswith("free.") and key not in self.free:
                 self.free[key] = nn.Parameter(v.detach().clone())
-        out = super().load_state_dict(state_dict, strict=strict, **kwargs)
-        self._claim_pyro_module_params()
-        return out
+        own = set(super().state_dict())
+        if any(k not in own for k in state_dict if not k.startswith("free.")):
+            self._set_up()  # modules that make their parameters on the first call (an AutoNormalMessenger)
+            guides = self._autoguide_params()
+        free = {id(p): "free." + k for k, p in self.free.items()}
+        for name, q in guides.items():  # its free.* value, or (set up by another wrapper, set up again) its own
+            state_dict[name] = state_dict.get(free.get(id(q)), q.detach())
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
     # -- sampling, saving ---------------------------------------------------------------
     def sample(self, n: int, *, mean: bool = False, label: int | None = None, **kwargs) -> torch.Tensor:

@@ -12,6 +12,7 @@ marked for enumeration trains with ``TraceEnum_ELBO``. :data:`ELBOS` names the o
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pyro
@@ -20,7 +21,7 @@ import torch
 from pyro.poutine.util import site_is_subsample
 
 __all__ = ["ELBOS", "check_elbo", "StoryCheck", "check_story", "resolve_elbo", "sample_sites", "is_enumerated", "latent_sites",
-           "first_line", "user_frame", "at_user_frame", "trace_pair"]
+           "first_line", "user_frame", "at_user_frame", "trace_pair", "pyro_state_kept"]
 
 #: objective name -> (Pyro ELBO class name, is_jit)
 ELBOS = {
@@ -71,7 +72,7 @@ def check_story(story, x, y=None, *, elbo: str | None = None, batch: int = 4, st
     was_training = story.training
     story.eval()  # no dropout / batch-norm updates from the check
     try:
-        with torch.no_grad():
+        with torch.no_grad(), pyro_state_kept():
             def run(role, fn):
                 tr = _trace_for_check(f"{name}.{role}", fn, x, y)
                 if strict and role == "guide":  # the guide's shapes against the model's own, before the model uses them
@@ -246,6 +247,21 @@ def trace_pair(model, guide, *args, enum_dim: int | None = None, run=None):
     if enum_dim is not None:
         replayed = poutine.enum(replayed, first_available_dim=enum_dim)
     return guide_tr, run("model", replayed)
+
+
+@contextmanager
+def pyro_state_kept():
+    """Pyro's global handler stack and plate dims as they were on entry, also when the body is interrupted
+    (Ctrl-C between a plate's dim allocation and its push leaves the dim taken: every later plate at that
+    dim would "collide")."""
+    from pyro.poutine.runtime import _DIM_ALLOCATOR, _PYRO_STACK
+
+    depth, dims = len(_PYRO_STACK), list(_DIM_ALLOCATOR._stack)
+    try:
+        yield
+    finally:
+        del _PYRO_STACK[depth:]
+        _DIM_ALLOCATOR._stack[:] = dims
 
 
 def is_enumerated(site) -> bool:

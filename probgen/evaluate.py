@@ -30,7 +30,8 @@ import numpy as np
 import pyro
 import torch
 
-from .check import is_enumerated, sample_sites, trace_pair
+from .check import pyro_state_kept
+from .importance import ScoringPlan, enum_size, last_plan, log_weights, particle_traces, scoring_plan
 from .parzen import PARZEN_KERNELS, parzen_log_prob, select_parzen_bandwidth  # noqa: F401 - re-exported
 
 __all__ = ["log_likelihood", "story_log_prob", "prepared", "log_weights", "particle_traces", "marginal_log_likelihood",
@@ -44,75 +45,9 @@ KHAT_BAD = 0.7
 FORCED_ESTIMATORS = ("iwae",)
 
 
-# -- IWAE, written once ------------------------------------------------------------------
-def _log_joint(trace, nesting: int, enumerated: bool = False) -> torch.Tensor:
-    """Σ of all sample sites' log-probs per particle and example, ``[K, n]``: each site is
-    first summed over the plates right of the data plate (tokens in a sentence: a
-    per-example site is counted once, not once per token); enumerated dims (left of the
-    particle plate) are then summed out, ``log Σ_c``, per example."""
-    trace.compute_log_prob()
-    total = 0.0
-    for site in sample_sites(trace).values():
-        if enumerated and is_enumerated(site):
-            frames = [f.dim for f in site["cond_indep_stack"] if f.vectorized and f.name != "iwae_particles"]
-            if -nesting not in frames:
-                raise ValueError(f"site {site['name']!r} is enumerated outside the data plate; per-example "
-                                 "likelihoods need it summed after the product over examples")
-            if any(d > -nesting for d in frames):
-                raise ValueError(f"site {site['name']!r} is enumerated inside an inner plate; the IWAE weights "
-                                 "sum enumerated sites per example only")
-        lp = torch.as_tensor(site["log_prob"])
-        while lp.dim() < nesting + 1:  # particles × data × inner plates
-            lp = lp.unsqueeze(0)
-        if nesting > 1:
-            lp = lp.sum(dim=tuple(range(-nesting + 1, 0)), keepdim=False)
-        total = total + lp
-    total = torch.as_tensor(total)
-    while total.dim() > 2:  # enumerated dims, left of the particles
-        total = torch.logsumexp(total, 0)
-    return total
-
-
-def particle_traces(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None, *,
-                    model: Callable | None = None, guide: Callable | None = None, enumerate: bool = True):
-    """The guide's trace and the model's trace replayed on it, with K particles in a plate left
-    of the story's plates (``dim = -(max_plate_nesting + 1)``); with ``enumerate`` the model's
-    enumerated sites get their own dims further left. Log-probs are computed.
-
-    :return: ``(guide_trace, model_trace)``.
-    """
-    nesting = story.max_plate_nesting
-    model = story.model if model is None else model
-    guide = story.guide if guide is None else guide
-    args = (x,) if y is None else (x, y)
-    dim = -(nesting + 1)
-    with torch.no_grad(), pyro.plate("iwae_particles", num_samples, dim=dim):
-        guide_tr, model_tr = trace_pair(model, guide, *args, enum_dim=dim - 1 if enumerate else None)
-    guide_tr.compute_log_prob()
-    model_tr.compute_log_prob()
-    return guide_tr, model_tr
-
-
-def log_weights(story, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None, *,
-                model: Callable | None = None, guide: Callable | None = None) -> torch.Tensor:
-    """Importance log-weights ``log p(x, z_k) − log q(z_k | x)`` for one batch.
-
-    :param story: a :class:`probgen.Story` (``model(x, y)``, ``guide(x, y)`` and ``max_plate_nesting``:
-        the data plate outermost, at dim ``-max_plate_nesting``).
-    :param x: a batch of data ``[n, ...]``.
-    :param num_samples: K, vectorised in a plate left of the model's plates.
-    :param model: the joint to score instead of ``story.model`` (same signature).
-    :param guide: the proposal instead of ``story.guide`` (same signature, same latent sites).
-    :return: tensor ``[K, n]``.
-    """
-    nesting = story.max_plate_nesting
-    guide_tr, model_tr = particle_traces(story, x, num_samples, y, model=model, guide=guide)
-    lw = _log_joint(model_tr, nesting, enumerated=True) - _log_joint(guide_tr, nesting)
-    return lw.expand(num_samples, len(x))
-
-
-def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: int, *,
-                  keep_weights: bool = False, refine: int = 0, **pair) -> tuple[torch.Tensor, torch.Tensor | None]:
+# -- IWAE, written once (the weights: probgen.importance) ----------------------------------
+def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: int, *, keep_weights: bool = False,
+                  refine: int = 0, skip=(), **pair) -> tuple[torch.Tensor, torch.Tensor | None]:
     if refine:
         from .infer.refit import refine_proposal
     out, kept = [], []
@@ -125,7 +60,7 @@ def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: 
         acc, done, parts = None, 0, []  # running logsumexp over sample chunks, [n]
         while done < num_samples:
             k = min(sample_chunk, num_samples - done)
-            lw = log_weights(story, xb, k, yb, **chunk_pair)
+            lw = log_weights(story, xb, k, yb, skip=skip, **chunk_pair)
             if keep_weights:
                 parts.append(lw.double().cpu())
             lse = torch.logsumexp(lw, dim=0)
@@ -187,24 +122,38 @@ def log_likelihood(
     was_training = story.training
     story.eval()
     try:
-        if estimator is None and model is None and story.traits.exact:
-            values = story.log_prob(x) if y is None else story.log_prob(x, y=y)
-            return (values, None) if return_weights else values
-        if memory_budget is None:
-            memory_budget = 2**26 if x.is_cuda else 2**22
-        memory_budget = _check_count("memory_budget (a positive number of floats)", memory_budget)
-        # floats one example costs per importance sample: its values (each enumerated value once more)
-        # and what the story declares beyond them
-        cost = (max(1, x[0].numel()) if len(x) else 1) * _enum_size(story, x, y, model, guide)
-        cost += story.traits.memory_per_example
-        sample_chunk = max(1, min(num_samples, memory_budget // (cost * 64)))  # ~64 examples per chunk
-        if batch_size is None:
-            batch_size = max(1, min(len(x) or 1, memory_budget // (cost * sample_chunk)))
-        values, lw = _chunked_iwae(story, x, y, num_samples, batch_size, sample_chunk,
-                                   keep_weights=return_weights, refine=int(refine), model=model, guide=guide)
-        return (values, lw) if return_weights else values
+        with pyro_state_kept():  # an interrupted call leaves no plate or handler of its own behind
+            if estimator is None and model is None and story.traits.exact:
+                values = story.log_prob(x) if y is None else story.log_prob(x, y=y)
+                return (values, None) if return_weights else values
+            values, lw = _estimate(story, x, y, num_samples, batch_size, memory_budget, return_weights, int(refine),
+                                   model, guide)
+            return (values, lw) if return_weights else values
     finally:
         story.train(was_training)
+
+
+def _estimate(story, x, y, num_samples: int, batch_size, memory_budget, keep_weights: bool, refine: int, model, guide):
+    """:func:`log_likelihood`'s IWAE in chunks of examples and samples sized by ``memory_budget``, each example's
+    weight without the global sites; one particle where that is exact (:func:`probgen.importance.scoring_plan`)."""
+    plan = scoring_plan(story, x, y, model=model, guide=guide)
+    if plan.exact:  # the same weight for every particle: one gives the exact number
+        num_samples, refine = 1, 0
+    elif refine and plan.global_sites:
+        raise ValueError(f"refine: the global sites {', '.join(map(repr, plan.global_latents))} are drawn once for all "
+                         "examples; a proposal per example cannot refine them (score with refine=0)")
+    if memory_budget is None:
+        memory_budget = 2**26 if x.is_cuda else 2**22
+    memory_budget = _check_count("memory_budget (a positive number of floats)", memory_budget)
+    # floats one example costs per importance sample: its values (each enumerated value once more)
+    # and what the story declares beyond them
+    cost = (max(1, x[0].numel()) if len(x) else 1) * enum_size(story, x, y, model, guide)
+    cost += story.traits.memory_per_example
+    sample_chunk = max(1, min(num_samples, memory_budget // (cost * 64)))  # ~64 examples per chunk
+    if batch_size is None:
+        batch_size = max(1, min(len(x) or 1, memory_budget // (cost * sample_chunk)))
+    return _chunked_iwae(story, x, y, num_samples, batch_size, sample_chunk, keep_weights=keep_weights and not plan.exact,
+                         refine=refine, skip=plan.global_sites, model=model, guide=guide)
 
 
 def _check_forced(story, estimator: str | None, guide: Callable | None = None) -> None:
@@ -226,11 +175,12 @@ def story_log_prob(story, x, y=None, *, estimator: str | None = None, **options)
     :param story: a :class:`probgen.Story`; ``x``, ``y``: raw data, prepared by ``story.prepare``.
     :param options: :func:`log_likelihood`'s (``num_samples``, ``return_weights``, ``refine``, ...).
     """
-    if estimator is None:
-        return story.log_prob(x, y, **options)
-    _check_forced(story, estimator)
-    x, y = prepared(story, x, y)
-    return log_likelihood(story, x, y=y, estimator=estimator, **options)
+    with pyro_state_kept():  # interrupted anywhere (the story's check, a refined proposal): nothing left behind
+        if estimator is None:
+            return story.log_prob(x, y, **options)
+        _check_forced(story, estimator)
+        x, y = prepared(story, x, y)
+        return log_likelihood(story, x, y=y, estimator=estimator, **options)
 
 
 def prepared(story, x, y=None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -241,30 +191,6 @@ def prepared(story, x, y=None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """
     x, y = story.prepare(x, y)
     return x.to(story.device), None if y is None else torch.as_tensor(y, device=story.device)
-
-
-def _enum_size(story, x, y, model, guide) -> int:
-    """How many values the enumerated model sites take together (1: none), from one
-    example and one particle; the random-number state is left as it was."""
-    if not len(x):
-        return 1
-    rng = pyro.util.get_rng_state()
-    try:
-        nesting = story.max_plate_nesting
-        args = (x[:1],) if y is None else (x[:1], y[:1])
-        with torch.no_grad(), pyro.plate("iwae_particles", 1, dim=-(nesting + 1)):
-            guide_tr, tr = trace_pair(story.model if model is None else model, story.guide if guide is None else guide,
-                                      *args)
-        size = 1
-        for s in sample_sites(tr).values():
-            if is_enumerated(s) and not s["is_observed"] and s["name"] not in guide_tr.nodes:
-                support = s["fn"].enumerate_support(expand=False)
-                size *= max(1, len(support))
-        return size
-    except Exception:  # noqa: BLE001 - only a chunk size: the real run reports the problem
-        return 1
-    finally:
-        pyro.util.set_rng_state(rng)
 
 
 def marginal_log_likelihood(story, x: torch.Tensor, n_classes: int, *, prior: torch.Tensor | None = None,
@@ -446,7 +372,12 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
             warning = (f"PSIS k̂ > {KHAT_BAD} for {100 * share:.0f} % of the test points: the "
                        f"{'refined proposal' if refine else 'guide'} is a poor proposal there and the IWAE estimate "
                        "may be too low")
-    return Score(values.cpu(), iwae, num_samples, khat_share=share, warning=warning, log_weights=lw, khat=k)
+    plan = last_plan(model) or ScoringPlan()  # what the IWAE run found: an exact weight, global sites
+    extra = {"global_latents": plan.note} if plan.note else {}
+    if plan.exact:
+        return Score(values.cpu(), plan.estimator, None, extra=extra)
+    return Score(values.cpu(), iwae, num_samples, khat_share=share, warning=warning, log_weights=lw, khat=k,
+                 extra=extra)
 
 
 def _score_labels(model, x, y, n_classes, num_samples: int, kind: str, iwae: str, opts: dict) -> Score:
@@ -462,9 +393,12 @@ def _score_labels(model, x, y, n_classes, num_samples: int, kind: str, iwae: str
     if cond is not None and own:  # log p(x | y) = log p(x, y) − log p(y); None if p(y) is not one site
         lp_y = model.label_log_prior(x, y)
         cond = None if lp_y is None else cond - lp_y.cpu()
-    return Score(values.cpu(), f"{'exact' if exact else iwae}, marginal over labels",
-                 None if exact else num_samples, conditional=cond,
-                 extra={"label_prior": f"the model's site {own!r}" if own else f"uniform over {n_classes}"})
+    plan = ScoringPlan() if exact else last_plan(model) or ScoringPlan()
+    extra = {"label_prior": f"the model's site {own!r}" if own else f"uniform over {n_classes}",
+             **({"global_latents": plan.note} if plan.note else {})}
+    exact = exact or plan.exact
+    return Score(values.cpu(), f"{plan.estimator or 'exact' if exact else iwae}, marginal over labels",
+                 None if exact else num_samples, conditional=cond, extra=extra)
 
 
 def elbo_per_example(story, x: torch.Tensor, *, y: torch.Tensor | None = None,

@@ -63,7 +63,7 @@ class RunFiles:
     """The files of one trained model in a run folder (:func:`run_files` names them)."""
 
     out: Path  # the run folder
-    name: str  # the model's name in it (``vae``, ``sentence-vae``, a user story's kind)
+    name: str  # the model's name in it (``vae``, ``sentence-vae``, a user story's stem: ``pyro_vae.VAE``)
     checkpoint: Path  # OUT/<name>.pt: the best model
     last: Path  # OUT/<name>.last.pt: model + optimizer + trainer state after the last epoch (resume)
 
@@ -370,10 +370,13 @@ def _check_plain_sizes(config: Any, path, name: str = "config", depth: int = 0) 
 
 
 def check_device(device) -> torch.device:
-    """``device`` as a :class:`torch.device` that exists on this machine.
+    """``device`` as a :class:`torch.device` that exists on this machine; ``"auto"``: CUDA when
+    ``torch.cuda.is_available()``, else the CPU.
 
     :raises ValueError: not a device name, or CUDA asked for where there is none.
     """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError, ValueError):

@@ -29,7 +29,7 @@ from typing import Iterator
 
 from .io import write_json
 
-__all__ = ["run_folder", "lock_path", "manifest_path", "read_manifest", "claim_outputs", "output_file"]
+__all__ = ["run_folder", "lock_path", "manifest_path", "read_manifest", "claim_outputs", "output_file", "inside_held"]
 
 #: run folders this process holds (:func:`run_folder`): their files are the run's to replace
 _HELD: ContextVar[tuple[Path, ...]] = ContextVar("probgen_held_run_folders", default=())
@@ -67,14 +67,18 @@ def claim_outputs(paths, *, force: bool = False) -> None:
     """
     from .io import check_output
 
-    held = _HELD.get()
     for path in paths:
         if path is None or not str(path):
             continue
         check_output(path)  # symlinks, FIFOs, devices, folders: refused even with force
-        inside = any(Path(path).resolve().is_relative_to(folder) for folder in held)
-        if os.path.lexists(path) and not (force or inside):
+        if os.path.lexists(path) and not (force or inside_held(path)):
             raise ValueError(f"{path}: exists; pass --force to replace it, or choose another --out")
+
+
+def inside_held(path: str | os.PathLike) -> bool:
+    """``path`` lies in a run folder this process holds (:func:`run_folder`, e.g. the tour's): that folder's
+    policy (fresh, resume, force) has already decided about the files in it."""
+    return any(Path(path).resolve().is_relative_to(folder) for folder in _HELD.get())
 
 
 def output_file(out: str | os.PathLike, name: str) -> Path:

@@ -16,9 +16,11 @@ import numpy as np
 import pyro
 import torch
 
-__all__ = ["progress_bar", "bars_off", "log", "set_threads", "rng_state", "set_rng_state", "registered_quietly"]
+__all__ = ["progress_bar", "bars_off", "log", "say_first", "flush_first", "drop_first", "set_threads", "rng_state",
+           "set_rng_state", "registered_quietly"]
 
 _BARS_OFF = [0]  # depth of bars_off() blocks: > 0 silences every progress bar
+_FIRST: list[str] = []  # a line held until the run prints anything (say_first)
 
 
 # -- progress and log lines -----------------------------------------------------------------------
@@ -38,7 +40,10 @@ def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, desc
         return _Quiet(iterable)
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(iterable, desc=desc, unit=unit, total=total, leave=False, dynamic_ncols=True, disable=None)
+    if not bar.disable:  # shown (a terminal): the held first line goes above it
+        flush_first()
+    return bar
 
 
 class _Quiet:
@@ -71,8 +76,29 @@ def bars_off():
         _BARS_OFF[0] -= 1
 
 
+def say_first(line: str) -> None:
+    """Hold ``line`` (a command's device line) until the run prints anything: the next :func:`log` line, a
+    shown progress bar, or :func:`flush_first` (the command line calls it before its first output line); a
+    command that fails before that prints its one-line error alone (:func:`drop_first`)."""
+    _FIRST[:] = [line]
+
+
+def flush_first() -> None:
+    """Print the line :func:`say_first` holds, if any, on stderr (once)."""
+    if _FIRST:
+        line = _FIRST.pop()
+        log(line)
+
+
+def drop_first() -> None:
+    """Forget the held line (a command that ends in an error says only the error)."""
+    _FIRST.clear()
+
+
 def log(msg: str, *, file=None) -> None:
-    """Print one line above a live progress bar (not through it); ``file`` defaults to stderr."""
+    """Print one line above a live progress bar (not through it); ``file`` defaults to stderr. A line
+    held by :func:`say_first` comes first."""
+    flush_first()
     file = sys.stderr if file is None else file
     try:
         from tqdm.auto import tqdm

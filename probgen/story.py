@@ -86,8 +86,9 @@ class Story(nn.Module):
     max_plate_nesting: ClassVar[int] = 1
     autoguide: ClassVar[str | None] = None
     #: the same aten operations every step (no Python state read per step, no buffers): long fits
-    #: replay a traced graph of the step (:mod:`probgen.infer.compiled`, ``compile=None``)
-    static_graph: ClassVar[bool] = False
+    #: take the captured step (:mod:`probgen.infer.compiled`, ``compile=None``). ``None`` (a user's
+    #: story): the check on the first batches decides, with one line if it falls back; ``False``: eager
+    static_graph: ClassVar[bool | None] = None
     #: labels a conditional story takes (``traits.labels``): 0..n_classes-1; ``None``: not conditional or not said
     n_classes: ClassVar[int | None] = None
 
@@ -321,13 +322,15 @@ class Story(nn.Module):
         """Rebuild a model from a checkpoint dict read by :func:`probgen.io.load_checkpoint` (the second half
         of :meth:`load`, which documents ``story``): on :class:`Story` any registered kind, on a subclass
         that kind only."""
+        from .io import check_device, check_finite  # the documented exception: io holds the checkpoint checks
+
+        device = check_device(device)  # "auto" resolved here, for the wrapper of a user's program too
         target = _checkpoint_class(cls, payload, story)
         if target is not cls:  # the wrapper of a user's program takes the user's code as story=
             wrapped = (payload.get("extra") or {}).get("program") is not None
-            return target.from_checkpoint(payload, device=device, **({"story": story} if wrapped else {}))
-        from .io import check_device, check_finite  # the documented exception: io holds the checkpoint checks
-
-        device = check_device(device)
+            model = target.from_checkpoint(payload, device=device, **({"story": story} if wrapped else {}))
+            check_finite(model)  # NaN weights: refused as a built-in's are
+            return model
         try:
             model = cls(**payload["config"])
             model.load_state_dict(payload["state_dict"])
@@ -349,6 +352,8 @@ class Story(nn.Module):
         import the families and call it): ``Story.load`` any registered kind, ``VAE.load`` a VAE only. Runs
         no code from the file; old formats are upgraded in memory (:func:`probgen.io.load_checkpoint`).
 
+        :param device: where the model goes: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when
+            available, else the CPU).
         :param story: your own code for a checkpoint of your program (class, instance, ``(model, guide)``)
             or of your Story subclass; a checkpoint recording its story's file is refused without it
             (``probgen.recipes.story.load_story_checkpoint(path, allow_code=True)`` imports the file).

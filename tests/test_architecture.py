@@ -16,8 +16,8 @@ ROOT = PKG.parent
 LAYERS = {
     "_version": 0, "_warnings": 0, "runtime": 0,
     "data": 1, "nn": 1,
-    "likelihoods": 2, "check": 2, "codes": 2, "traits": 2, "story": 2, "adapt": 2, "parzen": 2,
-    "infer": 3, "evaluate": 3, "io": 3, "runs": 3,  # one layer: trainers, the estimator, the checkpoint format
+    "likelihoods": 2, "check": 2, "codes": 2, "traits": 2, "story": 2, "adapt": 2, "paramstore": 2, "parzen": 2,
+    "infer": 3, "evaluate": 3, "importance": 3, "io": 3, "runs": 3,  # one layer: trainers, the estimator, the checkpoint format
     "models": 4,
     "diagnostics": 5, "metrics": 5, "plots": 5,
     "recipes": 6,

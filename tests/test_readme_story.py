@@ -42,4 +42,4 @@ def test_example_runs_from_python_and_the_cli(tmp_path, monkeypatch, capsys):
     # the same file through the CLI, unchanged
     assert main(["train", "--story", "student_t_vae.py:StudentTVAE", "--data", "digits", "--epochs", "1",
                  "--quiet", "--num-samples", "3", "--story-args", "df=5", "hidden=32"]) == 0
-    assert (tmp_path / "runs" / "train" / "studenttvae.pt").is_file()
+    assert (tmp_path / "runs" / "train" / "student_t_vae.StudentTVAE.pt").is_file()

@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(model_first(argv))
     try:
         from ..io import read_once
+        from ..recipes.config import device_announced
 
-        with read_once():  # each checkpoint is read from disk once per command (checks, data spec, model)
+        # each checkpoint is read from disk once per command (checks, data spec, model); the first device
+        # the command resolves is its first line (recipes.config.resolve_device)
+        with read_once(), device_announced():
             _check_paths(args)
             code = args.func(args)
     except BrokenPipeError:  # `probgen ... | head`: the reader left; stop quietly, as Unix tools do

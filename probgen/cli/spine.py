@@ -31,7 +31,7 @@ def register(sub) -> None:
                                    "the shared flags go before or after MODEL.")
     add_config_args(p, RunConfig, suppress=True, defaults=out)
     add_config_args(p, StoryConfig, suppress=True, title="with --story (your own Story subclass)",
-                    only=("story", "story_args", "elbo", "labels", "num_samples"))
+                    only=("story", "story_args", "story_name", "elbo", "labels", "num_samples"))
     add_config_args(p, DataConfig, suppress=True, title="data")
     add_config_args(p, FitConfig, suppress=True, show_defaults=False,
                     title="training (defaults: see probgen train MODEL --help)")

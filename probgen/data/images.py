@@ -64,7 +64,8 @@ class Dataset:
         return {"name": args.get("name", self.name), "data_dir": args.get("data_dir"),
                 "binarize": args.get("binarize", self.binarized or None),
                 "dequantize": bool(args.get("dequantize", self.dequantized)), "seed": int(args.get("seed", 0)),
-                "splits": [len(self.train), len(self.val), len(self.test)]}
+                # a view of fewer validation or test images (the tour's) keeps the whole set's sizes
+                "splits": list(args.get("splits") or (len(self.train), len(self.val), len(self.test)))}
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ import numpy as np
 from .._warnings import quiet
 
 __all__ = ["_arviz_major", "_az_from_dict", "_az_from_netcdf", "_az_groups", "_az_rhat_ess", "_az_from_pyro",
-           "_az_concat_chains", "_az_stacking", "_elpd_data"]
+           "_az_concat_chains", "_az_stacking", "_elpd_data", "_az_psislw", "_az_ecdf_band"]
 
 
 def _arviz_major() -> int:
@@ -134,3 +134,32 @@ def _elpd_data(a: np.ndarray):
               xr.zeros_like(loo_i), "log", 0.7],
         index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i",
                "pareto_k", "scale", "good_k"])
+
+
+def _az_psislw(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ's Pareto-smoothed, normalised log-weights and k̂ of ``[n, S]`` log-weights (one row per point)."""
+    lw = np.asarray(log_weights, dtype=np.float64)
+    if _arviz_major() >= 1:
+        from arviz_stats.base import array_stats
+
+        smoothed, khat = array_stats.psislw(lw, r_eff=1.0, axis=-1)
+        smoothed = smoothed - np.logaddexp.reduce(smoothed, axis=-1, keepdims=True)
+        return np.asarray(smoothed), np.asarray(khat)
+    import arviz as az
+
+    smoothed, khat = az.psislw(lw, reff=1.0)
+    return np.asarray(smoothed), np.asarray(khat)
+
+
+def _az_ecdf_band(n: int, points: np.ndarray, prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ's simultaneous ``prob`` band of the ECDF of ``n`` uniform draws at ``points`` in [0, 1]
+    (Säilynoja et al. 2022, the band of ``plot_ecdf(pit=True)`` / SBC plots): ``(lower, upper)``."""
+    points = np.asarray(points, dtype=np.float64)
+    if _arviz_major() >= 1:
+        from arviz_stats.ecdf_utils import ecdf_confidence_band
+
+        return ecdf_confidence_band(n, points, points, prob=prob, method="optimized")
+    from arviz.stats.ecdf_utils import ecdf_confidence_band
+
+    with quiet("arviz-pandas"):
+        return ecdf_confidence_band(n, points, points, prob=prob, method="optimized")

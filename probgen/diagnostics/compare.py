@@ -81,11 +81,12 @@ def compare_pointwise(pointwise: dict, figure: str | Path | None = None) -> dict
 
 
 def _compare_text(result: dict, order: list[str]) -> str:
-    header = f"{'model':<12}{'rank':>5}{'elpd':>12}{'se':>9}{'elpd_diff':>11}{'dse':>9}{'weight':>8}{'per point':>11}"
+    w = max([12] + [len(name) + 2 for name in order])  # a user story's row: FILE.py:NAME
+    header = f"{'model':<{w}}{'rank':>5}{'elpd':>12}{'se':>9}{'elpd_diff':>11}{'dse':>9}{'weight':>8}{'per point':>11}"
     lines = [header, "-" * len(header)]
     for name in order:
         m = result["models"][name]
-        lines.append(f"{name:<12}{m['rank']:>5}{m['elpd']:>12.1f}{m['se']:>9.1f}{m['elpd_diff']:>11.1f}"
+        lines.append(f"{name:<{w}}{m['rank']:>5}{m['elpd']:>12.1f}{m['se']:>9.1f}{m['elpd_diff']:>11.1f}"
                      f"{m['dse']:>9.1f}{'-' if m['weight'] is None else format(m['weight'], '.2f'):>8}"
                      f"{m['elpd_per_point']:>11.2f}")
     for name, d in result["differences"].items():

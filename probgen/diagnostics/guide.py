@@ -20,15 +20,17 @@ import numpy as np
 import torch
 from pyro.poutine.util import site_is_subsample
 
-from ..evaluate import log_likelihood, particle_traces, prepared, psis_khat
+from ..evaluate import KHAT_BAD, log_likelihood, particle_traces, prepared, psis_khat
 from ._arviz import _az_from_dict, _az_from_netcdf
 
 __all__ = ["to_inference_data", "save_inference_data", "load_inference_data", "guide_quality", "GuideQuality",
            "quality_from_weights",
            "pareto_khat", "khat_counts", "gmm_responsibilities", "KHAT_BINS"]
 
-#: k̂ bins of the issue / of Vehtari et al.: good, ok (PSIS still works), bad
-KHAT_BINS = ((-math.inf, 0.5, "good"), (0.5, 0.7, "ok"), (0.7, math.inf, "bad"))
+#: the one set of k̂ thresholds (Vehtari et al. 2024): good, ok (PSIS still works), bad above
+#: :data:`probgen.evaluate.KHAT_BAD`; ``summary.json``, the printout and the figures all read these
+KHAT_OK = 0.5
+KHAT_BINS = ((-math.inf, KHAT_OK, "good"), (KHAT_OK, KHAT_BAD, "ok"), (KHAT_BAD, math.inf, "bad"))
 
 
 # -- InferenceData from a guide ------------------------------------------------------------
@@ -66,8 +68,12 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
     - ``log_likelihood``: each observed site of the model, e.g. ``x`` with dims ``(obs,)``:
       log p(x_i | z) per draw (nats, summed over pixels).
     - ``observed_data``: the data, dims ``(obs, <site>_dim)``.
-    - ``sample_stats``: ``log_weight`` = log p(x_i, z) − log q(z | x_i), dims ``(obs,)``,
-      the importance log-weights whose log-mean-exp is the IWAE estimate.
+    - ``sample_stats``, dims ``(obs,)``, per draw: ``lp`` = log p(x_i, z) (ArviZ's name for the joint
+      log density of a draw, Stan's ``lp__``), ``lp_approx`` = log q(z | x_i) (the density of the
+      approximation at that draw, Stan's ``lp_approx__``: the ``log_p`` / ``log_q`` that PSIS for
+      approximate posteriors, e.g. ``arviz_stats.loo_approximate_posterior``, takes) and
+      ``log_weight`` = ``lp − lp_approx``, the importance log-weights whose log-mean-exp is the IWAE
+      estimate. :func:`probgen.diagnostics.psis_posterior_mean` redoes PSIS from the file alone.
 
     :param model: a story with ``model``/``guide`` and at least one latent site in the guide.
     :param x: data ``[n, ...]``.
@@ -90,7 +96,8 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
     latents: dict[str, list] = {}
     loglik: dict[str, list] = {}
     observed: dict[str, list] = {}
-    lws: list[torch.Tensor] = []
+    lps: list[torch.Tensor] = []  # log p(x, z) per draw: K × obs
+    lqs: list[torch.Tensor] = []  # log q(z | x) per draw
     was_training = model.training
     model.eval()
     try:
@@ -99,11 +106,11 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
             yb = None if y is None else y[start:start + chunk_size]
             nb = len(xb)
             guide_tr, model_tr = particle_traces(model, xb, K, yb, enumerate=False)
-            lw = 0.0
+            lp, lq = 0.0, 0.0
             for name, site in model_tr.nodes.items():
                 if site["type"] != "sample" or site_is_subsample(site) or site.get("is_observed_param", False):
                     continue
-                lw = lw + _to_kn(site["log_prob"], K, nb)
+                lp = lp + _to_kn(site["log_prob"], K, nb)
                 if site["is_observed"]:
                     loglik.setdefault(name, []).append(_to_kn(site["log_prob"], K, nb))
                     value = site["value"].detach().reshape(nb, -1)  # obs × values
@@ -111,12 +118,13 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
             for name, site in guide_tr.nodes.items():
                 if not _is_latent(site):
                     continue
-                lw = lw - _to_kn(site["log_prob"], K, nb)
+                lq = lq + _to_kn(site["log_prob"], K, nb)
                 value = site["value"].detach()
                 if value.dim() < 2 or value.shape[0] != K or value.shape[1] != nb:
                     value = value.expand(K, nb, *value.shape[2:]) if value.dim() >= 2 else value.reshape(K, 1).expand(K, nb)
                 latents.setdefault(name, []).append(value.float())  # K × obs × event
-            lws.append(lw)
+            lps.append(torch.as_tensor(lp).expand(K, nb))
+            lqs.append(torch.as_tensor(lq).expand(K, nb))
     finally:
         model.train(was_training)
     if not latents:
@@ -134,10 +142,11 @@ def to_inference_data(model, x, *, num_samples: int = 100, y=None, index: Sequen
     for name, parts in observed.items():
         obs[name] = torch.cat(parts, dim=0).cpu().numpy()
         dims.setdefault(name, ["obs", f"{name}_dim"])
-    sample_stats = {"log_weight": torch.cat(lws, dim=1).cpu().numpy()[None]}
-    dims["log_weight"] = ["obs"]
-    attrs = {"probgen_model": str(model.kind),
-             "proposal": "amortized guide q(z|x)", "num_samples": K}
+    lp_all, lq_all = torch.cat(lps, dim=1).cpu().numpy()[None], torch.cat(lqs, dim=1).cpu().numpy()[None]
+    sample_stats = {"lp": lp_all, "lp_approx": lq_all, "log_weight": lp_all - lq_all}  # chain × draw × obs
+    dims.update(lp=["obs"], lp_approx=["obs"], log_weight=["obs"])
+    attrs = {"probgen_model": str(model.kind), "proposal": "amortized guide q(z|x)", "num_samples": K,
+             "lp": "log p(x, z) per draw", "lp_approx": "log q(z | x) per draw"}
     return _az_from_dict({"posterior": posterior, "log_likelihood": log_lik, "observed_data": obs,
                           "sample_stats": sample_stats}, dims=dims, coords=coords, attrs=attrs)
 
@@ -219,7 +228,8 @@ class GuideQuality:
         return {
             "n": int(len(k)), "num_samples": int(self.num_samples),
             "khat_counts": self.counts(),
-            "khat_good_threshold": _good_k(self.num_samples),
+            "khat_bins": {name: [None if math.isinf(lo) else lo, None if math.isinf(hi) else hi]
+                          for lo, hi, name in KHAT_BINS},
             "khat_median": float(np.median(finite)), "khat_max": float(finite.max()),
             "ess_median": float(np.median(self.ess)), "ess_min": float(self.ess.min()),
             "ess_fraction_median": float(np.median(self.ess) / self.num_samples),
@@ -231,10 +241,12 @@ class GuideQuality:
     def table(self) -> str:
         """Printable k̂ table (how many points in each bin) plus ESS and gap."""
         c, n = self.counts(), len(self.khat)
+        ranges = [f"k̂ < {hi:g}" if math.isinf(lo) else f"k̂ > {lo:g}" if math.isinf(hi) else f"{lo:g}–{hi:g}"
+                  for lo, hi, _ in KHAT_BINS]
         lines = [f"Pareto k̂ of the guide's importance weights ({n} points, K={self.num_samples}):",
-                 f"  k̂ < 0.5   (good) {c['good']:>7} {100 * c['good'] / n:6.1f}%",
-                 f"  0.5–0.7   (ok)   {c['ok']:>7} {100 * c['ok'] / n:6.1f}%",
-                 f"  k̂ > 0.7   (bad)  {c['bad']:>7} {100 * c['bad'] / n:6.1f}%",
+                 *(f"  {r + ' ' * (10 - len(r.replace(chr(0x302), '')))}{'(' + name + ')':<6} {c[name]:>7} "
+                   f"{100 * c[name] / n:6.1f}%"
+                   for r, (_, _, name) in zip(ranges, KHAT_BINS)),
                  f"  ESS median {np.median(self.ess):.1f} / {self.num_samples} (min {self.ess.min():.1f})",
                  f"  IWAE − ELBO gap: mean {self.gap.mean():.3f} nats, max {self.gap.max():.3f}"]
         return "\n".join(lines)
@@ -251,8 +263,7 @@ def guide_quality(model, x, num_samples: int = 1000, *, y=None, index: Sequence[
 
     - k̂ < 0.5: the weights have finite variance; the IWAE estimate of log p(x) used by
       ``probgen compare`` converges at the usual 1/√K rate and its ± error is honest.
-    - 0.5 ≤ k̂ < 0.7: infinite variance but finite mean; the estimate still converges, slowly
-      (with K = 1000 ArviZ's own threshold is 1 − 1/log10(K) ≈ 0.67).
+    - 0.5 ≤ k̂ < 0.7: infinite variance but finite mean; the estimate still converges, slowly.
     - k̂ > 0.7: the guide is much narrower than (or misplaced against) the true posterior;
       a few huge weights dominate, the IWAE number for that point is unreliable and
       **biased low** — the lower bound is loose and more samples barely help. A model whose
@@ -312,11 +323,6 @@ def _logmeanexp(a: np.ndarray) -> np.ndarray:
     return (m + np.log(np.exp(a - m).mean(1, keepdims=True)))[:, 0]
 
 
-def _good_k(num_samples: int) -> float:
-    """ArviZ's sample-size dependent k̂ threshold, min(1 − 1/log10(S), 0.7)."""
-    return float(min(1 - 1 / math.log10(num_samples), 0.7)) if num_samples > 10 else 0.0
-
-
 # -- the GMM: exact posterior of the assignment ------------------------------------------------
 def gmm_responsibilities(model, x, *, index: Sequence[int] | None = None) -> dict:
     """Posterior p(m | x_i) of a GMM's enumerated assignment site, with a summary.
@@ -329,6 +335,7 @@ def gmm_responsibilities(model, x, *, index: Sequence[int] | None = None) -> dic
     """
     if "responsibilities" not in model.traits.offers:
         raise ValueError(f"{type(model).__name__} has no responsibilities (not a mixture)")
+    x = torch.as_tensor(x).to(model.device)  # the model's device (CPU data, a CUDA model)
     resp = model.responsibilities(x).detach().double().cpu().numpy()  # n × K
     ent = -(resp * np.log(np.clip(resp, 1e-300, None))).sum(1)
     assign = resp.argmax(1)

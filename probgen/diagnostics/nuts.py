@@ -249,8 +249,8 @@ def bayesian_gmm_nuts(x, *, n_components: int = 3, num_chains: int = 2, num_samp
         with quiet("jit-trace"):
             mcmc.run(x)
         s = mcmc.get_samples()
-        locs.append(s["locs"].double().numpy())
-        weights.append(s["weights"].double().numpy())
+        locs.append(s["locs"].double().cpu().numpy())
+        weights.append(s["weights"].double().cpu().numpy())
         idatas.append(_az_from_pyro(mcmc, None, dims={"locs": ["component", "dim"],
                                                       "scales": ["component", "dim"],
                                                       "weights": ["component"]}))

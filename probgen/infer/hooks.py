@@ -46,6 +46,10 @@ class TrainResult:
     steps: int = 0
     warnings: list[str] = field(default_factory=list)
     converged: bool | None = None
+    #: how the SVI steps ran: ``"eager"``, or the captured step's backend (``"trace"``,
+    #: ``"cudagraph"``, ``"inductor"``), and the wall seconds its capture took (paid once per shape)
+    step: str = "eager"
+    capture_seconds: float = 0.0
 
 
 @dataclass

@@ -29,7 +29,7 @@ import pyro.poutine as poutine
 import torch
 
 from .._warnings import quiet
-from ..check import sample_sites, trace_pair
+from ..check import pyro_state_kept, sample_sites, trace_pair
 from .objective import IWAE_ELBO
 
 __all__ = ["NoGuideParameters", "model_parameters", "guide_parameters", "refit_guide", "LocalProposal",
@@ -239,7 +239,7 @@ def refine_proposal(story, x: torch.Tensor, y: torch.Tensor | None = None, *, st
                        vectorize_particles=True)
     opt = torch.optim.Adam(params, lr=lr)
     model = story.model if model is None else model
-    with torch.enable_grad():
+    with torch.enable_grad(), pyro_state_kept():  # interrupted: no plate of its own left behind
         for _ in range(steps):
             loss = bound.differentiable_loss(model, proposal, *args)  # Σ over examples: each owns its parameters
             for p, g in zip(params, torch.autograd.grad(loss, params)):

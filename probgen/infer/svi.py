@@ -34,7 +34,7 @@ import torch
 from ..data import batches
 from ..runtime import progress_bar, rng_state, set_rng_state
 from .callbacks import Callbacks, Checkpointer, DivergenceError, EarlyStopping, batch_order
-from .compiled import auto_backend, check_compile, compile_step
+from .compiled import CompiledStep, auto_backend, check_compile, compile_step
 from .hooks import Callback, Trainer, TrainResult
 from .objective import ELBOS, IWAE_ELBO, Objective, SVIStep, make_elbo  # noqa: F401 - re-exported
 
@@ -54,10 +54,10 @@ class SVIConfig:
     :param patience: stop after this many epochs without validation improvement (``None``: never).
     :param clip_norm: clip the global gradient norm to this value (``None``: no clipping).
     :param compile: capture the step once and run it under ``torch.compile`` (``True``/``"inductor"``)
-        or as a traced graph (``"trace"``); a dynamic story trains eagerly after one notice
-        (:mod:`.compiled`). ``None``: the traced graph for a story declaring ``static_graph = True``
-        on a fit of at least ``compiled.AUTO_MIN_STEPS`` steps, silently eager otherwise;
-        ``False``: always eager.
+        or as a traced graph (``"trace"``), or the whole step as one CUDA graph (``"cudagraph"``, CUDA
+        only); a dynamic story trains eagerly after one notice (:mod:`.compiled`). ``None``: the traced
+        graph for a story not declaring ``static_graph = False`` on a fit of at least
+        ``compiled.AUTO_MIN_STEPS`` (CPU) or ``AUTO_MIN_STEPS_CUDA`` steps, else eager; ``False``: always eager.
     :param resume: continue from the resume file beside the checkpoint (``<stem>.last.pt``) if it exists.
     :param progress: show the progress bar.
     :param log_dir: write TensorBoard logs here (:mod:`.tensorboard`; rank 0 only).
@@ -198,7 +198,8 @@ class _SVIRun:
             backend = auto_backend(self.story, self.n_batches * max(cfg.epochs - self.start_epoch, 0),
                                    self.dist is not None)
         self.step = compile_step(self.step, backend, elbo=self.elbo, num_particles=cfg.num_particles,
-                                 distributed=self.dist is not None, quiet=auto)
+                                 distributed=self.dist is not None,
+                                 quiet=auto and self.story.static_graph is True)
         hparams = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "elbo": self.elbo,
                    "num_particles": cfg.num_particles, "patience": cfg.patience, "clip_norm": cfg.clip_norm,
                    "n_train": n}
@@ -289,6 +290,9 @@ class _SVIRun:
         result = self.result
         result.best_epoch, result.best_val = self.stopper.best_epoch, self.stopper.best_val  # also when no epoch ran
         result.seconds = time.perf_counter() - self.t0
+        if isinstance(self.step, CompiledStep):
+            result.capture_seconds = self.step.capture_seconds
+            result.step = self.step.backend if self.step.active and self.step.compiled_steps else "eager"
         self.hooks.end()
         return result
 

@@ -42,6 +42,7 @@ class AutoEncoder(Story):
 
     kind = "autoencoder"
     elbo = "trace"  # with no latent site, Trace_ELBO is the negative log-likelihood
+    static_graph = False  # its code prior lives in buffers, which the captured step refuses
     # no latent site and no guide: log p(x) by importance sampling with a proposal of its own (log_prob)
     traits = Traits(estimator="proposal", proposal_name="IS, fitted code prior", guide=False,
                     offers={"encode", "decode", "sample_mean"})
@@ -87,7 +88,8 @@ class AutoEncoder(Story):
         codes = self.encode(x).double()  # n × z_dim
         mean = codes.mean(0)
         centred = codes - mean
-        cov = centred.T @ centred / max(len(codes) - 1, 1) + 1e-6 * torch.eye(self.z_dim, dtype=codes.dtype)
+        eye = torch.eye(self.z_dim, dtype=codes.dtype, device=codes.device)  # on the codes' device (CUDA too)
+        cov = centred.T @ centred / max(len(codes) - 1, 1) + 1e-6 * eye  # z_dim × z_dim
         self.code_mean.copy_(mean.float())
         self.code_scale_tril.copy_(torch.linalg.cholesky(cov).float())
 

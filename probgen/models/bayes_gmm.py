@@ -27,10 +27,11 @@ def bayesian_gmm(n_components: int, dim: int, *, prior_scale: float = 5.0) -> Ca
 
     @config_enumerate
     def model(data: torch.Tensor) -> None:
-        w = pyro.sample("weights", dist.Dirichlet(torch.ones(K, dtype=data.dtype)))
+        like = dict(dtype=data.dtype, device=data.device)  # the priors live where the data does (CUDA too)
+        w = pyro.sample("weights", dist.Dirichlet(torch.ones(K, **like)))
         with pyro.plate("components", K):
-            loc = pyro.sample("locs", dist.Normal(torch.zeros(D, dtype=data.dtype), prior_scale).to_event(1))
-            scale = pyro.sample("scales", dist.LogNormal(torch.zeros(D, dtype=data.dtype), 1.0).to_event(1))
+            loc = pyro.sample("locs", dist.Normal(torch.zeros(D, **like), prior_scale).to_event(1))
+            scale = pyro.sample("scales", dist.LogNormal(torch.zeros(D, **like), 1.0).to_event(1))
         with pyro.plate("data", len(data)):
             m = pyro.sample("m", dist.Categorical(w))
             pyro.sample("x", dist.Normal(loc[m], scale[m]).to_event(1), obs=data)

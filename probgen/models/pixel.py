@@ -94,6 +94,7 @@ class PixelModel(Story):
 
     kind = "pixel"
     elbo = "trace"
+    static_graph = False  # masks are buffers (refused by the captured step); steps are conv-bound anyway
     # maximum likelihood by SVI with an empty guide; the teacher-forced likelihood is exact
     traits = Traits(estimator="exact", guide=False, offers={"complete", "sample_temperature"})
     max_plate_nesting = 1

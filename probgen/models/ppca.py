@@ -40,6 +40,7 @@ class PPCA(Story):
 
     kind = "ppca"
     # exact log p(x) from the closed form; the guide still gives an IWAE estimate to check it against
+    static_graph = True  # long fits take the captured step (infer.compiled)
     traits = Traits(trainers=("svi",), estimator="exact", guide=True, offers={"encode", "decode", "sample_mean"})
 
     def __init__(self, x_dim: int, *, z_dim: int = 10, x_shape: Sequence[int] | None = None):

@@ -82,6 +82,7 @@ class SentenceVAE(Story):
     kind = "sentence-vae"
     max_plate_nesting = 2  # sentences (dim -2) × token positions (dim -1)
     # the VAE: IWAE with its guide q(z | x); the LM (latent=False) replaces these in __init__
+    static_graph = False  # sentence lengths change the graph from batch to batch
     traits = Traits(offers={"text", "encode", "decode", "sample_temperature"})
 
     def __init__(self, vocab_size: int, embed_dim: int = 128, hidden: int = 256, z_dim: int = 32, *,

@@ -11,15 +11,22 @@ import numpy as np
 
 from .core import new_figure, savefig
 
-__all__ = ["plot_khat", "plot_guide_vs_nuts", "plot_trace", "plot_compare", "plot_responsibilities"]
+__all__ = ["plot_khat", "plot_guide_vs_nuts", "plot_trace", "plot_compare", "plot_responsibilities", "plot_sbc",
+           "plot_collapse"]
+
+#: widest figure in inches: at the 110 dpi of :func:`savefig` it fits the report's column (60rem)
+WIDTH = 8.0
 
 
-def plot_khat(khat, path: str | Path, *, title: str = "", compare: dict | None = None) -> Path:
-    """k̂ per data point with the 0.5 / 0.7 lines (ArviZ ``plot_khat`` style).
+def plot_khat(khat, path: str | Path, *, title: str = "", compare: dict | None = None,
+              levels: tuple = (0.5, 0.7)) -> Path:
+    """k̂ per data point with the ``levels`` lines (ArviZ ``plot_khat`` style).
 
     :param khat: ``[n]`` k̂ values (``-inf`` is drawn at the bottom of the axis).
     :param compare: optional {label: khat array} drawn in other colours (e.g. an untrained guide).
+    :param levels: the ok / bad thresholds (:data:`probgen.diagnostics.KHAT_BINS`).
     """
+    ok, bad = levels
     series = {"guide": np.asarray(khat, dtype=float)} if compare is None else \
         {"guide": np.asarray(khat, dtype=float), **{k: np.asarray(v, dtype=float) for k, v in compare.items()}}
     fig, ax = new_figure(figsize=(6.5, 3.2))
@@ -29,12 +36,12 @@ def plot_khat(khat, path: str | Path, *, title: str = "", compare: dict | None =
     for (label, v), colour in zip(series.items(), colours):
         shown = np.where(np.isfinite(v), v, low)
         ax.scatter(np.arange(len(v)), shown, s=8, marker="+", color=colour,
-                   label=f"{label} ({int((v > 0.7).sum())} > 0.7)")
-    for level, style in ((0.5, ":"), (0.7, "--"), (1.0, "-")):
+                   label=f"{label} ({int((v > bad).sum())} > {bad:g})")
+    for level, style in ((ok, ":"), (bad, "--"), (1.0, "-")):
         ax.axhline(level, color="0.4", lw=0.8, ls=style)
     ax.set_xlabel("data point")
     ax.set_ylabel("Pareto k̂")
-    ax.set_title(title or "importance-weight tail per point (k̂ > 0.7: IWAE unreliable)")
+    ax.set_title(title or f"importance-weight tail per point (k̂ > {bad:g}: IWAE unreliable)")
     ax.legend(loc="upper right", fontsize=8)
     return savefig(fig, path)
 
@@ -127,8 +134,100 @@ def plot_responsibilities(resp, path: str | Path, *, title: str = "", max_points
     r = np.asarray(resp, dtype=float)[:max_points]
     fig, ax = new_figure(figsize=(0.35 * r.shape[1] + 2, 0.12 * len(r) + 1.2))
     im = ax.imshow(r, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xlabel("component m")
+    ax.set_xlabel("mixture component")
     ax.set_ylabel("data point")
     fig.colorbar(im, ax=ax, label="p(m | x)")
     ax.set_title(title or "GMM responsibilities", fontsize=9)
+    return savefig(fig, path)
+
+
+def plot_sbc(counts, path: str | Path, *, labels: list, band: tuple, p_values, verdicts: list,
+             ecdf: tuple | None = None, title: str = "", max_dims: int = 8) -> Path:
+    """Simulation-based calibration: rank histograms per latent dimension with the uniform band, and
+    (``ecdf``) every dimension's ECDF difference with its simultaneous band on top.
+
+    :param counts: ``[bins, D]`` ranks per bin.
+    :param band: pointwise interval of one bin's count under uniform ranks (shaded grey).
+    :param p_values: ``[D]`` χ² p-values; with more than ``max_dims`` dimensions the smallest are shown.
+    :param verdicts: ``D`` words (calibrated, over-dispersed, ...), in each panel's title.
+    :param ecdf: ``(edges [P], diff [P, D], lower [P], upper [P])``: ECDF(u) − u at the bin edges and
+        ArviZ's simultaneous band of that difference.
+    """
+    counts = np.asarray(counts, dtype=float)
+    B, D = counts.shape
+    p = np.asarray(p_values, dtype=float)
+    shown = list(range(D)) if D <= max_dims else sorted(np.argsort(p)[:max_dims].tolist())
+    ncol = min(4, len(shown))
+    nrow = int(np.ceil(len(shown) / ncol)) + (ecdf is not None)
+    fig, axes = new_figure(nrow, ncol, figsize=(WIDTH, 1.9 * nrow), squeeze=False)
+    top = 0
+    if ecdf is not None:
+        top = 1
+        grid = axes[0][0].get_gridspec()
+        for ax in axes[0]:
+            ax.remove()
+        ax = fig.add_subplot(grid[0, :])
+        edges, diff, lo, hi = (np.pad(np.asarray(a, dtype=float), [(1, 1)] + [(0, 0)] * (np.ndim(a) - 1))
+                               for a in ecdf)  # the ECDF meets the uniform at 0 and 1
+        edges[-1] = 1.0
+        ax.fill_between(edges, lo, hi, color="0.85", step=None, label="95% simultaneous band (ArviZ)")
+        for j in range(D):
+            bad = verdicts[j] != "calibrated"
+            ax.plot(edges, diff[:, j], color="tab:red" if bad else "0.35", lw=1.2 if bad else 0.6, alpha=0.9)
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("normalised rank", fontsize=8)
+        ax.set_ylabel("ECDF − uniform", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="upper right")
+        ax.set_title(f"all {D} dimensions (red: failing)" + (f"; below, the {len(shown)} with the smallest p"
+                                                               if len(shown) < D else ""), fontsize=8)
+    for k in range(ncol * (nrow - top)):
+        ax = axes[top + k // ncol][k % ncol]
+        if k >= len(shown):
+            ax.axis("off")
+            continue
+        j = shown[k]
+        ax.axhspan(band[0], band[1], color="0.85")
+        ax.axhline(counts[:, j].sum() / B, color="0.4", lw=0.6)
+        ax.bar(np.arange(B), counts[:, j], width=1.0, color="tab:red" if verdicts[j] != "calibrated" else "tab:blue",
+               edgecolor="white", lw=0.3)
+        ax.set_title(f"{labels[j]}: {verdicts[j]}, p={p[j]:.2g}", fontsize=7)
+        ax.set_xticks([])
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title or "rank of the true z among draws of q(z|x) (flat = calibrated; ∩ too wide, ∪ too narrow)",
+                 fontsize=9)
+    fig.tight_layout()
+    return savefig(fig, path)
+
+
+def plot_collapse(labels: list, mean_variance, path: str | Path, *, kl=None, threshold: float = 0.01,
+                  title: str = "", max_dims: int = 64) -> Path:
+    """Per latent dimension: Var_x E_q[z_d | x] (log scale, the active-unit threshold dashed) and,
+    below, the KL of q(z_d | x) from the prior.
+
+    :param kl: ``[D]`` KL per dimension in nats (``None``: one panel).
+    """
+    v = np.asarray(mean_variance, dtype=float)[:max_dims]
+    d = len(v)
+    rows = 1 if kl is None else 2
+    fig, axes = new_figure(rows, 1, figsize=(WIDTH, 1.8 * rows + 0.5), squeeze=False, sharex=True)
+    ax = axes[0][0]
+    width = 0.8 if d > 4 else 0.4
+    ax.bar(np.arange(d), np.maximum(v, 1e-8), width=width, color=np.where(v > threshold, "tab:blue", "tab:red"))
+    ax.axhline(threshold, color="0.3", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_ylabel("Var_x E_q[z_d|x]", fontsize=8)
+    ax.set_title(f"posterior mean's variance over x (dashed: {threshold:g}, active above)", fontsize=8)
+    ax.tick_params(which="both", labelsize=7)
+    if kl is not None:
+        ax2 = axes[1][0]
+        ax2.bar(np.arange(d), np.asarray(kl, dtype=float)[:max_dims], width=width, color="0.45")
+        ax2.set_ylabel("KL (nats)", fontsize=8)
+        ax2.tick_params(labelsize=7)
+    bottom = axes[-1][0]
+    bottom.set_xticks(np.arange(d))
+    bottom.set_xticklabels(list(labels)[:max_dims], rotation=90 if d > 12 else 0, fontsize=6 if d > 24 else 7)
+    fig.suptitle(title or f"posterior collapse: {int((v > threshold).sum())} of {d} units active", fontsize=9)
+    fig.tight_layout()
     return savefig(fig, path)

@@ -35,12 +35,13 @@ def gmm_story(weights, means, draws, path: str | Path, *, title: str = "") -> Pa
     ys = np.arange(K)
     ax_w.barh(ys, w[order], color="tab:blue")
     ax_w.set_yticks(ys)
-    ax_w.set_yticklabels([f"m={k}" for k in order], fontsize=7)
+    # "component 3", not "m=3": students read a bare number beside digit images as a digit class
+    ax_w.set_yticklabels([f"component {k}" for k in order], fontsize=7)
     ax_w.invert_yaxis()
-    ax_w.set_xlabel("π_m")
-    ax_w.set_title("1. pick m ~ Categorical(π)", fontsize=9)
+    ax_w.set_xlabel("mixture weight π")
+    ax_w.set_title("1. pick a component ~ Categorical(π)\n(unlabelled: its number is no digit)", fontsize=9)
     ax_x.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
-    ax_x.set_title("2. draw x ~ component m (first column: its mean)", fontsize=9)
+    ax_x.set_title("2. draw x from that component (first column: its mean)", fontsize=9)
     ax_x.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)

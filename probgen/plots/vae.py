@@ -72,14 +72,18 @@ def interpolation_strip(rows, path: str | Path) -> Path:
     return traversal_grid(rows, path)
 
 
-def panel_figure(rows: Sequence[Sequence[tuple]], path: str | Path, *, suptitle: str = "", dpi: int = 110) -> Path:
+def panel_figure(rows: Sequence[Sequence[tuple]], path: str | Path, *, suptitle: str = "", dpi: int = 110,
+                 max_width: float | None = None) -> Path:
     """A table of titled image mosaics, sized so that every image is at least ``MIN_PIXELS`` a side.
 
     :param rows: figure rows, each a list of ``(title, images [n, H, W], images per row)``; a row may be
         shorter than the others (its last cells stay empty).
+    :param max_width: inches a row may take (e.g. a page's column); a longer row wraps onto the next.
     """
     mosaics = [[(title, mosaic(images, nrow=nrow), _as_array(images).shape[-2:]) for title, images, nrow in row]
                for row in rows]
+    if max_width:
+        mosaics = _wrapped(mosaics, max_width, dpi)
     ncol = max(len(r) for r in mosaics)
     sizes = [[mosaic_inches(m.shape, hw, dpi=dpi) for _, m, hw in r] for r in mosaics]
     # matplotlib's default margins take about a quarter of each side: room so images keep their size
@@ -88,7 +92,7 @@ def panel_figure(rows: Sequence[Sequence[tuple]], path: str | Path, *, suptitle:
     width = sum(w * 1.3 + 0.4 for w in widths)
     top, gap = (0.95 if suptitle else 0.5), 0.6  # inches: the title(s) above the first row, between rows
     height = sum(heights) + gap * (len(heights) - 1) + top + 0.15
-    fig, axes = new_figure(len(rows), ncol, figsize=(max(width, 3.0), height), squeeze=False,
+    fig, axes = new_figure(len(mosaics), ncol, figsize=(max(width, 3.0), height), squeeze=False,
                            gridspec_kw={"width_ratios": widths, "height_ratios": heights})
     # margins in inches, not shares of a tall figure (shares left wide gaps under the title and between rows)
     fig.subplots_adjust(top=1 - top / height, bottom=0.15 / height, hspace=gap / (sum(heights) / len(heights)))
@@ -103,6 +107,22 @@ def panel_figure(rows: Sequence[Sequence[tuple]], path: str | Path, *, suptitle:
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return savefig(fig, path, dpi=dpi)
+
+
+def _wrapped(mosaics: list, max_width: float, dpi: int) -> list:
+    """Rows of panels re-flowed so that none is wider than ``max_width`` inches (at least one panel a row)."""
+    out = []
+    for row in mosaics:
+        line, used = [], 0.0
+        for cell in row:
+            w = mosaic_inches(cell[1].shape, cell[2], dpi=dpi)[0] + 0.35  # the image and a gap (margins are cut)
+            if line and used + w > max_width:
+                out.append(line)
+                line, used = [], 0.0
+            line.append(cell)
+            used += w
+        out.append(line)
+    return out
 
 
 def nearest_pairs(generated, nearest, distances, path: str | Path, *, dpi: int = 110) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import FitBase, RunConfig, opt, parse_int_list, seed_everything
+from .config import FitBase, RunConfig, opt, parse_int_list, seed_everything, with_device
 from .gan import GameConfig
 from .models import fit_model, is_lead, register_model
 
@@ -140,6 +140,7 @@ def _write_beside(model, cfg: GANConfig, path: Path, notes: list, summary: dict)
     if result.stopped_early:
         notes.append(f"stopped after {len(result.history)} epochs (--minutes {cfg.minutes:g})")
     out = path.parent
+    summary = with_device(summary, model.device)
     write_json(out / f"{path.stem}_history.json", {"history": result.history, "summary": summary})
     if result.history:
         gplots.training_curves(result.history, out / f"{path.stem}_training.png", wgan=cfg.loss == "wgan-gp")

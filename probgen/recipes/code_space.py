@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, parse_int_list, runs_in, seed_everything
+from .config import (DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, parse_int_list, runs_in,
+                     seed_everything, with_device)
 
 __all__ = ["WhyVAEConfig", "WhyVAEResult", "why_vae", "code_space_test", "code_space_figure", "code_space_lines",
            "PRIOR_ROWS", "PATH_ROWS", "encode_mean", "decode_mean"]
@@ -248,6 +249,7 @@ def why_vae(cfg: WhyVAEConfig) -> WhyVAEResult:
                "classifier_test_accuracy": clf.test_accuracy, "ae_code_mean_norm": code_norm,
                "prior_mean_norm": prior_norm, "rows": res["rows"], "interpolation_rows": res["interpolation_rows"],
                "vae_wins": vae_wins, "verdict": verdict}
+    summary = with_device(summary, vae.device)
     write_json(out / "why_vae.json", summary)
     paths = [Path(fig), out / "why_vae.json"]
     samples = res["samples"]

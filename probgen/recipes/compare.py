@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .config import DataConfig, RunConfig, load_data, opt, out_dir, runs_in, seed_everything
+from .config import (DataConfig, RunConfig, load_data, opt, out_dir, resolve_device, runs_in, seed_everything,
+                     with_device)
 from .models import MODELS, checkpoint_extra, load_families
 from .train import save_images, train_model
 
@@ -41,6 +42,7 @@ class CompareConfig:
                          "runs that file's code) as one more row")
     story_args: list = opt(None, "its constructor arguments: KEY=VALUE ... or one JSON object", nargs="*",
                            metavar="KEY=VALUE", default_factory=list)
+    story_name: str | None = opt(None, "its row's name (default: FILE.py:NAME; never a built-in's)", metavar="NAME")
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = runs_in("runs/compare")
 
@@ -58,14 +60,17 @@ class CompareResult:
 
     def table(self) -> str:
         """The comparison table as printed by ``probgen compare``."""
-        header = (f"{'model':<12}{'#params':>10}  {'test log-lik (nats/image)':>26}  {'estimator':<26}{'K':>6}"
-                  f"{'fit s':>9}")
+        w = max([12] + [len(r["name"]) + 2 for r in self.rows])  # a story's row: FILE.py:NAME
+        header = (f"{'model':<{w}}{'#params':>10}  {'test log-lik (nats/image)':>26}  {'estimator':<26}{'K':>6}"
+                  f"{'fit wall s':>11}")
         lines = [header, "-" * len(header)]
         for r in self.rows:
             k = "-" if r["num_samples"] is None else str(r["num_samples"])
             ll = f"{r['test_log_likelihood']:.2f} ± {r['stderr']:.2f}"
-            lines.append(f"{r['name']:<12}{r['n_params'] or 0:>10}  {ll:>26}  {r['estimator']:<26}{k:>6}"
-                         f"{r['fit_seconds']:>9.1f}")
+            lines.append(f"{r['name']:<{w}}{r['n_params'] or 0:>10}  {ll:>26}  {r['estimator']:<26}{k:>6}"
+                         f"{r['fit_seconds']:>11.1f}")
+        where = sorted({str(r.get("fit_device") or "not recorded") for r in self.rows})
+        lines.append(f"  fit wall s: training wall-clock seconds, on {' / '.join(where)}")
         for r in self.rows:
             if r.get("conditional_log_likelihood") is not None:
                 lines.append(f"  {r['name']}: column = {r['quantity']}; conditional log p(x | true y) "
@@ -79,8 +84,12 @@ class CompareResult:
                              f"best {g['best_epoch']}); the model was frozen: same p(x), tighter estimate")
             if r.get("khat_share") is not None:
                 lines.append(f"  {r['name']}: share of test points with k̂ > 0.7: {r['khat_share']:.3f}")
+            if r.get("global_latents"):
+                lines.append(f"  {r['name']}: {r['global_latents']}")
             if r.get("warning"):
                 lines.append(f"  warning ({r['name']}): {r['warning']}")
+            if r.get("hint"):
+                lines.append(f"  {r['name']}: {r['hint']}")
         return "\n".join(lines)
 
 
@@ -162,6 +171,33 @@ def refit_for_scoring(model, ds, *, epochs: int, k: int, seed: int = 0, progress
     return {key: info[key] for key in ("k", "epochs", "best_epoch", "val_bound", "seconds")}
 
 
+def _story_row(cfg: CompareConfig, ds, out: Path, pointwise: dict, say) -> dict:
+    """The row of ``--story``: trained into ``out`` as ``train --story`` would (its files named after the story,
+    :func:`probgen.recipes.story.story_stem`), scored by the one policy like every row."""
+    import dataclasses
+
+    from ..evaluate import summarize
+    from .story import StoryConfig, story_stem, svi_mixture_hint, user_story
+
+    seed_everything(cfg.run.seed)
+    say(f"training {cfg.story} ...", flush=True)
+    story_cfg = StoryConfig(story=cfg.story, story_args=cfg.story_args, story_name=cfg.story_name, data=cfg.data,
+                            num_samples=0, run=dataclasses.replace(cfg.run, out=str(out)),
+                            **({"epochs": cfg.epochs} if cfg.epochs is not None else {}))
+    res = user_story(story_cfg, hold=False)  # compare holds the folder
+    seed_everything(cfg.run.seed)
+    row = score_model(res.model, ds, num_samples=cfg.num_samples, seed=cfg.run.seed, refine=cfg.refine)
+    hint = svi_mixture_hint(res.model, story_cfg.lr, story_cfg.epochs)
+    if hint:
+        row["hint"] = hint
+    values = row.pop("values")
+    s = summarize(values)
+    pointwise[res.name] = values.numpy()
+    _sample_grid(res.model, out / f"samples_{story_stem(res.name)}.png")
+    return {"name": res.name, "test_log_likelihood": s.mean, "stderr": s.stderr, **row, "fit_seconds": res.seconds,
+            "n_params": int(res.model.n_params()), "n_test": s.n, "story": cfg.story, "checkpoint": str(res.path)}
+
+
 def _trainer_params(name: str, epochs: int | None, log_dir: str | None = None):
     """The family's defaults, with ``--epochs`` and ``--log-dir`` (every registered config declares both)."""
     params = replace(MODELS[name].config(), resume=False)
@@ -197,6 +233,7 @@ def _compare(cfg: CompareConfig) -> CompareResult:
     if cfg.num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {cfg.num_samples}")
     run = cfg.run
+    device = resolve_device(run.device)  # before the first line of the run: the device line is it
     say = (lambda *a, **k: None) if run.quiet else print
     seed_everything(run.seed)
     ds = load_data(_family_data(cfg.data, names, say))
@@ -206,7 +243,7 @@ def _compare(cfg: CompareConfig) -> CompareResult:
     for name in names:
         if cfg.from_dir:  # read where it is: the run records the path, nothing is copied or rewritten
             ckpt = run_files(cfg.from_dir, name).checkpoint
-            model = load(ckpt, device=run.device)
+            model = load(ckpt, device=device)
             if model.kind != name and model.kind in MODELS:  # e.g. a GMM saved as vae.pt
                 raise ValueError(f"--from {ckpt}: holds a {model.kind!r} model, not {name!r}")
             fit_seconds = float(checkpoint_extra(ckpt).get("fit_seconds", float("nan")))
@@ -216,6 +253,7 @@ def _compare(cfg: CompareConfig) -> CompareResult:
             ckpt = run_files(out, name).checkpoint
             res = train_model(name, _trainer_params(name, cfg.epochs, cfg.log_dir), cfg.data, run, ds, path=ckpt)
             model, fit_seconds = res.model, float(res.model.train_result.seconds)  # as its checkpoint records
+        fit_device = checkpoint_extra(ckpt).get("device")  # where it trained ("cpu (1 thread)"), as its file says
         refit = refit_for_scoring(model, ds, epochs=cfg.refit_guide, k=cfg.refit_k, seed=run.seed,
                                   progress=not run.quiet, say=say) if cfg.refit_guide else None
         seed_everything(run.seed)
@@ -231,28 +269,11 @@ def _compare(cfg: CompareConfig) -> CompareResult:
             log_score(Path(cfg.log_dir) / name, {"log_likelihood": s.mean, "stderr": s.stderr,
                                                  "num_samples": row["num_samples"], "estimator": row["estimator"]})
         rows.append({"name": name, "test_log_likelihood": s.mean, "stderr": s.stderr, **row,
-                     "fit_seconds": fit_seconds, "n_params": int(model.n_params()), "n_test": s.n,
-                     "checkpoint": str(ckpt)})
+                     "fit_seconds": fit_seconds, "fit_device": fit_device, "n_params": int(model.n_params()),
+                     "n_test": s.n, "checkpoint": str(ckpt)})
         _sample_grid(model, out / f"samples_{name}.png")
     if cfg.story:  # the user's own program: trained as `probgen train --story` would, scored the same way
-        import dataclasses
-
-        from .story import StoryConfig, user_story
-
-        seed_everything(run.seed)
-        say(f"training {cfg.story} ...", flush=True)
-        story_cfg = StoryConfig(story=cfg.story, story_args=cfg.story_args, data=cfg.data, num_samples=0,
-                                run=dataclasses.replace(run, out=str(out)),
-                                **({"epochs": cfg.epochs} if cfg.epochs is not None else {}))
-        res = user_story(story_cfg)
-        seed_everything(run.seed)
-        row = score_model(res.model, ds, num_samples=cfg.num_samples, seed=run.seed, refine=cfg.refine)
-        values = row.pop("values")
-        s = summarize(values)
-        pointwise[res.model.kind] = values.numpy()
-        rows.append({"name": res.model.kind, "test_log_likelihood": s.mean, "stderr": s.stderr, **row,
-                     "fit_seconds": res.seconds, "n_params": int(res.model.n_params()), "n_test": s.n,
-                     "story": cfg.story})
+        rows.append(_story_row(cfg, ds, out, pointwise, say))
     result = {"data": {"name": ds.name, "n_test": len(ds.test), "shape": list(ds.shape),
                        "binarized": ds.binarized, "dequantized": ds.dequantized,
                        "unit": "nats per image", "quantity": "log density" if density else "log mass"},
@@ -265,6 +286,7 @@ def _compare(cfg: CompareConfig) -> CompareResult:
     elpd_text = None
     if len(pointwise) > 1 and not cfg.no_diagnostics:
         result["elpd"], elpd_text = _elpd(pointwise, out)
+    result = with_device(result, device)
     write_json(out / "results.json", result)
     _bar_figure(rows, out / "compare.png", density)
     return CompareResult(rows, out / "results.json", out, result, ds, elpd_text)

@@ -6,11 +6,16 @@ with one clear line for anything the user can fix.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["DataConfig", "RunConfig", "FitBase", "FitConfig", "load_data", "seed_everything", "resolve_device",
-           "out_dir", "write_npy", "opt", "parse_int_list", "replace_given", "runs_in"]
+           "device_opt", "describe_device", "device_announced", "with_device", "out_dir", "write_npy", "opt",
+           "parse_int_list", "replace_given", "runs_in"]
+
+#: the default of every ``--device``: CUDA when torch sees a GPU, else the CPU (:func:`resolve_device`)
+DEVICE = "auto"
 
 
 def opt(default, help: str = "", *, choices=None, flag: str | None = None, negate: str | None = None,
@@ -32,6 +37,11 @@ def threads_opt():
     """The ``--threads`` field of every trainer's config (SVI, EM, the GAN's game), written once."""
     return opt(None, "torch threads for training (default: half the cores, at most 4; 1 on a 2-core machine)",
                metavar="N")
+
+
+def device_opt():
+    """The ``--device`` field of every config that runs a model (:data:`DEVICE`), written once."""
+    return opt(DEVICE, "auto (CUDA when available, else the CPU), cpu, cuda or cuda:N")
 
 
 def parse_int_list(text, name: str) -> tuple[int, ...]:
@@ -70,7 +80,7 @@ class RunConfig:
 
     out: str = opt("runs", "output folder")
     seed: int = opt(0, "random seed")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = device_opt()
     quiet: bool = opt(False, "no progress bars")
     force: bool = opt(False, "replace a finished run (or files) in --out instead of refusing")
 
@@ -141,16 +151,117 @@ def seed_everything(seed: int) -> None:
     pyro.set_rng_seed(seed)
 
 
-def resolve_device(name: str):
-    """``"cpu"`` / ``"cuda"`` / ``"cuda:1"`` → ``torch.device``; a clear error when CUDA is missing."""
+def resolve_device(name: str, *, threads: int | None = None):
+    """``"auto"`` / ``"cpu"`` / ``"cuda"`` / ``"cuda:1"`` → ``torch.device`` (``auto``: CUDA when
+    ``torch.cuda.is_available()``, else the CPU); a clear error when CUDA is missing. Inside
+    :func:`device_announced` (a command of the CLI) the first device resolved is printed as the run's
+    first line, ``device: cuda (NVIDIA H200)`` or ``device: cpu (1 thread)``.
+
+    :param threads: the torch threads the run will use on the CPU, for that line (default: torch's now).
+    :raises ValueError: not a device, or CUDA asked for where there is none (one line naming ``--device``).
+    """
+    from ..io import check_device
+
+    try:
+        device = check_device(name)
+    except ValueError as e:
+        raise ValueError(f"--device {name}: {str(e).split(': ', 1)[-1]}") from None
+    if _ANNOUNCE and not _ANNOUNCE[-1]:
+        from ..runtime import say_first
+
+        _ANNOUNCE[-1] = True
+        say_first(f"device: {describe_device(device, threads=threads)}")
+    return device
+
+
+#: one flag per :func:`device_announced` block: has its device line been said
+_ANNOUNCE: list[bool] = []
+
+
+@contextlib.contextmanager
+def device_announced():
+    """While inside (one command of the CLI), the first :func:`resolve_device` makes the device line the
+    run's first line (on stderr): held (:func:`probgen.runtime.say_first`) until the run prints anything —
+    a log line, a progress bar, a line on stdout — or ends, and dropped when the command fails before,
+    so that a user's error stays one line."""
+    import sys
+
+    from ..runtime import drop_first, flush_first
+
+    _ANNOUNCE.append(False)
+    stdout = sys.stdout
+    sys.stdout = _FirstLineFirst(stdout)
+    try:
+        yield
+        flush_first()  # a run that printed nothing (or only files) still says where it ran
+    except BaseException:
+        drop_first()
+        raise
+    finally:
+        if isinstance(sys.stdout, _FirstLineFirst):
+            sys.stdout = stdout
+        _ANNOUNCE.pop()
+
+
+class _FirstLineFirst:
+    """``sys.stdout`` during a command: the held device line goes out (on stderr) with its first output —
+    above it on a terminal, just after it into a pipe or file (a reader that left, a broken pipe, then
+    gets a quiet exit)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from ..runtime import drop_first, flush_first
+
+        if text and _is_terminal(self._stream):
+            flush_first()
+        try:
+            n = self._stream.write(text)
+        except BrokenPipeError:
+            drop_first()
+            raise
+        if text.endswith("\n"):  # after a whole line (print writes the text, then its newline)
+            flush_first()
+        return n
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def describe_device(device, *, threads: int | None = None) -> str:
+    """``cuda:0 (NVIDIA H200)`` or ``cpu (2 threads)``: a device as the run's first line and every
+    result file name it.
+
+    :param device: a ``torch.device`` or its name (``"auto"`` resolved first).
+    :param threads: the CPU threads to name (default: ``torch.get_num_threads()``).
+    """
     import torch
 
-    if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r}: not a device (use cpu or cuda)") from None
+    from ..io import check_device
+
+    device = check_device(device)
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    n = threads or torch.get_num_threads()
+    return f"{device} ({n} thread{'' if n == 1 else 's'})"
+
+
+def with_device(summary: dict, device, *, threads: int | None = None) -> dict:
+    """``summary`` with the device its numbers were measured on (``"device": "cuda:0 (NVIDIA H200)"``),
+    what every result file a recipe writes records (a checkpoint's ``extra`` too).
+
+    :param device: the run's device (a name, ``"auto"`` included, or a ``torch.device``).
+    :param threads: the CPU threads to name (default: torch's now).
+    """
+    return {**summary, "device": describe_device(device, threads=threads)}
 
 
 def load_data(cfg: DataConfig, *, need_labels: bool = False):

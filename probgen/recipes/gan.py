@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import (DataConfig, RunConfig, load_data, opt, out_dir, parse_int_list, resolve_device, runs_in,
-                     seed_everything, threads_opt)
+from .config import (DataConfig, RunConfig, device_opt, load_data, opt, out_dir, parse_int_list, resolve_device,
+                     runs_in, seed_everything, threads_opt, with_device)
 
 __all__ = ["TOY_TARGETS", "GameConfig", "GanToyConfig", "WalkConfig", "JudgeConfig", "ToyResult", "WalkResult",
            "JudgeResult", "gan_toy", "walk", "judge", "toy_target", "quality_line"]
@@ -110,7 +110,7 @@ class WalkConfig:
     out: str = opt("runs/walk", "a .png file (also writes <stem>_linear.png, <stem>_spherical.png, <stem>.json), "
                                 "or a folder that receives walk.png and those")
     seed: int = opt(0, "random seed")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = device_opt()
     force: bool = opt(False, "replace the files this command writes if they exist")
 
 
@@ -152,17 +152,17 @@ def quality_line(name: str, q: dict, fd: float) -> str:
 
 
 # -- the 1-D toy ---------------------------------------------------------------------------------
-def toy_target(name: str):
-    """``(sample(n) -> [n, 1], pdf(x) -> array, std)`` of a :data:`TOY_TARGETS` mixture."""
+def toy_target(name: str, device="cpu"):
+    """``(sample(n) -> [n, 1], pdf(x) -> array, std)`` of a :data:`TOY_TARGETS` mixture (samples on ``device``)."""
     import numpy as np
     import torch
 
     comps = TOY_TARGETS[name]
-    w, mu, sd = (torch.tensor([c[i] for c in comps]) for i in range(3))
+    w, mu, sd = (torch.tensor([c[i] for c in comps], device=device) for i in range(3))
 
     def sample(n: int) -> torch.Tensor:
         k = torch.multinomial(w, n, replacement=True)
-        return (mu[k] + sd[k] * torch.randn(n)).unsqueeze(1)  # n × 1
+        return (mu[k] + sd[k] * torch.randn(n, device=device)).unsqueeze(1)  # n × 1
 
     def pdf(x):
         x = np.asarray(x, dtype=np.float64)
@@ -175,7 +175,7 @@ def toy_target(name: str):
 def _w1(a, b) -> float:
     from scipy.stats import wasserstein_distance
 
-    return float(wasserstein_distance(a.reshape(-1).double().numpy(), b.reshape(-1).double().numpy()))
+    return float(wasserstein_distance(a.reshape(-1).double().cpu().numpy(), b.reshape(-1).double().cpu().numpy()))
 
 
 def gan_toy(cfg: GanToyConfig) -> ToyResult:
@@ -198,14 +198,15 @@ def gan_toy(cfg: GanToyConfig) -> ToyResult:
     from ..runtime import set_threads
 
     threads = torch.get_num_threads()
-    set_threads(cfg.threads or 1)  # 1-D nets this small run faster on one thread than on several
+    n = set_threads(cfg.threads or 1)  # 1-D nets this small run faster on one thread than on several
+    device = resolve_device(cfg.run.device, threads=n)
     try:
-        return _gan_toy(cfg, out)
+        return _gan_toy(cfg, out, device)
     finally:
         torch.set_num_threads(threads)
 
 
-def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
+def _gan_toy(cfg: GanToyConfig, out: Path, device) -> ToyResult:
     import numpy as np
     import torch
 
@@ -215,10 +216,10 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
     from ..models.gan import GAN
     from ..plots import gan as gplots
 
-    sample_data, pdf, spread = toy_target(cfg.target)
+    sample_data, pdf, spread = toy_target(cfg.target, device)
     model = GAN("mlp", x_shape=[1], z_dim=cfg.z_dim, hidden=list(parse_int_list(cfg.hidden, "--hidden")),
                 loss=cfg.loss, output="linear", dropout=cfg.dropout, spectral_norm=cfg.spectral_norm, ema=cfg.ema,
-                n_fixed=1)
+                n_fixed=1).to(device)
     wgan = cfg.loss == "wgan-gp"
     grid = np.linspace(-5, 5, 400)
     snap_steps = sorted({int(round(s)) for s in np.linspace(0, cfg.steps, cfg.snapshots)})
@@ -228,9 +229,9 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
     def snapshot(step: int) -> dict:
         model.eval()
         with torch.no_grad():
-            gen = model.sample(n_eval)[:, 0]
-            d = model.discriminator(torch.as_tensor(grid, dtype=torch.float32).unsqueeze(1))
-            d = d if wgan else torch.sigmoid(d)
+            gen = model.sample(n_eval)[:, 0].cpu()
+            d = model.discriminator(torch.as_tensor(grid, dtype=torch.float32, device=device).unsqueeze(1))
+            d = (d if wgan else torch.sigmoid(d)).cpu()
         model.train()
         return {"step": step, "grid": grid, "data_pdf": pdf(grid), "samples": gen.numpy(), "d": d.numpy(),
                 "w1": _w1(gen, sample_data(n_eval))}
@@ -259,7 +260,7 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
     seconds = res.seconds
     model.eval()
     with torch.no_grad():
-        final = model.sample(20000)[:, 0]
+        final = model.sample(20000)[:, 0].cpu()
     final_w1 = _w1(final, sample_data(20000))
     comps = TOY_TARGETS[cfg.target]
     # mass of the generator near each target mode (nearest-mean assignment)
@@ -277,6 +278,7 @@ def _gan_toy(cfg: GanToyConfig, out: Path) -> ToyResult:
         "snapshot_wasserstein": [s["w1"] for s in snaps],
         "per_step": curve,
     }
+    summary = with_device(summary, device, threads=torch.get_num_threads())
     write_json(out / "toy.json", summary)
     gplots.toy_figure(snaps, out / "toy.png", wgan=wgan, title=f"1-D GAN ({cfg.loss}) on the {cfg.target} target")
     gplots.wasserstein_curve([c["step"] for c in curve], [c["wasserstein"] for c in curve],
@@ -309,7 +311,8 @@ def walk(cfg: WalkConfig) -> WalkResult:
 
     check_sizes(cfg)  # --n and --steps: the images of one figure
     out = claim(cfg)[0]  # --out: a .png or a folder; nothing replaced without --force
-    model = load(cfg.checkpoint, device=str(resolve_device(cfg.device)))
+    device = resolve_device(cfg.device)
+    model = load(cfg.checkpoint, device=str(device))
     check_kind("walk", model, cfg.checkpoint)  # decode(z) from a code alone
     seed_everything(cfg.seed)
     codes = torch.randn(cfg.n, model.z_dim, generator=torch.Generator().manual_seed(cfg.seed))  # n × z_dim
@@ -342,6 +345,7 @@ def walk(cfg: WalkConfig) -> WalkResult:
                "norm_middle_linear_mean": float(norms["linear"][:, mid].mean()),
                "norm_middle_spherical_mean": float(norms["spherical"][:, mid].mean()),
                "norms_linear": norms["linear"], "norms_spherical": norms["spherical"]}
+    summary = with_device(summary, device)
     write_json(f"{stem}.json", summary)
     lines = [f"{cfg.n - 1} walks of {cfg.steps} steps through the {model.z_dim}-d code space of a {model.kind}; "
              f"mean ‖z‖ at the middle: linear {summary['norm_middle_linear_mean']:.2f}, spherical "
@@ -387,6 +391,7 @@ def judge(cfg: JudgeConfig) -> JudgeResult:
     for ckpt in cfg.checkpoints:  # before the classifier trains
         check_checkpoint("gan-eval", ckpt)
     seed = cfg.run.seed
+    device = resolve_device(cfg.run.device)  # the checkpoints' device (the classifier trains on the CPU)
     seed_everything(seed)
     ds = load_data(cfg.data, need_labels=True)
     out = out_dir(cfg.run.out)
@@ -398,7 +403,7 @@ def judge(cfg: JudgeConfig) -> JudgeResult:
     lines.append(quality_line("real test set", real_q, floor) + "  (validation vs test: the floor)")
     results: dict[str, dict] = {}
     for ckpt in cfg.checkpoints:
-        model = load(ckpt, device=str(resolve_device(cfg.run.device)))
+        model = load(ckpt, device=str(device))
         x, mean = _draw(model, ckpt, cfg.n, mean=cfg.mean, seed=seed, ds=ds)
         q = sample_quality(clf, x)
         fd = frechet_distance(clf, ds.test, x)
@@ -421,6 +426,7 @@ def judge(cfg: JudgeConfig) -> JudgeResult:
                "classifier_test_accuracy": clf.test_accuracy, "frechet_floor_val_vs_test": floor,
                "note": "Fréchet distance in the classifier's penultimate features, not Inception FID",
                "models": results}
+    summary = with_device(summary, device)
     write_json(out / "eval.json", summary)
     gplots.class_histograms({"real test": {"class_histogram": real_q["class_histogram"]}, **results},
                             out / "class_histograms.png")

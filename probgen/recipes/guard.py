@@ -100,7 +100,9 @@ BOUNDS: dict[str, list] = {
                        ("--draws", lambda c: c.draws, 1, MAX_IMPORTANCE, "guide draws per point"),
                        ("--chains", lambda c: c.chains, 1, 64, "NUTS chains"),
                        ("--nuts-samples", lambda c: c.nuts_samples, 2, MAX_IMPORTANCE, "NUTS draws per chain"),
-                       ("--nuts-warmup", lambda c: c.nuts_warmup, 0, MAX_IMPORTANCE, "NUTS warm-up steps")],
+                       ("--nuts-warmup", lambda c: c.nuts_warmup, 0, MAX_IMPORTANCE, "NUTS warm-up steps"),
+                       ("--sbc", lambda c: c.sbc, 0, MAX_IMPORTANCE, "calibration simulations"),
+                       ("--sbc-draws", lambda c: c.sbc_draws, 1, MAX_IMPORTANCE, "guide draws per simulation")],
     "CompareConfig": [("--num-samples", lambda c: c.num_samples, 1, MAX_IMPORTANCE, "importance samples per point"),
                       ("--refit-guide", lambda c: c.refit_guide, 0, None, ""),
                       ("--refit-k", lambda c: c.refit_k, 1, MAX_IMPORTANCE, "samples of z per example and step"),
@@ -300,7 +302,7 @@ OUTPUTS: dict = {
     + (_in_run("why_vae_samples.npz")(c) if c.npy else []),
     "gan-toy": lambda c: _in_run("toy.png", "toy.json", "toy_wasserstein.png")(c) + _run_file(c, "toy_gan"),
     "problems": _in_run("blur.png", "nearest.png", "distances.png", "problems.json"),
-    "diagnose": _in_run("summary.json", "khat.png", "diagnostics.nc", "responsibilities.png"),
+    "diagnose": _in_run("summary.json", "khat.png", "diagnostics.nc", "responsibilities.png", "sbc.png", "collapse.png"),
 }
 #: configs of commands that read no checkpoint (not in :data:`COMMAND_OF`) but write files
 _WRITERS = {"WhyVAEConfig": "why-vae", "GanToyConfig": "gan-toy"}

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import (DataConfig, FitBase, FitConfig, RunConfig, load_data, opt, parse_int_list,
-                     resolve_device)
+                     resolve_device, with_device)
 
 __all__ = ["ModelSpec", "MODELS", "TOUR", "register_model", "model_spec", "load_families", "fit_model",
            "fit_limits", "is_lead", "checkpoint_data", "checkpoint_extra", "load_checkpoint_data",
@@ -189,21 +189,23 @@ def fit_model(model, cfg: FitBase, ds, path: Path, run: RunConfig, notes: list |
     """
     from ..runtime import set_threads
 
+    threads = set_threads(cfg.threads)  # one thread on a loaded 2-core machine; --threads overrides
+    device = resolve_device(run.device, threads=threads)  # "auto" resolved (and said, by the CLI) here
     dist = None
     if cfg.distributed:
         from ..infer.distributed import Distributed
 
-        dist = options["distributed"] = Distributed.from_env(run.device)
-    model = model.to(dist.device if dist is not None else resolve_device(run.device))
-    set_threads(cfg.threads)  # one thread on a loaded 2-core machine; --threads overrides
+        dist = options["distributed"] = Distributed.from_env(device)  # CUDA: cuda:LOCAL_RANK, NCCL
+    model = model.to(dist.device if dist is not None else device)
     labels = model.traits.labels if labels is None else labels
     x, y, limits = fit_limits(cfg, ds, ds.train_labels if labels else None, notes)
     options = {**cfg.fit_options(run), **options}
     options["callbacks"] = [*options.get("callbacks", ()), *limits]
     notes = notes if notes is not None else []
 
-    def measured(trained) -> dict:
-        return {**cfg.metrics(trained, ds, notes), **(extra(trained) if extra is not None else {})}
+    def measured(trained) -> dict:  # the device the file was trained on, as every result records it
+        return with_device({**cfg.metrics(trained, ds, notes), **(extra(trained) if extra is not None else {})},
+                           trained.device, threads=threads)
 
     cfg.warm_start(model, ds, path, run)
     model.fit(x, y=y, val=ds.val, val_y=ds.val_labels if labels else None, checkpoint=path,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import opt, write_npy
+from .config import device_opt, opt, write_npy
 from .models import checkpoint_data, checkpoint_extra
 from .train import load_for_sampling, save_images
 
@@ -28,7 +28,7 @@ class CompleteConfig:
     npy: str | None = opt(None, "also save the completions, [images, n, H, W]")
     quiet: bool = opt(False, "no progress bar")
     seed: int = opt(0, "random seed")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = device_opt()
     force: bool = opt(False, "replace the files this command writes if they exist")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataConfig, RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything
+from .config import DataConfig, RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything, with_device
 
 __all__ = ["ProblemsConfig", "ProblemsResult", "problems"]
 
@@ -95,7 +95,7 @@ def problems(cfg: ProblemsConfig) -> ProblemsResult:
     blur_png = panel_figure([[(f"{k}\nsharpness {sharp[k]:.3f}, grey {100 * grey[k]:.0f}%",
                                v.reshape(len(v), *ds.shape), side) for k, v in images.items()]], out / "blur.png",
                             suptitle=f"blur: sharpness = mean |neighbouring pixel difference|, grey = pixels in "
-                                     f"(0.1, 0.9) ({ds.name}; real images for scale)")
+                                     f"(0.1, 0.9) ({ds.name}; real images for scale)", max_width=8.5)
 
     # -- imitate or create --------------------------------------------------------------------
     gen = means[:cfg.n_eval].reshape(-1, *ds.shape)
@@ -116,6 +116,7 @@ def problems(cfg: ProblemsConfig) -> ProblemsResult:
                                           "held_out_5th_percentile": close,
                                           "generated_closer_than_that": copies,
                                           "n": len(gen)}}
+    numbers = with_device(numbers, device)
     write_json(out / "problems.json", numbers)
     width = max(len(k) for k in sharp)
     lines = [f"data: {ds.describe()}",

@@ -24,7 +24,8 @@ from .config import DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, r
 from .models import fit_model
 
 __all__ = ["StoryConfig", "StoryResult", "user_story", "load_story_class", "load_story_program",
-           "load_story_checkpoint", "parse_story_args", "build_story", "recorded_code"]
+           "load_story_checkpoint", "parse_story_args", "build_story", "recorded_code", "story_label", "story_stem",
+           "svi_mixture_hint"]
 
 
 @dataclass
@@ -40,6 +41,8 @@ class StoryConfig(FitConfig):
     elbo: str | None = opt(None, "objective (default: detected; enum for enumerated sites)")
     labels: bool = opt(False, "pass the data's labels to the story as y (automatic when its model requires y)")
     num_samples: int = opt(100, "importance samples for the test log-likelihood printed at the end, 0: skip")
+    story_name: str | None = opt(None, "the story's name in tables and run files (default: FILE.py:NAME; its "
+                                       "files OUT/FILE.NAME.pt)", flag="--name", metavar="NAME")
 
     def fit_options(self, run: RunConfig) -> dict:
         """SVI's options and the objective (``elbo``; ``None``: detected by the story check)."""
@@ -59,25 +62,28 @@ class StoryResult:
     estimator: str = "IWAE"  # "IWAE, marginal over labels" for a program that takes a label
     conditional: object | None = None  # summarize(log p(x | true y)) for such a program
     label_prior: str | None = None  # "uniform over 10" or "the model's site 'y'"
+    name: str = ""  # its name in tables (story_label)
+    notes: list = field(default_factory=list)  # one line each: what the number is, warnings, hints
 
     def lines(self, spec: str) -> list[str]:
         elbo = self.model.checked.elbo if self.model.traits.trainer == "svi" else None
         out = [f"trained {spec} on {self.dataset.describe()} in {self.seconds:.1f} s "
                f"({self.model.n_params()} parameters, elbo={elbo}) -> {self.path}"]
         if self.test_log_likelihood is not None:
-            out.append(f"test log-likelihood: {self.test_log_likelihood} nats/image "
-                       f"({self.estimator}, K={self.num_samples})")
+            k = "" if self.num_samples is None else f", K={self.num_samples}"
+            out.append(f"test log-likelihood: {self.test_log_likelihood} nats/image ({self.estimator}{k})")
         if self.label_prior is not None:
             cond = "n/a (p(y) depends on a latent)" if self.conditional is None else f"{self.conditional} nats/image"
             out.append(f"  p(y): {self.label_prior}; conditional log p(x | true y): {cond} (separate column)")
-        return out
+        return out + [f"  {note}" for note in self.notes]
 
 
 def parse_story_args(items) -> dict:
     """``["z_dim=4", "hidden=[64,32]", "name=t"]`` → ``{"z_dim": 4, "hidden": [64, 32], "name": "t"}``.
 
-    Values are Python literals where they parse as one (numbers, lists, True/None), else strings.
-    One item that starts with ``{`` is read as a JSON object: ``['{"z_dim": 4}']``.
+    Values are Python literals or JSON values where they parse as one (numbers, lists, ``True``/``None``,
+    ``true``/``false``/``null``), else strings. One item that starts with ``{`` is read as a JSON object:
+    ``['{"z_dim": 4}']``.
     """
     if isinstance(items, dict):
         return dict(items)
@@ -99,12 +105,51 @@ def parse_story_args(items) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or not key.isidentifier():
             raise ValueError(f"--story-args: expected KEY=VALUE, got {item!r}")
-        try:
-            value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            value = text.strip()
-        out[key] = value
+        out[key] = _value(text.strip())
     return out
+
+
+def _value(text: str):
+    """A Python literal, else a JSON value (``null``, ``true``, ``[1, 2]``), else the string itself."""
+    import json
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def story_label(spec: str, name: str | None = None) -> str:
+    """A user story's name in tables and figures: ``name`` (``--name``), else its spec without folders
+    (``pyro_vae.py:VAE``, ``gmm.py``): never the name of a built-in model, whatever its class is called.
+
+    :raises ValueError: ``name`` is a built-in model's name or not a plain name.
+    """
+    from .models import MODELS, load_families
+
+    if name:
+        load_families()
+        if name in MODELS or name == "compare":
+            raise ValueError(f"--name {name}: is the name of probgen's own {name!r}; choose another name")
+        if not re.fullmatch(r"[0-9A-Za-z_][0-9A-Za-z_.:,+-]*", name) or name.endswith(".pt"):
+            raise ValueError(f"--name {name!r}: use letters, digits and _ . : , + - (no folder, no .pt)")
+        return name
+    path, sep, names = str(spec).rpartition(":") if ":" in str(spec) and not str(spec).endswith(".py") else (spec, "", "")
+    return Path(path).name + (sep + names if sep else "")
+
+
+def story_stem(label: str) -> str:
+    """The file stem of a story's run files (``OUT/<stem>.pt``): its label with ``.py:`` -> ``.``, ``,`` -> ``-``
+    (``pyro_vae.VAE``); ``-story`` added where that is a built-in model's name (a ``vae.py`` of functions)."""
+    from .models import MODELS, load_families
+
+    stem = re.sub(r"[^0-9A-Za-z_.+-]+", "-", label.replace(".py:", ".").removesuffix(".py").replace(":", "."))
+    load_families()
+    return stem + "-story" if stem in MODELS or stem == "compare" else stem
 
 
 def _import_story_file(path_text: str, spec: str):
@@ -267,12 +312,35 @@ def load_story_checkpoint(path: str | Path, *, allow_code: bool = False, story: 
     return Story.load(path, device=device, story=obj)
 
 
-def user_story(cfg: StoryConfig) -> StoryResult:
-    """Build the story named by ``cfg.story``, fit it, save ``run.out/<kind>.pt``, score the test set."""
-    import torch
+def user_story(cfg: StoryConfig, *, hold: bool = True) -> StoryResult:
+    """Build the story named by ``cfg.story``, fit it, save ``run.out/<stem>.pt`` (:func:`story_stem`: named
+    after the story, never after a built-in), score the test set by the one policy
+    (:func:`probgen.evaluate.score`).
+
+    :param hold: run inside :func:`probgen.runs.run_folder` as ``train MODEL`` does (a lock, a manifest
+        written last, a finished run replaced only with ``--resume`` / ``--force``); ``compare`` holds its
+        own folder and passes ``False``; inside a folder this process holds already (the tour's), not held.
+    """
+    import contextlib
+
+    from ..io import run_files
+    from ..runs import inside_held, run_folder
 
     if cfg.epochs < 0 or cfg.num_samples < 0:
         raise ValueError("--epochs and --num-samples must be >= 0")
+    label = story_label(cfg.story, cfg.story_name)
+    out = out_dir(cfg.run.out)
+    files = run_files(out, story_stem(label))
+    hold = hold and not inside_held(out)  # inside the tour's folder: its policy has decided
+    held = (run_folder(out, name=files.name, command=f"train --story {cfg.story}", force=cfg.run.force,
+                       resume=cfg.resume) if hold else contextlib.nullcontext(out))
+    with held:
+        return _train_story(cfg, label, files.checkpoint)
+
+
+def _train_story(cfg: StoryConfig, label: str, path: Path) -> StoryResult:
+    import torch
+
     obj, source = load_story_program(cfg.story)
     kwargs = parse_story_args(cfg.story_args)
     seed_everything(cfg.run.seed)
@@ -283,22 +351,45 @@ def user_story(cfg: StoryConfig) -> StoryResult:
         raise ValueError(f"{ds.name}: {source['spec'] if source else 'the story'} takes a label y, and the data has none")
     if labels and model.n_classes is None:
         model.n_classes = ds.n_classes  # the uniform p(y) of the marginal, unless the program has its own
-    from ..io import run_files
-
-    path = run_files(out_dir(cfg.run.out), model.kind).checkpoint
     t0 = time.perf_counter()
     fit_model(model, cfg, ds, path, cfg.run, labels=labels)
-    result = StoryResult(model, path, time.perf_counter() - t0, ds, num_samples=cfg.num_samples)
+    result = StoryResult(model, path, time.perf_counter() - t0, ds, num_samples=cfg.num_samples, name=label)
     if cfg.num_samples:
         from ..evaluate import score, summarize
 
-        with torch.no_grad():
-            if model.traits.labels:  # the one policy: marginal over labels, as the CVAE
-                s = score(model, ds.test.to(model.device), y=ds.test_labels, num_samples=cfg.num_samples)
-                result.estimator, result.label_prior = s.estimator, s.extra.get("label_prior")
-                result.conditional = None if s.conditional is None else summarize(s.conditional)
-                ll = s.values
-            else:
-                ll = model.log_prob(ds.test, ds.test_labels if labels else None, num_samples=cfg.num_samples)
-        result.test_log_likelihood = summarize(ll)
+        with torch.no_grad():  # the one policy: marginal over labels for a conditional story, as the CVAE
+            s = score(model, ds.test.to(model.device), y=ds.test_labels if labels else None,
+                      num_samples=cfg.num_samples, khat=False)
+        result.estimator, result.num_samples = s.estimator, s.k
+        result.label_prior = s.extra.get("label_prior")
+        result.conditional = None if s.conditional is None else summarize(s.conditional)
+        result.test_log_likelihood = summarize(s.values)
+        result.notes += [n for n in (s.extra.get("global_latents"), s.warning) if n]
+    hint = svi_mixture_hint(model, cfg.lr, cfg.epochs)
+    if hint:
+        result.notes.append(hint)
     return result
+
+
+def svi_mixture_hint(model, lr: float, epochs: int) -> str | None:
+    """A hint when a story whose only per-example latents are enumerated (a mixture: its guide draws nothing
+    per example) was fitted by SVI and shows why it may end far below EM on the same model: its loss still
+    falling when training stopped (the epochs, the learning rate). ``None`` otherwise, or when not scored yet.
+
+    :param lr: the learning rate it was trained with; ``epochs``: the epochs asked for.
+    """
+    from ..importance import last_plan
+
+    plan, checked, result = last_plan(model), model.checked, model.train_result
+    if plan is None or plan.local_guided or not plan.enumerated or checked is None or "enum" not in checked.elbo \
+            or result is None:
+        return None
+    losses = [r.get("val_loss", r.get("train_loss")) for r in result.history]
+    losses = [v for v in losses if v is not None]
+    if len(losses) < 2 or losses[-2] - losses[-1] < 0.01:  # converged (nats per example and epoch)
+        return None
+    return (f"hint: {', '.join(map(repr, plan.enumerated))} is summed out exactly and the guide draws nothing per "
+            f"example (a mixture), fitted by SVI: its loss still fell {losses[-2] - losses[-1]:.2g} nats/image in the "
+            f"last of {len(losses)} epochs (of {epochs}) at lr={lr:g}. Gradient steps fit a mixture far more slowly "
+            f"than EM fits the same model: train longer (--epochs){', raise --lr (e.g. 0.01-0.05)' if lr < 0.01 else ''}"
+            ", or start the component means from data (k-means)")

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataConfig, FitConfig, RunConfig, opt, resolve_device, seed_everything
+from .config import DataConfig, FitConfig, RunConfig, device_opt, opt, resolve_device, seed_everything, with_device
 from .models import fit_model, register_model
 
 __all__ = ["SentenceVAEConfig", "PoemConfig", "PoemResult", "poem", "InterpolateTextConfig",
@@ -104,7 +104,7 @@ def _fit_sentence_vae(model, cfg: SentenceVAEConfig, text, path: Path, run: RunC
     samples = model.sample(5)
     report["samples"] = samples
     notes.append("samples:\n  " + "\n  ".join(samples))
-    write_json(path.with_suffix(".json"), report)
+    write_json(path.with_suffix(".json"), with_device(report, model.device))
     return model
 
 
@@ -164,7 +164,7 @@ class PoemConfig:
     max_len: int | None = opt(None, "longest line in tokens (default: the model's)")
     allow_unk: bool = opt(False, "let the decoder write <unk> (default: renormalise over known tokens)")
     seed: int = opt(0, "random seed")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = device_opt()
 
 
 @dataclass
@@ -219,7 +219,7 @@ class InterpolateTextConfig:
                             "pair); 0 = off")
     temperature: float = opt(1.0, "with --sample")
     seed: int = opt(0, "random seed")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = device_opt()
 
 
 @dataclass

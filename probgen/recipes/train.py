@@ -5,8 +5,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import (DataConfig, RunConfig, load_data, opt, out_dir, resolve_device, runs_in, seed_everything,
-                     write_npy)
+from .config import (DataConfig, RunConfig, device_opt, load_data, opt, out_dir, resolve_device, runs_in,
+                     seed_everything, write_npy)
 from .guard import MAX_IMAGES, check_kind, check_sizes, count
 from .models import is_lead, model_spec
 
@@ -34,9 +34,11 @@ class TrainResult:
     notes: list = field(default_factory=list)  # summary lines a caller may print
 
     def line(self, name: str) -> str:
-        return (f"trained {name} on {self.dataset.describe()} in {self.seconds:.1f} s ({self.model.n_params()} "
-                f"parameters) "
-                f"-> {self.path}")
+        fit = self.model.train_result
+        step = "" if fit is None or fit.step == "eager" else \
+            f"; SVI steps {fit.step}, captured once in {fit.capture_seconds:.2f} s"
+        return (f"trained {name} on {self.dataset.describe()} in {self.seconds:.1f} s wall on "
+                f"{self.model.device.type} ({self.model.n_params()} parameters{step}) -> {self.path}")
 
 
 def _load(spec, params, data_cfg: DataConfig):
@@ -111,7 +113,7 @@ class SampleConfig:
     story: str | None = opt(None, "a checkpoint of your own program: name its code, FILE.py:NAME (runs that "
                                   "file; never done without this flag)", metavar="FILE.py:NAME")
     seed: int = opt(0, "random seed")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = device_opt()
     force: bool = opt(False, "replace the files this command writes if they exist")
 
 

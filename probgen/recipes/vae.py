@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .code_space import WhyVAEConfig, WhyVAEResult, decode_mean, encode_mean, why_vae  # noqa: F401 - re-exported
-from .config import DataConfig, opt, resolve_device, seed_everything, write_npy
+from .config import DataConfig, device_opt, opt, resolve_device, seed_everything, write_npy
 from .guard import outputs_of
 from .models import load_checkpoint_data
 
@@ -32,7 +32,7 @@ class PictureConfig:
     label: int | None = opt(None, "CVAE only: class to decode as (default: the label of the image used)")
     data: DataConfig | None = None  # None (or its data None): the data the checkpoint was trained on
     seed: int = opt(0, "random seed")
-    device: str = opt("cpu", "cpu or cuda")
+    device: str = device_opt()
     force: bool = opt(False, "replace the files this command writes if they exist")
 
 

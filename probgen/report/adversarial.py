@@ -24,7 +24,8 @@ def _toy(sec, t, d, p) -> None:
 
     toy = d / "toy"
     res = t.step(sec, "1-D toy", gan_toy, GanToyConfig(steps=p["toy_steps"], snapshots=5,
-                                                       run=RunConfig(out=str(toy), seed=t.seed, quiet=True)))
+                                                       run=RunConfig(out=str(toy), seed=t.seed, device=t.device,
+                                                                     quiet=True)))
     if res is None:
         return
     t.numbers[sec.key]["toy"] = {k: res.summary.get(k) for k in ("final_wasserstein", "wasserstein_floor",
@@ -70,7 +71,8 @@ def adversarial(sec, t):
                       "docs/gan.md). "
                       "In section 6 its grey samples serve as pixel probabilities of the Parzen window's Bernoulli "
                       "kernel, so that its row is a log mass on the same binarized test digits as the others'.")
-    cfg = WalkConfig(checkpoint=str(t.checkpoint(name)), n=5, steps=8, out=str(d / "walk.png"), seed=t.seed)
+    cfg = WalkConfig(checkpoint=str(t.checkpoint(name)), n=5, steps=8, out=str(d / "walk.png"), seed=t.seed,
+                     device=t.device)
     if t.step(sec, "code-space walk", walk, cfg) is not None:
         sec.figure(d / "walk.png", "Walks between random codes, along straight lines and great circles. Look "
                    "for smooth changes between digits; the middle of a straight line has a smaller norm than "

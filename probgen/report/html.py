@@ -1,7 +1,8 @@
 """A self-contained HTML report: one page, images embedded as base64 data URIs, inline CSS.
 
 No JavaScript, no external resources (fonts, scripts, style sheets, images), so the page
-renders the same from a file, an e-mail attachment or a CI artefact, offline. Used by
+renders the same from a file, an e-mail attachment or a CI artefact, offline. Nothing is wider than the
+column: a figure scales down to it, a wide table or program output scrolls inside its own box. Used by
 ``probgen tour``; nothing here knows about models.
 
     rep = Report("probgen tour", subtitle="digits, seed 0")
@@ -23,17 +24,18 @@ __all__ = ["Report", "Section", "data_uri", "image_mime"]
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:60rem;margin:2rem auto;
-padding:0 1rem;color:#1d1d1f;line-height:1.5;background:#fff}
+padding:0 1rem;overflow-wrap:anywhere;color:#1d1d1f;line-height:1.5;background:#fff}
 h1{font-size:1.8rem;margin-bottom:.2rem}h2{font-size:1.35rem;margin-top:2.5rem;border-bottom:1px solid #ddd;
 padding-bottom:.2rem}h3{font-size:1.05rem;margin:1.2rem 0 .3rem}
 .meta{color:#666;font-size:.9rem}nav ol{columns:2;font-size:.95rem}
-figure{margin:1rem 0;display:inline-block;vertical-align:top;max-width:100%;overflow-x:auto}
-figure img{max-width:none;image-rendering:pixelated;border:1px solid #eee}
+figure{margin:1rem 0;display:inline-block;vertical-align:top;max-width:100%}
+figure img{max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #eee;box-sizing:border-box}
+.wide{max-width:100%;overflow-x:auto}
 figcaption{font-size:.88rem;color:#444;max-width:34rem}
 table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.25rem .55rem;
 text-align:right}th{background:#f5f5f7}td:first-child,th:first-child{text-align:left}
 caption{caption-side:bottom;font-size:.85rem;color:#555;text-align:left;padding-top:.3rem}
-pre{background:#f5f5f7;padding:.7rem;overflow-x:auto;font-size:.85rem}
+pre{background:#f5f5f7;padding:.7rem;overflow-x:auto;font-size:.85rem;max-width:100%;box-sizing:border-box}
 .error{background:#fdecea;border-left:4px solid #d93025;padding:.5rem .8rem;margin:.8rem 0}
 .note{background:#eef4fd;border-left:4px solid #1a73e8;padding:.5rem .8rem;margin:.8rem 0}
 .status{font-size:.85rem;color:#666}
@@ -99,7 +101,9 @@ class Section:
         head = "".join(f"<th>{_esc(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
         cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
-        self.blocks.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        # a table wider than the column scrolls inside its own box, never the page
+        self.blocks.append(f'<div class="wide"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+                           "</table></div>")
 
     def pre(self, text: str) -> None:
         """Preformatted text (program output, generated lines)."""

@@ -34,7 +34,7 @@ def faces(sec, t):
                   "pixel's grey level is the target of a Bernoulli cross-entropy; a Normal likelihood with a "
                   "learned scale shrinks its scale on the training faces and decodes noise elsewhere.")
     cfg = TraverseConfig(checkpoint=str(t.checkpoint(name)), out=str(d / "traverse.png"), data=t.data_config(),
-                         seed=t.seed, base="zero", span=2.0, steps=p["face_steps"])
+                         seed=t.seed, base="zero", span=2.0, steps=p["face_steps"], device=t.device)
     res = t.step(sec, "traversal", traverse, cfg)
     if res is not None:
         i, j = res.numbers["dims"]
@@ -44,7 +44,7 @@ def faces(sec, t):
                    "expression changing along the other (which is which depends on the seed).")
         sec.pre(res.lines[0])
     cfg = LatentMapConfig(checkpoint=str(t.checkpoint(name)), out=str(d / "latent_map.png"),
-                          data=t.data_config(), seed=t.seed, span=2.5, steps=p["face_steps"] + 3)
+                          data=t.data_config(), seed=t.seed, span=2.5, steps=p["face_steps"] + 3, device=t.device)
     if t.step(sec, "latent map", latent_map, cfg) is not None:
         sec.figure(d / "latent_map_scatter.png", "Where the test faces sit in the 2-D code space (posterior "
                    "means): the dashed square is the decoded map below.")
@@ -75,11 +75,15 @@ def problems(sec, t):
     sharp = res.numbers["sharpness"]
     real = sharp.get("real test images", float("nan"))
     sec.heading("Blur")
-    sec.figure(d / "blur.png", f"Decoder means, the VAE's own draws, the other families' draws and real images. "
+    # the caption names the panels that are there: the other families' draws only when they were trained
+    others = [k for k in list(sharp)[2:] if k != "real test images"]  # after the VAE's means and draws
+    sec.figure(d / "blur.png", f"{cfg.n} images per panel: the VAE's decoder means and its own draws"
+               + (f", the draws of {', '.join(others)}" if others else "") + f" and real {t.ds.name} test images. "
                f"The mean images are smooth averages (sharpness {min(sharp.values()):.3f} at the lowest, real "
                f"images {real:.3f}); drawing every pixel independently from p(x | z) does not make them sharp, it "
-               "adds salt-and-pepper noise (sharpness above the real images'). A PixelCNN draws each pixel given "
-               "the others, a GAN is trained against a judge of realism: both draw crisp strokes.")
+               "adds salt-and-pepper noise (sharpness above the real images')."
+               + (" A model that draws each pixel given the others, or one trained against a judge of realism, "
+                  "draws crisper strokes: compare their sharpness with the real images'." if others else ""))
     sec.pre("\n".join(res.lines[1:-3]))
     n = res.numbers["nearest_train_distance"]
     sec.heading("Imitate or create?")
@@ -140,7 +144,8 @@ def story(sec, t):
                   f"sample {res.path.name} --story {cfg.story}). Its test log-likelihood is the row "
                   f"'{STORY_NAME}' of the comparison table.")
 
-    cfg_s = SampleConfig(checkpoint=str(res.path), n=64, out=str(d / "samples.png"), story=cfg.story, seed=t.seed)
+    cfg_s = SampleConfig(checkpoint=str(res.path), n=64, out=str(d / "samples.png"), story=cfg.story, seed=t.seed,
+                         device=t.device)
     if t.step(sec, "samples", sample, cfg_s) is not None:  # as `probgen sample CKPT --story FILE.py:NAME`
         sec.figure(d / "samples.png", "64 samples of your story run forwards (latent sites from their priors; "
                    "the mean of the observed site where the story has one). Compare them with the VAE's samples "

@@ -8,7 +8,7 @@ own and gets its dedicated figures (drawn with its recipes and plots, what it ca
 ``t`` is the :class:`~probgen.report.tour.Tour` (config, data, folders, numbers, ``step``). Every step that may
 fail runs inside ``t.step``, so a failure is written into the section and the tour goes on.
 The adversarial section is in :mod:`probgen.report.adversarial`; faces, problems and the user's story in
-:mod:`probgen.report.pictures`.
+:mod:`probgen.report.pictures`; "Is the encoder right?" in :mod:`probgen.report.encoder`.
 """
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ import math
 
 from ..recipes.config import seed_everything
 from .adversarial import adversarial  # noqa: F401 - the tour looks every section up here
+from .encoder import encoder, text_collapse  # noqa: F401
 from .families import continuous, family_subsection, tour_families
 from .pictures import faces, problems, story  # noqa: F401
 
-__all__ = ["pixels", "mixture", "gmm_to_vae", "conditional", "adversarial", "compare", "problems", "text", "faces",
-           "story", "section", "score_rows"]
+__all__ = ["pixels", "mixture", "gmm_to_vae", "conditional", "adversarial", "compare", "problems", "encoder", "text",
+           "faces", "story", "section", "score_rows"]
 
 
 def section(key: str):
@@ -95,7 +96,8 @@ def _component_draws(gmm, m: int):
             probs = torch.sigmoid(gmm.x_logits)  # K × D
             return torch.bernoulli(probs[:, None].expand(-1, m, -1))
         loc, scale = gmm.means, gmm.log_scales.exp()  # K × D (diagonal covariance)
-        return (loc[:, None] + scale[:, None] * torch.randn(len(loc), m, loc.shape[-1])).clamp(0, 1)
+        noise = torch.randn(len(loc), m, loc.shape[-1], device=loc.device)  # K × m × D, beside the means
+        return (loc[:, None] + scale[:, None] * noise).clamp(0, 1)
 
 
 def mixture(sec, t):
@@ -109,9 +111,9 @@ def mixture(sec, t):
     def gaussian():  # the same family, built by its registry entry with Gaussian components on grey levels
         grey = t.dequantized()
         g = spec.build(replace_given(spec.config(), n_components=10, likelihood="normal", covariance="diag",
-                                     reg_covar=1e-3), grey)
-        g.fit(grey.train, seed=t.seed, progress=False)
-        ll = float(g.log_prob(grey.test).mean())
+                                     reg_covar=1e-3), grey).to(t.device)
+        g.fit(grey.train[: t.n_train], seed=t.seed, progress=False)  # --train-size, as every family
+        ll = float(g.log_prob(grey.test.to(g.device)).mean())
         means = g.means.detach().clamp(0, 1).reshape(-1, *shape)
         gmm_story(g.weights.detach(), means, _component_draws(g, 7).reshape(10, 7, *shape), d / "story_normal.png",
                   title="a Gaussian mixture on grey-level digits")
@@ -136,7 +138,7 @@ def _bernoulli_figures(sec, t, name, g, d) -> None:
     from ..plots.tour import gmm_story
 
     ds, shape = t.ds, t.ds.shape
-    ll = float(g.log_prob(ds.test).mean())
+    ll = float(g.log_prob(ds.test.to(g.device)).mean())
     t.numbers[sec.key].update(test_log_likelihood=ll, estimator=g.traits.estimator, n_components=g.n_components,
                             n_params=g.n_params())
     gmm_story(g.weights.detach(), torch.sigmoid(g.x_logits.detach()).reshape(-1, *shape),
@@ -443,7 +445,8 @@ def text(sec, t):
                   + (f"Test: KL {test['kl']:.2f} nats per line (how much the code is used), "
                      f"−ELBO {-test['elbo']:.2f} nats per line" if "kl" in test else "")
                   + (f", perplexity {test['ppl']:.1f} ({test['estimator']})." if "ppl" in test else "."))
-    poems = t.step(sec, "poems", poem, PoemConfig(checkpoint=str(ckpt), n=3, lines=4, seed=t.seed))
+    text_collapse(sec, t, t.load(name), res.dataset.test[:200])  # is the code in use? (the encoder section's numbers)
+    poems = t.step(sec, "poems", poem, PoemConfig(checkpoint=str(ckpt), n=3, lines=4, seed=t.seed, device=t.device))
     if poems is not None:
         sec.heading("Three poems of four lines")
         sec.pre(poems.text().strip())
@@ -453,7 +456,7 @@ def text(sec, t):
     sentences = corpus.sentences("test")
     if len(sentences) >= 2:
         cfg_i = InterpolateTextConfig(checkpoint=str(ckpt), first=sentences[0], second=sentences[1], steps=5,
-                                      seed=t.seed)
+                                      seed=t.seed, device=t.device)
         lines = t.step(sec, "interpolation", interpolate_text, cfg_i)
         if lines is not None:
             sec.heading("From one test line to another")

@@ -20,7 +20,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..recipes.config import RunConfig, opt, out_dir, resolve_device, runs_in, seed_everything
+from ..recipes.config import (RunConfig, describe_device, opt, out_dir, resolve_device, runs_in, seed_everything,
+                              with_device)
+from ..runtime import log
+from .budget import COST, PROFILES, Eta, choose_profile, duration, estimate, tour_profile
 from .families import tour_families
 
 __all__ = ["TourConfig", "TourResult", "tour", "SECTIONS", "FACE_SECTIONS", "PROFILES", "INTRO", "Tour",
@@ -37,28 +40,14 @@ SECTIONS = {
     "adversarial": "5. GAN",
     "compare": "6. Comparison on the same test set",
     "problems": "7. Problems of the VAE: blur, and imitate or create?",
-    "text": "8. The VAE writes lines",
+    "encoder": "8. Is the encoder right? Calibration and collapse",
+    "text": "9. The VAE writes lines",
 }
 
 #: the page for unlabelled grey-level faces (``--data frey-face``)
 FACE_SECTIONS = {
     "faces": "1. Frey faces: fix all code dimensions but two",
     "problems": "2. Problems of the VAE: blur, and imitate or create?",
-}
-
-#: sizes of the runs: ``quick`` ≤ 1 minute, ``full`` ≤ 5 minutes on 2 CPU cores (see docs/tour.md); the GAN
-#: trains on grey levels, and in the full run for ``probgen train gan``'s 100 epochs (issue 18's target)
-PROFILES = {
-    "quick": dict(vae_epochs=30, cvae_epochs=30, warmup_epochs=3, batch=256,
-                  pixel_epochs=2, pixel_channels=16, pixel_layers=3, pixel_batch=128,
-                  gan_epochs=5, gan_arch="dcgan", toy_steps=300, eval_n=300,
-                  text_epochs=1, text_lines=300, text_hidden=64, text_embed=32,
-                  iwae_k=50, face_epochs=40, face_steps=7),
-    "full": dict(vae_epochs=150, cvae_epochs=150, warmup_epochs=10, batch=128,
-                 pixel_epochs=10, pixel_channels=32, pixel_layers=4, pixel_batch=64,
-                 gan_epochs=100, gan_arch="dcgan", toy_steps=2000, eval_n=1000,
-                 text_epochs=6, text_lines=None, text_hidden=128, text_embed=64,
-                 iwae_k=1000, face_epochs=300, face_steps=9),
 }
 
 INTRO = {
@@ -79,7 +68,7 @@ INTRO = {
     "adversarial": "An implicit model: x = G(z), with no likelihood at all. A discriminator D learns to tell real "
            "from generated images and G learns to fool it; only D ever sees data. Without a likelihood "
            "the samples are judged from outside, by a digit classifier trained on real data.",
-    "compare": "Every family on the same 250 held-out binarized digits, in the same unit (nats per image, "
+    "compare": "Every family on the same held-out binarized test images, in the same unit (nats per image, "
                "log probability mass; higher is better). The estimator is named on each row: exact "
                "numbers can be compared as they are, IWAE numbers are lower bounds (trustworthy when the "
                "guide's k̂ is small), and the GAN's Parzen-window number is a weak estimator.",
@@ -95,6 +84,12 @@ INTRO = {
     "story": "Your own Pyro program, unchanged: trained by the same SVI trainer on the same training images, "
              "its samples drawn from the model run forwards, and its test log-likelihood scored by the same "
              "policy as every family (IWAE from its guide), as one more row of the comparison.",
+    "encoder": "The guide q(z | x) is trained to approximate the posterior p(z | x); is it right? Draw a code "
+               "from the prior and an image from the decoder, then ask where the true code falls among draws of "
+               "q(z | x): for a calibrated encoder that rank is uniform (simulation-based calibration, one "
+               "forward pass per draw). And is the code used at all? A collapsed code has q(z | x) = p(z) for "
+               "every image: no active units, no KL, no information about x. probgen diagnose MODEL prints the "
+               "same numbers for any checkpoint.",
     "text": "The same VAE recipe with a GRU encoder and decoder over words (Bowman et al. 2016): a code z "
             "per line, decoded word by word. KL annealing, word dropout and free bits keep the decoder "
             "from ignoring z.",
@@ -142,8 +137,12 @@ class Tour:
     def __init__(self, cfg: TourConfig, ds, out: Path, sections: dict | None = None):
         self.cfg, self.ds, self.out = cfg, ds, out
         self.binarize = bool(ds.binarized)
-        self.seed, self.device = cfg.run.seed, cfg.run.device
-        self.profile = dict(PROFILES["quick" if cfg.quick else "full"])
+        self.seed, self.device = cfg.run.seed, str(resolve_device(cfg.run.device))  # every step's device
+        # the run's sizes: chosen by the data and the device, epochs scaled to the training images (budget.py)
+        self.n_train = min(cfg.train_size or len(ds.train), len(ds.train))
+        self.profile_name = choose_profile(quick=cfg.quick, pixels=ds.x_dim, device=self.device)
+        self.profile = tour_profile(self.profile_name, self.n_train)
+        self.ds = self.subsets(ds)
         self.models = out / "models"
         self.models.mkdir(parents=True, exist_ok=True)
         self.numbers: dict[str, dict] = {key: {} for key in (sections or SECTIONS)}
@@ -179,8 +178,12 @@ class Tour:
             self._write_log(f"== {section.key}: {what}\n{buf.getvalue()}\n")
             t = self.timings[f"{section.key}/{what}"] = {"wall_s": round(time.perf_counter() - t0, 2),
                                                          "cpu_s": round(time.process_time() - c0, 2)}
-            if not self.cfg.run.quiet:
-                print(f"  {section.key}: {what} ({t['wall_s']:.1f} s)", file=self.stdout, flush=True)
+            self.say(f"  {section.key}: {what} ({t['wall_s']:.1f} s wall)")
+
+    def say(self, line: str) -> None:
+        """One progress line on the tour's own output (not into the steps' captured output); none with --quiet."""
+        if not self.cfg.run.quiet:
+            log(line, file=self.stdout)
 
     # -- helpers the sections share ---------------------------------------------------------------
     def families(self, stop: str) -> list[str]:
@@ -209,7 +212,8 @@ class Tour:
         if self._dequantized is None:
             from ..data import load
 
-            self._dequantized = load(self.cfg.data, self.cfg.data_dir, binarize=False, seed=self.seed, dequantize=True)
+            self._dequantized = self.subsets(load(self.cfg.data, self.cfg.data_dir, binarize=False, seed=self.seed,
+                                                  dequantize=True))
         return self._dequantized
 
     def grey(self):
@@ -217,8 +221,26 @@ class Tour:
         if self._grey is None:
             from ..data import load
 
-            self._grey = load(self.cfg.data, self.cfg.data_dir, binarize=False, seed=self.seed)
+            self._grey = self.subsets(load(self.cfg.data, self.cfg.data_dir, binarize=False, seed=self.seed))
         return self._grey
+
+    def subsets(self, ds):
+        """``ds`` with the profile's ``val_n`` validation and ``test_n`` test images, drawn at random (a test
+        split may be sorted by class) when it has more; the same draw for every copy of the data, and the
+        data spec of the whole set, so that a checkpoint of the tour still names the data it came from."""
+        import dataclasses
+
+        import torch
+
+        cut = {}
+        for split, n in (("val", self.profile["val_n"]), ("test", self.profile["test_n"])):
+            x, y = getattr(ds, split), getattr(ds, f"{split}_labels")
+            if n is not None and len(x) > n:
+                idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))[:n].sort().values
+                cut.update({split: x[idx], f"{split}_labels": None if y is None else y[idx]})
+        if not cut:
+            return ds
+        return dataclasses.replace(ds, **cut, load_args={**ds.load_args, "splits": ds.spec["splits"]})
 
     def checkpoint(self, name: str) -> Path:
         from ..io import run_files
@@ -246,7 +268,7 @@ class Tour:
     def load(self, name: str):
         from ..models import load
 
-        model = load(self.checkpoint(name))
+        model = load(self.checkpoint(name), device=self.device)
         model.eval()
         return model
 
@@ -255,7 +277,7 @@ class Tour:
         from ..recipes.train import SampleConfig, sample
 
         return sample(SampleConfig(checkpoint=str(self.checkpoint(name)), n=64, out=str(png), draws=not mean,
-                                   seed=self.seed))
+                                   seed=self.seed, device=self.device))
 
 
 # -- the tour -----------------------------------------------------------------------------------
@@ -266,11 +288,13 @@ def tour(cfg: TourConfig) -> TourResult:
     """
     import torch
 
+    from ..runtime import flush_first
+
     if cfg.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {cfg.threads}")
     if cfg.train_size is not None and cfg.train_size < 1:
         raise ValueError(f"--train-size must be >= 1, got {cfg.train_size}")
-    resolve_device(cfg.run.device)
+    resolve_device(cfg.run.device, threads=cfg.threads)  # the run's first line: the device
     if cfg.story:  # fail now, in one line, rather than after every other family has trained
         from .pictures import check_story_option
 
@@ -282,10 +306,18 @@ def tour(cfg: TourConfig) -> TourResult:
                     force=cfg.run.force) as out:
         threads = torch.get_num_threads()
         torch.set_num_threads(cfg.threads)
+        flush_first()  # the options and the folder are fine: say the device now, not after minutes of steps
         try:
             return _tour(cfg, out)
         finally:
             torch.set_num_threads(threads)
+
+
+def _reference(profile: str) -> str:
+    """Where profile ``profile``'s section times come from, in words."""
+    ref = COST[profile]
+    where = "2 CPU cores" if ref["device"] == "cpu" else "one GPU (guessed, not measured yet)"
+    return f"{where} with {ref['images']} training images of {ref['pixels']} pixels"
 
 
 def _tour(cfg: TourConfig, out: Path) -> TourResult:
@@ -311,8 +343,8 @@ def _tour(cfg: TourConfig, out: Path) -> TourResult:
         page_sections = with_story_section(page_sections, cfg.story)
     t = Tour(cfg, ds, out, page_sections)
     rep = Report("probgen tour: deep generative models as probabilistic programs",
-                 subtitle=f"{ds.describe()}; seed {seed}; {'--quick' if cfg.quick else 'full'} run "
-                          f"on {cfg.run.device}",
+                 subtitle=f"{t.ds.describe()}; seed {seed}; {t.profile_name} run "
+                          f"on {describe_device(t.device, threads=cfg.threads)}",
                  intro=("One page, one data set, every family of the lecture. Each section trains a model "
                         "on the same training images, shows what it generates, and says what to look for. "
                         "Section 6 puts all of them in one table on the same test images."
@@ -321,33 +353,44 @@ def _tour(cfg: TourConfig, out: Path) -> TourResult:
                         "code map) and its problems. The families that need labels or black-and-white "
                         "pixels are on the digits page (probgen tour).")
                        + (" This is a --quick run: the models are trained for a few epochs only, so "
-                          "expect rough pictures; the full run (no --quick) takes about 75 s on 2 CPU cores."
+                          "expect rough pictures; the full run (no --quick) takes about 2 minutes on 2 CPU cores "
+                          "on the built-in digits."
                           if cfg.quick else ""))
     sections = {key: rep.section(key, title, INTRO[key]) for key, title in page_sections.items()}
+    eta = Eta(estimate(t.profile_name, page_sections, n_train=t.n_train, pixels=ds.x_dim))
+    t.say(f"probgen tour: {t.n_train} training images of {'×'.join(map(str, ds.shape))} pixels, "
+          f"{len(t.ds.test)} test images, on {describe_device(t.device, threads=cfg.threads)}, profile "
+          f"{t.profile_name}: about {duration(eta.total)} (an estimate: section times measured on "
+          f"{_reference(t.profile_name)}, scaled to these images)")
     for key in page_sections:
-        if not cfg.run.quiet:
-            print(f"{page_sections[key]} ...", flush=True)
+        t.say(eta.section(key, page_sections[key]))
         (out / key).mkdir(exist_ok=True)
         seed_everything(seed)
         torch.manual_seed(seed)
         t.step(sections[key], "section", S.section(key), sections[key], t)  # looked up now: tests stub them
+        eta.finished(key)
 
     wall, cpu = time.perf_counter() - t_start, time.process_time() - c_start
-    rep.footer = (f"Written by probgen tour{' --quick' if cfg.quick else ''} in {wall:.0f} s "
-                  f"({cpu:.0f} s of CPU time, {torch.get_num_threads()} threads). Checkpoints are in "
+    rep.footer = (f"Written by probgen tour{' --quick' if cfg.quick else ''} in {wall:.0f} s wall on "
+                  f"{describe_device(t.device, threads=cfg.threads)} ({cpu:.0f} s of CPU time; estimated "
+                  f"{eta.total:.0f} s, profile {t.profile_name}). Checkpoints are in "
                   f"{t.models.name}/, every family's own output in the section folders, what the recipes "
                   f"printed in tour.log; the numbers are in report.json.")
     page = rep.write(out / "report.html")
     summary = {"data": {"name": ds.name, "shape": list(ds.shape), "binarized": ds.binarized, "n_train": len(ds.train),
-                        "n_test": len(ds.test), "unit": "nats per image (log probability mass)"},
-               "seed": seed, "quick": bool(cfg.quick), "device": cfg.run.device, "profile": t.profile,
-               "seconds": {"wall": round(wall, 1), "cpu": round(cpu, 1), "threads": torch.get_num_threads()},
+                        "n_val": len(t.ds.val), "n_test": len(t.ds.test),
+                        "unit": "nats per image (log probability mass)"},
+               "seed": seed, "quick": bool(cfg.quick), "profile": t.profile, "profile_name": t.profile_name,
+               "seconds": {"wall": round(wall, 1), "cpu": round(cpu, 1), "threads": torch.get_num_threads(),
+                           "estimate": round(eta.total, 1),
+                           "estimate_sections": {k: round(v, 1) for k, v in eta.estimates.items()}},
                "train_size": cfg.train_size,
                "sections": {key: {"title": page_sections[key], "ok": not sections[key].errors,
                                   "errors": sections[key].errors, **t.numbers[key]} for key in page_sections},
                "timings": t.timings}
+    summary = with_device(summary, t.device, threads=cfg.threads)
     write_json(out / "report.json", summary)
     failed = [page_sections[k] for k in page_sections if sections[k].errors]
-    line = (f"wrote {page} and {out / 'report.json'} in {wall:.0f} s"
+    line = (f"wrote {page} and {out / 'report.json'} in {duration(wall)} wall (estimated {duration(eta.total)})"
             + (f"; failed in part: {'; '.join(failed)}" if failed else "; every section succeeded"))
     return TourResult(Path(page), out / "report.json", summary, failed, [line])

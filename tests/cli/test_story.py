@@ -53,7 +53,7 @@ def trained(tmp_path_factory):
     assert main(["train", "--story", f"{d / 'tiny.py'}:TinyStory", "--data", "digits", *FAST,
                  "--out", str(out), "--story-args", "z_dim=3"]) == 0
     (d / "imported.marker").unlink()
-    return d, out / "tinystory.pt"
+    return d, out / "tiny.TinyStory.pt"  # named after the story (file.py:Class), never a built-in
 
 
 def test_checkpoint_records_the_story_and_its_arguments(trained, capsys):
@@ -73,7 +73,7 @@ def test_loading_is_explicit_and_never_runs_code_by_itself(trained, monkeypatch)
 
     d, ckpt = trained
     monkeypatch.delitem(REGISTRY, "tinystory")  # as in a fresh process
-    with pytest.raises(ValueError, match="tinystory"):
+    with pytest.raises(ValueError, match="TinyStory"):
         probgen.load(ckpt)
     with pytest.raises(ValueError, match="allow_code=True"):
         load_story_checkpoint(ckpt)
@@ -141,7 +141,7 @@ def test_a_pyro_users_vae_file_unchanged(tmp_path, capsys):
     spec = f"{vae}:VAE"
     assert main(["train", "--story", spec, "--story-args", '{"z_dim": 3}', "--data", "digits", *FAST,
                  "--out", str(tmp_path / "t")]) == 0
-    ckpt = tmp_path / "t" / "vae.pt"
+    ckpt = tmp_path / "t" / "pyro_vae.VAE.pt"  # not the built-in vae.pt
     with pytest.raises(ValueError, match=r"probgen.load\(path, story=VAE\)"):
         probgen.load(ckpt)
     from probgen.recipes.story import load_story_program
@@ -158,4 +158,4 @@ def test_a_pyro_users_vae_file_unchanged(tmp_path, capsys):
     assert main(["compare", "--models", "gmm", "--story", spec, "--epochs", "1", "--num-samples", "4",
                  "--no-diagnostics", "--out", str(tmp_path / "c"), "--quiet"]) == 0
     rows = json.loads((tmp_path / "c" / "results.json").read_text())["models"]
-    assert [r["name"] for r in rows] == ["gmm", "vae"] and rows[1]["estimator"] == "IWAE"
+    assert [r["name"] for r in rows] == ["gmm", "pyro_vae.py:VAE"] and rows[1]["estimator"] == "IWAE"

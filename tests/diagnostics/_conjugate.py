@@ -13,13 +13,14 @@ from probgen.story import Story
 
 class ConjugateGaussian(Story):
     """z ~ N(0, I), x | z ~ N(z, s² I): the posterior is N(x / (1 + s²), s² / (1 + s²) I).
-    The guide is that exact posterior with its scale multiplied by ``guide_ratio``."""
+    The guide is that exact posterior with its scale multiplied by ``guide_ratio`` and its mean moved by
+    ``guide_shift`` posterior standard deviations."""
 
     kind = "test_conjugate_gaussian"
 
-    def __init__(self, *, z_dim: int = 2, noise: float = 0.5, guide_ratio: float = 1.0):
+    def __init__(self, *, z_dim: int = 2, noise: float = 0.5, guide_ratio: float = 1.0, guide_shift: float = 0.0):
         super().__init__()
-        self.z_dim, self.noise, self.guide_ratio = z_dim, noise, guide_ratio
+        self.z_dim, self.noise, self.guide_ratio, self.guide_shift = z_dim, noise, guide_ratio, guide_shift
         self.unused = nn.Parameter(torch.zeros(1))  # a module with one parameter, like any story
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -37,13 +38,7 @@ class ConjugateGaussian(Story):
         self.register_params()
         loc, sd = self.posterior(x)
         with pyro.plate("data", len(x)):
-            pyro.sample("z", dist.Normal(loc, sd * self.guide_ratio).to_event(1))
-
-
-def _conj_data(n=30, d=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, d, generator=g)
-    return z + 0.5 * torch.randn(n, d, generator=g)
+            pyro.sample("z", dist.Normal(loc + self.guide_shift * sd, sd * self.guide_ratio).to_event(1))
 
 
 def _conj_data(n=30, d=2, seed=0):

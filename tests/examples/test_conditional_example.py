@@ -20,7 +20,7 @@ def test_train_with_labels_scores_the_marginal_and_diagnose_runs_nuts(tmp_path, 
     out = capsys.readouterr().out
     assert "(IWAE, marginal over labels, K=3)" in out and "p(y): the model's site 'label'" in out
     assert "conditional log p(x | true y)" in out
-    ckpt = tmp_path / "conditionalvae.pt"
+    ckpt = tmp_path / "conditional_vae.ConditionalVAE.pt"
     assert main(["diagnose", str(ckpt), "--story", SPEC, "--points", "4", "--num-samples", "20", "--draws", "5",
                  "--nuts", "0", "--chains", "2", "--nuts-samples", "20", "--nuts-warmup", "20",
                  "--out", str(tmp_path / "d"), "--quiet"]) == 0
@@ -34,12 +34,12 @@ def test_compare_names_the_marginal_row(tmp_path, capsys):
     assert main(["compare", "--models", "gmm", "--story", SPEC, "--epochs", "1", "--num-samples", "3",
                  "--no-diagnostics", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("conditionalvae"))
+    row = next(line for line in out.splitlines() if line.startswith("conditional_vae.py:ConditionalVAE"))
     assert "IWAE, marginal over labels" in row
     assert "p(y) uniform over 10" in out and "conditional log p(x | true y)" in out
     rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())["models"]}
-    assert rows["conditionalvae"]["label_prior"] == "uniform over 10"
-    assert rows["conditionalvae"]["conditional_log_likelihood"] is not None
+    row = rows["conditional_vae.py:ConditionalVAE"]  # named after the story
+    assert row["label_prior"] == "uniform over 10" and row["conditional_log_likelihood"] is not None
 
 
 def test_the_api_fits_with_the_datasets_labels(tmp_path):

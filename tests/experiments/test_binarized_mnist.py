@@ -26,6 +26,8 @@ def test_binarized_mnist_quick_writes_every_row_and_resumes(tmp_path, data_dir):
     assert rows["iwae-k50"]["published_nll"] == 87.10 and rows["vae"]["published_nll"] == 88.71
     md = (out / "table.md").read_text()
     assert "137.64" in md and "not a result" in md
+    assert "train wall-h (device)" in md and "CPU-h" not in md  # every time says where it was measured
+    assert all(rows[n]["device"] and rows[n]["torch_threads"] >= 1 and rows[n]["train_wall_hours"] >= 0 for n in rows)
     assert not (out / "vae.pt").exists()  # quick runs never overwrite the committed checkpoint
     assert (out / "curves.png").is_file()  # the learning curves, one figure
 
@@ -77,6 +79,26 @@ def test_binarized_mnist_status_names_each_learning_rate():
     assert bm._lr_steps(hist) == [(1, None), (2, 5e-4)]
     assert "Adam lr 0.002 from epoch 1, then 0.0005 from epoch 2" in bm._status("pixelrnn", None, hist, False)
     assert "Adam lr" not in bm._status("pixelrnn", None, hist[1:], False)
+
+
+def test_binarized_mnist_table_says_where_each_time_was_measured(tmp_path):
+    """A GPU row's time is labelled with its device, never as CPU time; a CPU row with its threads."""
+    from ._run import script_module
+
+    bm = script_module("binarized_mnist")
+    row = {"nll": 90.0, "stderr": 0.2, "n_test": 100, "estimator": "exact", "k": None, "n_params": 10, "epochs": 3,
+           "status": bm._status("pixelcnn", None, [{"epoch": e, "val_loss": 1.0 / e} for e in (1, 2, 3)], False)}
+    rows = {"pixelcnn": {**row, "name": "pixelcnn", "train_wall_hours": 0.01, "seconds_per_epoch": 11.0,
+                         "device": "cuda:0", "torch_threads": 1},
+            "pixelrnn": {**row, "name": "pixelrnn", "train_wall_hours": 1.5, "seconds_per_epoch": 226.0,
+                         "device": "cpu", "torch_threads": 1}}
+    bm.write_table(tmp_path, rows, {"probgen_version": "0", "seed": 0})
+    md = (tmp_path / "table.md").read_text()
+    gpu = next(line for line in md.splitlines() if line.startswith("| pixelcnn"))
+    cpu = next(line for line in md.splitlines() if line.startswith("| pixelrnn"))
+    assert "train wall-h (device)" in md and "CPU-h" not in md
+    assert "0.01 (cuda:0)" in gpu and "11 s wall per epoch on cuda:0" in gpu and "CPU" not in gpu
+    assert "1.50 (cpu×1)" in cpu and "226 s wall per epoch on cpu×1" in cpu
 
 
 def test_binarized_mnist_train_valid_and_refined_scoring(tmp_path, data_dir):

@@ -1,4 +1,5 @@
-"""experiments/_common.py: rewinding a resumable run to its best-validation epoch."""
+"""experiments/_common.py: rewinding a resumable run to its best-validation epoch; training time over every
+invocation, labelled with where it was measured."""
 import sys
 
 import torch
@@ -10,7 +11,8 @@ from probgen.models import VAE
 from ._run import ROOT
 
 sys.path.insert(0, str(ROOT / "experiments"))
-from _common import rewind_to_best, rewinds, rewound_seconds  # noqa: E402
+from _common import (elapsed, measured_on, rewind_to_best, rewinds, rewound_seconds, train_seconds,  # noqa: E402
+                     wall_hours)
 
 
 def _overfit(path, epochs, lr=0.05, **kw):
@@ -52,3 +54,12 @@ def test_a_second_rewind_keeps_the_first_copy(tmp_path):
     assert rewind_to_best(path) is not None, "15 more epochs at lr 0.05 should overfit again"
     assert (tmp_path / "m.last.pt.before-rewind").read_bytes() == first
     assert (tmp_path / "m.last.pt.before-rewind.2").is_file() and len(rewinds(path)) == 2
+
+
+def test_training_time_counts_every_invocation_and_says_where():
+    hist = [{"seconds": 10.0}, {"seconds": 20.0}, {"seconds": 5.0}, {"seconds": 12.0}]  # resumed after epoch 2
+    assert elapsed(hist) == [10.0, 20.0, 25.0, 32.0] and train_seconds(hist) == 32.0 and train_seconds([]) == 0.0
+    assert measured_on({"device": "cpu", "torch_threads": 2}) == "cpu×2"
+    assert measured_on({"device": "cuda:0", "torch_threads": 1}) == "cuda:0"  # no CPU threads on a GPU row
+    assert wall_hours({"train_wall_hours": 0.5, "device": "cuda:0"}) == "0.50 (cuda:0)"
+    assert wall_hours({"nll": None}) == "—"

@@ -227,11 +227,49 @@ def test_auto_replays_the_graph_for_a_static_story_on_a_long_fit(monkeypatch, ca
     assert capsys.readouterr().err == ""
 
 
-def test_auto_stays_eager_for_short_fits_and_undeclared_stories(monkeypatch, capsys):
+def test_auto_stays_eager_for_short_fits_and_declared_dynamic_stories(monkeypatch, capsys):
     monkeypatch.setattr(compiled, "AUTO_MIN_STEPS", 6)
     made = []
     monkeypatch.setattr(compiled, "CompiledStep", lambda *a, **k: made.append(1))
     VAE(12, z_dim=3, hidden=(8,)).fit(_x(64), epochs=1, batch_size=32, progress=False)  # 2 steps < 6
-    Dynamic().fit(torch.rand(100, 4), epochs=3, batch_size=32, progress=False)  # not declared static
+    DeclaredDynamic().fit(torch.rand(100, 4), epochs=3, batch_size=32, progress=False)
     assert made == [] and capsys.readouterr().err == ""
     assert compiled.auto_backend(VAE(12, z_dim=3, hidden=(8,)), 10**6, distributed=True) is None
+    assert compiled.auto_backend(VAE(12, z_dim=3, hidden=(8,)), 10**6) == "trace"  # on the CPU
+
+
+class DeclaredDynamic(Dynamic):
+    kind = "declared_dynamic_test"
+    static_graph = False
+
+
+def test_auto_tries_an_undeclared_story_and_falls_back_with_one_line(monkeypatch, capsys):
+    """A user's story (static_graph not declared) is checked on its first batches: a dynamic one
+    trains eagerly with one line saying why, and its result says so."""
+    monkeypatch.setattr(compiled, "AUTO_MIN_STEPS", 6)
+    story = Dynamic()
+    result = story.fit(torch.rand(100, 4), epochs=3, batch_size=32, progress=False).train_result
+    err = capsys.readouterr().err
+    assert err.count("compile:") == 1 and "eagerly" in err and "Traceback" not in err
+    assert result.step == "eager"
+
+def test_graph_is_pruned_of_host_reads_but_keeps_its_draws():
+    """Pyro's float reads of the loss (``_local_scalar_dense``: host syncs a CUDA graph cannot
+    hold) are erased; random draws stay, so the stream of random numbers is eager's."""
+    x = _x()
+    vae = VAE(12, z_dim=3, hidden=(8,))
+    step = CompiledStep(SVIStep(vae, make_elbo("trace"), lr=1e-3), backend="trace", elbo="trace")
+    step(x)
+    step._build(step._key_of((x,)), (x,))
+    targets = [str(n.target) for n in step._graph.graph.nodes if n.op == "call_function"]
+    assert not any("_local_scalar_dense" in t for t in targets)
+    assert any("normal" in t or "randn" in t for t in targets)
+    assert all(n.users or n.op == "output" for n in step._graph.graph.nodes
+               if n.op == "call_function" and "normal" not in str(n.target) and "rand" not in str(n.target))
+
+
+def test_cudagraph_on_the_cpu_says_so_and_replays_the_trace(capsys):
+    vae = VAE(12, z_dim=3, hidden=(8,))
+    result = vae.fit(_x(100), epochs=3, batch_size=32, progress=False, compile="cudagraph").train_result
+    assert "cudagraph needs the story on CUDA" in capsys.readouterr().err
+    assert result.step == "trace" and result.capture_seconds > 0

@@ -20,6 +20,9 @@ def test_compare_recipe_rows_name_estimator_and_k(tmp_path):
     assert vae["estimator"] == "IWAE" and vae["num_samples"] == 5 and 0 <= vae["khat_share"] <= 1
     assert json.loads(res.json_path.read_text())["models"][1]["num_samples"] == 5
     assert "IWAE" in res.table() and (tmp_path / "pointwise.npz").is_file()
+    # the time column says what it measured: wall seconds, and where (device, threads)
+    assert "fit wall s" in res.table() and all(r["fit_device"].startswith("cpu (") for r in res.rows)
+    assert "fit wall s: training wall-clock seconds, on cpu (" in res.table()
 
 
 def test_cvae_row_is_the_marginal_and_the_conditional_has_its_own_column(tmp_path, capsys):

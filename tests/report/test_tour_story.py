@@ -62,7 +62,7 @@ def test_the_story_has_a_section_and_a_row(story_tour):
 
 def test_sample_needs_the_code_named(story_tour, tmp_path, capsys):
     out, _ = story_tour
-    ckpt = str(out / "story" / "vae.pt")
+    ckpt = str(out / "story" / "pyro_vae.VAE.pt")  # named after the story, not the built-in vae
     png = tmp_path / "s.png"
     assert main(["sample", ckpt, "--out", str(png)]) == 2  # never imports the file implicitly
     assert "--story" in capsys.readouterr().err and not png.exists()
