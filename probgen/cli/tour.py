@@ -13,8 +13,9 @@ def register(sub) -> None:
                        description="The whole lecture in one command: trains every family on the built-in "
                                    "digits (offline), draws each family's figures, compares all of them on "
                                    "the same test set, and writes OUT/report.html (one self-contained page) "
-                                   "and OUT/report.json. About 75 s on 2 CPU cores (65–74 s measured); --quick "
-                                   "about 35 s.")
+                                   "and OUT/report.json. On the built-in digits about 2 minutes on 2 CPU cores "
+                                   "(--quick about 30 s); --data mnist --train-size 5000 10-14 minutes there. It "
+                                   "prints its estimated time first and an ETA before each section.")
     add_config_args(p, TourConfig)
     add_run_args(p, out=TourConfig().run.out)
     p.set_defaults(func=cmd_tour)

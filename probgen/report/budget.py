@@ -76,7 +76,7 @@ COST = {
                            "compare": 40, "problems": 5, "encoder": 10, "text": 30, "faces": 20, "story": 15}},
     "large-cpu": {"device": "cpu", "images": 5000, "pixels": 784,
                   "sections": {"pixels": 115, "mixture": 6, "gmm-to-vae": 93, "conditional": 10,
-                               "adversarial": 95, "compare": 48, "problems": 5, "encoder": 20, "text": 7,
+                               "adversarial": 95, "compare": 48, "problems": 5, "encoder": 17, "text": 7,
                                "faces": 25, "story": 10}},
 }
 

@@ -107,7 +107,7 @@ class TourConfig:
                                "one line per sentence")
     quick: bool = opt(False, "small runs (about 35 s on 2 CPU cores): a smoke test of the page")
     train_size: int | None = opt(None, "train the families on the first N training images (MNIST: 5000 keeps a "
-                                       "full run short)", metavar="N")
+                                       "full run on 2 CPU cores at 10-14 minutes)", metavar="N")
     threads: int = opt(1, "torch CPU threads during the tour (nets this small run fastest on one)")
     story: str = opt("", "add a section for your own story FILE.py:NAME (any Pyro model/guide pair; runs that "
                          "file's code): trained on the same data, its samples, its row in the comparison",
@@ -316,7 +316,7 @@ def tour(cfg: TourConfig) -> TourResult:
 def _reference(profile: str) -> str:
     """Where profile ``profile``'s section times come from, in words."""
     ref = COST[profile]
-    where = "2 CPU cores" if ref["device"] == "cpu" else "one GPU (guessed, not measured yet)"
+    where = "2 idle CPU cores" if ref["device"] == "cpu" else "one GPU (guessed, not measured yet)"
     return f"{where} with {ref['images']} training images of {ref['pixels']} pixels"
 
 

@@ -68,7 +68,7 @@ def test_the_tour_says_its_estimate_and_an_eta_per_section(tmp_path, monkeypatch
     res = tour(TourConfig(quick=True, run=RunConfig(out=str(tmp_path), quiet=False)))
     out = capsys.readouterr().out
     first = out.splitlines()[0]
-    assert re.search(r"profile quick: about .+ \(an estimate: section times measured on 2 CPU cores", first), first
+    assert re.search(r"profile quick: about .+ \(an estimate: section times measured on 2 idle CPU cores", first), first
     for k, title in enumerate(SECTIONS.values(), 1):
         line = rf"\[{k}/{len(SECTIONS)}\] {re.escape(title)} \.\.\. .+ elapsed, about .+ left \(estimate\)"
         assert re.search(line, out), title
