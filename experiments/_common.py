@@ -13,14 +13,54 @@ from pathlib import Path
 from probgen.recipes.config import DEVICE
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad argument is one line and exit 2, as in probgen's commands (experiments never import the CLI)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def experiment_parser(doc: str, rows: tuple[str, ...]) -> argparse.ArgumentParser:
     """The parser with ``--models`` (a comma-separated choice of ``rows``) and ``--minutes``; the
     script adds its own flags, then :func:`add_run_flags`."""
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap = OneLineParser(description=doc.splitlines()[0])
     ap.add_argument("--models", default=",".join(rows), help=f"comma-separated rows: {', '.join(rows)}")
-    ap.add_argument("--minutes", type=float, default=20.0,
+    ap.add_argument("--minutes", type=minutes, default=20.0,
                     help="training wall time per model and invocation (0: score the existing checkpoint)")
     return ap
+
+
+def minutes(text: str) -> float:
+    """argparse ``type`` of ``--minutes``: a finite number >= 0 (``nan`` compares false with everything, so
+    ``nan`` and ``inf`` are refused here, not somewhere in a trainer)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def folders(ap: argparse.ArgumentParser, *, make: bool = True, **flags: str) -> list[Path]:
+    """The folders of ``flags`` (``work=args.work, out=args.out``), created unless ``make`` is false (a check
+    before the data is read); a path that exists and is not a folder (a file, ``/dev/null``) or cannot be
+    made is one line and exit 2."""
+    paths = {flag: Path(path) for flag, path in flags.items()}
+    for flag, path in paths.items():  # all checked before any is made
+        if path.exists() and not path.is_dir():
+            ap.error(f"--{flag} {path}: exists and is not a folder")
+        above = next((a for a in path.absolute().parents if a.exists()), None)
+        if above is not None and not above.is_dir():
+            ap.error(f"--{flag} {path}: {above} is not a folder")
+    for flag, path in paths.items() if make else ():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # read-only, no permission, a part of the path is a file
+            ap.error(f"--{flag} {path}: cannot make this folder ({e.strerror or e})")
+    return list(paths.values())
 
 
 def add_run_flags(ap: argparse.ArgumentParser, *, work: str, out: str, outputs: str, quick: str) -> None:
@@ -46,14 +86,22 @@ def device_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def need_checkpoints(ap: argparse.ArgumentParser, minutes: float, work: Path, names: list[str]) -> None:
+    """``--minutes 0`` only scores: every row's checkpoint ``WORK/<name>.pt`` must be there (exit 2 naming the
+    missing ones, before the data is loaded)."""
+    missing = [str(work / f"{n}.pt") for n in names if not (work / f"{n}.pt").is_file()] if minutes == 0 else []
+    if missing:
+        ap.error(f"--minutes 0 scores existing checkpoints, and there is none at {', '.join(missing)} "
+                 "(train with --minutes > 0 first, or point --work at that run)")
+
+
 def chosen_rows(ap: argparse.ArgumentParser, args: argparse.Namespace, rows: tuple[str, ...]) -> list[str]:
-    """``--models`` as a list, each checked against ``rows``; ``--minutes`` checked too (exit 2 on error)."""
+    """``--models`` as a list, each checked against ``rows`` (exit 2 on error; ``--minutes`` is checked by its
+    type, :func:`minutes`)."""
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     for name in names:
         if name not in rows:
             ap.error(f"unknown model {name!r}; choose from {', '.join(rows)}")
-    if args.minutes < 0:
-        ap.error("--minutes must be >= 0")
     return names
 
 

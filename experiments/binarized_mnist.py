@@ -33,8 +33,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
-from _common import (WALL_HOURS, add_run_flags, chosen_rows, elapsed, experiment_parser,  # noqa: E402
-                     history_of, measured_on, rewind_to_best, rewinds, rewound_seconds, train_seconds, wall_hours)
+from _common import (WALL_HOURS, add_run_flags, chosen_rows, elapsed, experiment_parser, folders,  # noqa: E402
+                     history_of, measured_on, need_checkpoints, rewind_to_best, rewinds, rewound_seconds,
+                     train_seconds, wall_hours)
 
 #: ``--models`` names; ``iwae`` is the row ``iwae-k<K>`` (K = ``--iwae-train-k``)
 ROWS = ("gmm", "vae", "iwae", "hierarchical", "cvae", "pixelcnn", "pixelrnn", "gan")
@@ -377,6 +378,9 @@ def main(argv=None) -> int:
     if args.lr is not None and not 0 < args.lr < 1:
         ap.error(f"--lr must be in (0, 1), got {args.lr}")
     names = [row_name(m, args.iwae_train_k) for m in models]
+    folders(ap, make=False, work=args.work, out=args.out)  # before the data: a file or /dev/null is one line
+    if not args.quick:  # --quick trains whatever --minutes says
+        need_checkpoints(ap, args.minutes, Path(args.work), names)
     torch.set_num_threads(1)
 
     from probgen import __version__
@@ -403,9 +407,7 @@ def main(argv=None) -> int:
     idx = torch.randperm(len(ds.test), generator=g)[:n_test] if n_test else torch.arange(len(ds.test))
     test, test_y = ds.test[idx], ds.test_labels[idx] if ds.test_labels is not None else None
     k = 20 if args.quick else args.iwae_k
-    work, out = Path(args.work), Path(args.out)
-    work.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    work, out = folders(ap, work=args.work, out=args.out)
     (out / "curves").mkdir(exist_ok=True)
     table = out / "likelihood_table.json"
     rows = {r["name"]: r for r in json.loads(table.read_text())["rows"]} if table.is_file() else {}
@@ -428,9 +430,12 @@ def main(argv=None) -> int:
         if args.rewind and args.minutes > 0 and (info := rewind_to_best(work / f"{name}.pt")):
             print(f"{name}: rewound to epoch {info['best_epoch']} ({info['discarded_epochs']} later epochs "
                   "discarded)", flush=True)
-        model = train_row(name, ds, work, minutes=0.1 if args.quick else args.minutes, quick=args.quick,
-                          seed=args.seed, device=args.device, quiet=args.quiet, warm_start=args.warm_start,
-                          lr=args.lr)
+        try:  # a resume file of other settings, --warm-start without the vae row: one line
+            model = train_row(name, ds, work, minutes=0.1 if args.quick else args.minutes, quick=args.quick,
+                              seed=args.seed, device=args.device, quiet=args.quiet, warm_start=args.warm_start,
+                              lr=args.lr)
+        except (ValueError, FileNotFoundError) as e:
+            ap.exit(2, f"binarized_mnist.py: error: {name}: {e}\n")
         refit = refit_row(model, ds, epochs=args.refit_guide, k=args.refit_k, seed=args.seed, quiet=args.quiet)
         hist = history_of(work / f"{name}.pt")
         write_json(out / "curves" / f"{name}.json", {"name": name, "history": hist})

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
-from _common import (WALL_HOURS, add_run_flags, chosen_rows, experiment_parser, history_of,  # noqa: E402
-                     measured_on, train_seconds, wall_hours)
+from _common import (WALL_HOURS, add_run_flags, chosen_rows, experiment_parser, folders, history_of,  # noqa: E402
+                     measured_on, need_checkpoints, train_seconds, wall_hours)
 
 ROWS = ("lm", "vae")
 FAMILY = {"lm": "GRU language model (the sentence VAE's decoder, no code): exact",
@@ -134,9 +134,9 @@ def main(argv=None) -> int:
     from probgen import __version__
     from probgen.io import write_json
 
-    work, out = Path(args.work), Path(args.out)
-    work.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    folders(ap, make=False, work=args.work, out=args.out)
+    need_checkpoints(ap, args.minutes, Path(args.work), names)
+    work, out = folders(ap, work=args.work, out=args.out)
     table = out / "table.json"
     rows = {r["name"]: r for r in json.loads(table.read_text())["rows"]} if table.is_file() else {}
     for name in names:

@@ -34,6 +34,7 @@ from torch import nn
 from torch.distributions import transform_to
 
 from .check import StoryCheck, at_user_frame, check_story, first_line, sample_sites, trace_pair
+from .data import MAX_CLASSES, check_tensor
 from .paramstore import find_autoguides, mirror, new_tables, private_store, rebind
 from .story import Story, Traits
 
@@ -204,7 +205,11 @@ class PyroProgram(Story):
                              f"fitted on {tuple(self.x_shape)}")
         self.x_shape = list(x.shape[1:])
         if y is not None and self.takes_y and self.n_classes is None and self.label_prior(x, y) is None:
-            self.n_classes = int(torch.as_tensor(y).max()) + 1 if len(y) else None  # no prior site: the labels seen
+            seen = int(check_tensor(torch.as_tensor(y), "y").max()) + 1 if len(y) else None  # no prior site: the labels seen
+            if seen is not None and seen > MAX_CLASSES:  # scoring sums over every class; sampling draws one
+                raise ValueError(f"{self.story_name}: labels y must lie in 0..{MAX_CLASSES - 1} (at most {MAX_CLASSES} "
+                                 f"classes), got {seen - 1}")
+            self.n_classes = seen
         return x, y
 
     # -- a label argument: an input, or a site with the program's own prior p(y) --------------

@@ -31,18 +31,28 @@ import pyro
 import torch
 
 from .check import pyro_state_kept
+from .data import MAX_CLASSES, check_labels, check_tensor
 from .importance import ScoringPlan, enum_size, last_plan, log_weights, particle_traces, scoring_plan
 from .parzen import PARZEN_KERNELS, parzen_log_prob, select_parzen_bandwidth  # noqa: F401 - re-exported
 
 __all__ = ["log_likelihood", "story_log_prob", "prepared", "log_weights", "particle_traces", "marginal_log_likelihood",
            "elbo_per_example", "parzen_log_prob", "select_parzen_bandwidth", "psis_khat", "Score", "score",
-           "scores_with_guide", "LikelihoodResult", "summarize", "KHAT_BAD", "FORCED_ESTIMATORS"]
+           "scores_with_guide", "LikelihoodResult", "summarize", "KHAT_BAD", "FORCED_ESTIMATORS", "MAX_NUM_SAMPLES",
+           "MAX_REFINE", "check_effort"]
 
 #: PSIS k̂ above this: the importance weights have too heavy a tail to trust the estimate
 KHAT_BAD = 0.7
 #: ``estimator=`` values a caller may ask for instead of the one the story declares: ``"iwae"`` (importance
 #: sampling with the story's guide, also for a story with an exact log p(x) that has a guide)
 FORCED_ESTIMATORS = ("iwae",)
+#: the most importance samples K per example: 20× the largest K of the published tables (K = 5000, Burda et
+#: al. 2016), where a binarized-MNIST VAE's estimate has long settled; time grows linearly in K, so this is
+#: already hours for a 10k-image test set, and 10**12 would be years: a typo, refused before any work
+MAX_NUM_SAMPLES = 100_000
+#: the most Adam steps of each example's refined proposal (``refine=``): 1000× the default of
+#: :func:`probgen.infer.refit.refine_proposal` (100 steps, where the estimate stops moving); every chunk of
+#: examples runs them all, so 10**9 would run for days
+MAX_REFINE = 100_000
 
 
 # -- IWAE, written once (the weights: probgen.importance) ----------------------------------
@@ -72,10 +82,21 @@ def _chunked_iwae(story, x, y, num_samples: int, batch_size: int, sample_chunk: 
     return torch.cat(out), (torch.cat(kept) if keep_weights else None)
 
 
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
+def _check_count(name: str, value, lo: int = 1, hi: int | None = None, why: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        raise ValueError(f"{name} must be {'a number of steps ' if lo == 0 else ''}>= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{name} must be <= {hi}" + (f" ({why})" if why else "") + f", got {value}")
     return int(value)
+
+
+def check_effort(num_samples=1000, refine=0) -> tuple[int, int]:
+    """``num_samples`` (K) and ``refine`` (steps) as ints within :data:`MAX_NUM_SAMPLES` and :data:`MAX_REFINE`.
+
+    :raises ValueError: naming the argument and its bound.
+    """
+    return (_check_count("num_samples", num_samples, 1, MAX_NUM_SAMPLES, "importance samples per example"),
+            _check_count("refine", refine, 0, MAX_REFINE, "Adam steps of each example's proposal"))
 
 
 def log_likelihood(
@@ -115,9 +136,10 @@ def log_likelihood(
         guide even for a story whose log p(x) is exact (``traits.guide``: PPCA), to check one against the other.
     :return: tensor ``[n]`` (or ``(values, log-weights)``).
     """
-    num_samples = _check_count("num_samples", num_samples)
-    if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
-        raise ValueError(f"refine must be a number of steps >= 0, got {refine!r}")
+    num_samples, refine = check_effort(num_samples, refine)
+    # a meta tensor has no values to score (a story's own prepare may not have said so)
+    x = check_tensor(x) if isinstance(x, torch.Tensor) else x
+    y = check_tensor(y, "y") if isinstance(y, torch.Tensor) else y
     _check_forced(story, estimator, guide)
     was_training = story.training
     story.eval()
@@ -175,6 +197,9 @@ def story_log_prob(story, x, y=None, *, estimator: str | None = None, **options)
     :param story: a :class:`probgen.Story`; ``x``, ``y``: raw data, prepared by ``story.prepare``.
     :param options: :func:`log_likelihood`'s (``num_samples``, ``return_weights``, ``refine``, ...).
     """
+    check_effort(options.get("num_samples", 1000), options.get("refine", 0))  # before the data are prepared
+    if isinstance(x, torch.Tensor):  # a story's own prepare may check nothing: no values, no estimate
+        check_tensor(x)
     with pyro_state_kept():  # interrupted anywhere (the story's check, a refined proposal): nothing left behind
         if estimator is None:
             return story.log_prob(x, y, **options)
@@ -204,7 +229,7 @@ def marginal_log_likelihood(story, x: torch.Tensor, n_classes: int, *, prior: to
         its own p(y) site, so each log_likelihood(x, y=c) is already log p(x, y = c) and none is added.
     :return: tensor ``[n]``.
     """
-    n_classes = _check_count("n_classes", n_classes)
+    n_classes = _check_classes(story, n_classes)
     if isinstance(prior, str) and prior != "model":
         raise ValueError(f"prior must be probabilities or 'model', got {prior!r}")
     if isinstance(prior, str):
@@ -221,6 +246,15 @@ def marginal_log_likelihood(story, x: torch.Tensor, n_classes: int, *, prior: to
     if prior is None:  # keep the float32 arithmetic of the tour's numbers
         return torch.logsumexp(per, 0) - math.log(n_classes)
     return torch.logsumexp(per.double() + log_prior.to(per.device)[:, None], 0).to(per.dtype)
+
+
+def _check_classes(story, n_classes) -> int:
+    """``n_classes`` within the labels the story knows (``story.n_classes``), else within :data:`MAX_CLASSES`:
+    the marginal scores every class, and a label outside the networks' range has no meaning."""
+    known = story.n_classes  # the story protocol: None when the story does not say
+    hi, why = (known, f"{type(story).__name__} knows the labels 0..{known - 1}") if isinstance(known, int) and known > 0 \
+        else (MAX_CLASSES, "labels summed over, one estimate each")
+    return _check_count("n_classes", n_classes, 1, hi, why)
 
 
 # -- PSIS k̂ of the importance weights -----------------------------------------------------
@@ -336,7 +370,7 @@ def score(model, x: torch.Tensor, *, y: torch.Tensor | None = None, n_classes: i
         an exact story that has one (``traits.guide``, e.g. PPCA: the check of the estimator); the
         ``estimator`` column of the result says which.
     """
-    num_samples = _check_count("num_samples", num_samples)
+    num_samples, refine = check_effort(num_samples, refine)
     _check_forced(model, estimator)
     traits = model.traits
     kind = estimator or traits.estimator
@@ -387,6 +421,9 @@ def _score_labels(model, x, y, n_classes, num_samples: int, kind: str, iwae: str
     n_classes = n_classes or model.n_classes
     if not n_classes:
         raise ValueError(f"{type(model).__name__} is conditional: score needs n_classes")
+    n_classes = _check_classes(model, n_classes)
+    if y is not None:  # before any estimate: a label the model does not know is the caller's mistake
+        y = check_labels(y, len(x), n_classes=n_classes)
     values = marginal_log_likelihood(model, x, n_classes, prior="model" if own else None,
                                      num_samples=num_samples, **opts)
     cond = None if y is None else log_likelihood(model, x, y=y, num_samples=num_samples, **opts).cpu()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import json
 import os
 import tempfile
@@ -121,14 +122,49 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
         os.replace(tmp, path)  # atomic on POSIX: the old file stays until this instant
         _fsync_dir(path.parent)  # make the rename itself survive a power cut, not only a kill
     except BaseException as e:
+        failure = _write_failure(e, path)  # before the unlink: a full disk is still full now
         try:
             os.unlink(tmp)  # never leave a partial file behind (disk full, read-only, killed)
         except OSError:
             pass
-        if isinstance(e, OSError):
-            raise _named(e, path) from None
+        if failure is not None:
+            raise failure from None
         raise
     return path
+
+
+#: what torch's zip writer says when a write came up short (``torch.save`` to a file object: the OSError
+#: Python raised is the context of this RuntimeError; a write torch did in C++ names no errno at all)
+_TORCH_SHORT_WRITE = ("unexpected pos", "inline_container", "PytorchStreamWriter failed", "file write failed")
+
+
+def _write_failure(e: BaseException, path: Path) -> OSError | None:
+    """A failed write as one ``OSError`` naming ``path`` with the errno that says why (ENOSPC, EDQUOT,
+    EROFS, ...), so that every caller (the command line: one line, exit 2) sees a full disk as a full
+    disk, however torch wrapped it; ``None`` when ``e`` is no write failure (a bug, Ctrl-C)."""
+    if isinstance(e, OSError):
+        return _named(e, path) if e.errno is not None else e
+    if not (isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_SHORT_WRITE)):
+        return None
+    cause, seen = e.__cause__ or e.__context__, 0
+    while cause is not None and seen < 8:  # torch raised while handling the OSError of the write
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return _named(cause, path)
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    code = _disk_state(path.parent)
+    return OSError(code, f"{os.strerror(code)} (torch: {str(e).strip().splitlines()[0]})", str(path))
+
+
+def _disk_state(folder: Path) -> int:
+    """Why a write into ``folder`` came up short when nobody said: EROFS (mounted read-only), ENOSPC
+    (under 1 MiB left for us: the partial file is still there, so a full disk reads as full), else EIO."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows) or the folder is gone
+        return errno.EIO
+    if st.f_flag & getattr(os, "ST_RDONLY", 1):
+        return errno.EROFS
+    return errno.ENOSPC if st.f_bavail * st.f_frsize < 2**20 else errno.EIO
 
 
 def _named(e: OSError, path: Path) -> OSError:

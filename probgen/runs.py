@@ -9,7 +9,11 @@ A run (``probgen train vae``, ``probgen compare``, the tour) writes into ``--out
 - refuses a folder holding a finished run of the same name (``OUT/<name>.manifest.json``) unless
   the caller resumes it or forces a new one; the old manifest is removed before anything is written, so
   a run killed half-way never leaves a folder that claims to be finished while mixing two runs;
-- writes the manifest last, through the atomic writer: the files of the run with their sizes.
+- writes the manifest last, through the atomic writer: the files of the run with their sizes;
+- refuses to replace a file the run writes (``outputs``) that no run of this name left in the folder (a copied
+  checkpoint, one written by an earlier version) unless forced or resumed, refuses ``--resume`` when the file it
+  would continue from (``resume_from``) is missing, and removes the results of the run it replaces (``stale``)
+  before anything new is written, so that a run killed half-way never leaves old results beside new files.
 
 Commands that write named files (``sample``, ``traverse``, ``problems``, ...) resolve ``--out`` with
 :func:`output_file` (a file, or a folder that receives the command's own file name; by default
@@ -25,11 +29,12 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .io import write_json
 
-__all__ = ["run_folder", "lock_path", "manifest_path", "read_manifest", "claim_outputs", "output_file", "inside_held"]
+__all__ = ["run_folder", "lock_path", "manifest_path", "unfinished_path", "read_manifest", "claim_outputs",
+           "output_file", "inside_held"]
 
 #: run folders this process holds (:func:`run_folder`): their files are the run's to replace
 _HELD: ContextVar[tuple[Path, ...]] = ContextVar("probgen_held_run_folders", default=())
@@ -43,6 +48,12 @@ def lock_path(out: str | os.PathLike, name: str = "run") -> Path:
 def manifest_path(out: str | os.PathLike, name: str = "run") -> Path:
     """``OUT/<name>.manifest.json``: written last by a run that finished."""
     return Path(out) / f"{name}.manifest.json"
+
+
+def unfinished_path(out: str | os.PathLike, name: str = "run") -> Path:
+    """``OUT/.<name>.unfinished``: present from a run's start until its manifest is written, so that the files
+    of a run that failed or was interrupted are still known as this run's (a rerun may replace them)."""
+    return Path(out) / f".{name}.unfinished"
 
 
 def read_manifest(out: str | os.PathLike, name: str = "run") -> dict | None:
@@ -132,7 +143,9 @@ def _take_lock(lock: Path) -> None:
 
 @contextmanager
 def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", resume: bool = False,
-               force: bool = False, fresh: bool = False) -> Iterator[Path]:
+               force: bool = False, fresh: bool = False, outputs: Iterable[str | os.PathLike] = (),
+               resume_from: str | os.PathLike | None = None,
+               stale: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
     """Hold ``out`` for one run: lock, refuse a finished run, write the manifest last.
 
     :param out: the run folder (created).
@@ -142,8 +155,16 @@ def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", 
     :param resume: continue a finished run (its manifest is replaced at the end).
     :param force: replace a finished run.
     :param fresh: the folder must be empty, or hold a run of this name (the tour: never mix a user's files).
+    :param outputs: files the run writes (``OUT/vae.pt``): one that exists while the folder holds no run of this
+        name (no manifest, no lock left by a killed run, no :func:`unfinished_path` left by a failed one) is
+        someone else's and is replaced only with ``force`` or ``resume``.
+    :param resume_from: the file a resumed run continues from (``OUT/vae.last.pt``): with ``resume`` it must
+        exist (a resume without one would silently train afresh and replace the finished checkpoint).
+    :param stale: results of the run being replaced (``results.json``): removed once the lock is held, so a run
+        killed before it writes them anew leaves none of the old ones beside its new files.
     :raises ValueError: the folder is a file, is locked by a live run, holds a finished run and neither
-        ``resume`` nor ``force`` is given, or (``fresh``) holds files of something else.
+        ``resume`` nor ``force`` is given, holds an output no run of this name wrote, ``resume_from`` is
+        missing, or (``fresh``) holds files of something else.
     """
     out = Path(out)
     if out.is_symlink() and not out.is_dir():
@@ -151,10 +172,19 @@ def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
     done = read_manifest(out, name)
-    ours = done is not None or lock_path(out, name).exists()  # finished, or killed half-way (its lock is left)
+    # finished, killed half-way (its lock is left), or failed / interrupted (its unfinished mark is left)
+    ours = done is not None or lock_path(out, name).exists() or unfinished_path(out, name).exists()
     if fresh and not ours and not force and out.is_dir() and any(out.iterdir()):
         raise ValueError(f"--out {out}: folder is not empty and was not made by probgen {command or name}; "
                          "choose an empty or new folder (or pass --force to write into it)")
+    if resume and resume_from is not None and not Path(resume_from).is_file():
+        afresh = " with --force (it replaces the finished run)" if done is not None else ""
+        raise ValueError(f"--resume: {resume_from} does not exist, so there is nothing to continue; leave out "
+                         f"--resume to train afresh{afresh}")
+    foreign = [p for p in map(Path, outputs) if os.path.lexists(p)] if not (ours or force or resume) else []
+    if foreign:  # a copied file, or one written before run folders had manifests: not ours to replace
+        raise ValueError(f"{foreign[0]}: exists, and no probgen {command or name} run in {out} wrote it (no "
+                         f"{manifest_path(out, name).name}); pass --force to replace it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     lock = lock_path(out, name)
     _take_lock(lock)
@@ -165,6 +195,9 @@ def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", 
                 raise ValueError(f"--out {out}: holds a finished {name} run ({manifest_path(out, name).name}); "
                                  "pass --resume to continue it or --force to replace it, or choose another --out")
             manifest_path(out, name).unlink(missing_ok=True)  # unfinished until the new manifest exists
+        unfinished_path(out, name).write_text(f"{command or name}\n", encoding="utf-8")
+        for path in stale:  # the replaced run's results: never left beside the new run's files
+            Path(path).unlink(missing_ok=True)
         started = time.time()
         yield out
         files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*"))
@@ -173,6 +206,7 @@ def run_folder(out: str | os.PathLike, *, name: str = "run", command: str = "", 
 
         write_json(manifest_path(out, name), {"name": name, "command": command, "probgen": __version__,
                                               "started": started, "finished": time.time(), "files": files})
+        unfinished_path(out, name).unlink(missing_ok=True)
     finally:
         _HELD.reset(held)
         try:

@@ -248,7 +248,7 @@ def test_compare_killed_half_way_leaves_no_manifest_and_a_finished_one_needs_for
 def test_the_tour_refuses_a_folder_it_did_not_make(setup, ok, tmp_path, monkeypatch):
     from probgen.report import tour as T
 
-    monkeypatch.setattr(T, "_tour", lambda cfg, out: SimpleNamespace(lines=["toured"]))
+    monkeypatch.setattr(T, "_tour", lambda cfg, out, *_: SimpleNamespace(lines=["toured"]))
     if setup.startswith("user-file"):
         (tmp_path / "thesis.tex").write_text("mine")
     elif setup == "own-tour":

@@ -4,7 +4,8 @@ One module per family of commands (``spine``, ``vae_family``, ``pixel``, ``gan``
 ``diagnose``, ``story``, ``tour``); each has ``register(subparsers)``. Heavy imports
 happen inside the command functions, so ``probgen --help`` is quick.
 
-Errors the user can fix (bad arguments, missing or bad files) print one line and exit 2.
+Errors the user can fix (bad arguments, missing or bad files, an exception in the user's own story) print
+one line and exit 2; with ``PROBGEN_DEBUG=1`` in the environment the traceback is printed above that line.
 """
 from __future__ import annotations
 
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
     except (CLIError, ValueError, OSError) as e:
+        if os.environ.get("PROBGEN_DEBUG"):  # the whole story behind the line (a user's story's own traceback)
+            import traceback
+
+            traceback.print_exception(e, file=sys.stderr)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, OSError) and e.errno is not None:
             msg = os_message(e)

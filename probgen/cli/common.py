@@ -12,7 +12,8 @@ import sys
 
 __all__ = [
     "EXIT_USAGE", "CLIError", "ArgumentParser", "add_config_args", "config_from", "add_data_args",
-    "add_run_args", "add_fit_args", "int_list", "add_recipe", "run_recipe", "data_given", "TRAINERS", "name_first",
+    "add_run_args", "add_fit_args", "int_list", "whole_number", "INT64", "add_recipe", "run_recipe", "data_given",
+    "TRAINERS", "name_first",
 ]
 
 EXIT_USAGE = 2
@@ -40,6 +41,23 @@ def int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+#: what an int flag holds at most: a 64-bit integer, so that no value overflows inside torch or NumPy (a flag's
+#: own range, ``opt(bounds=...)``, is checked by its recipe: the same line from Python and from here)
+INT64 = (-2**63, 2**63 - 1)
+
+
+def whole_number(text: str) -> int:
+    """argparse type of every int flag: a whole number that fits in 64 bits (argparse names the flag in its
+    one-line error: ``argument --seed: must lie in -9223372036854775808..9223372036854775807 ...``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not INT64[0] <= value <= INT64[1]:
+        raise argparse.ArgumentTypeError(f"must lie in {INT64[0]}..{INT64[1]} (a 64-bit integer), got {value}")
+    return value
+
+
 def _field_default(f: dataclasses.Field):
     if f.default is not dataclasses.MISSING:
         return f.default
@@ -56,8 +74,8 @@ def _arg_type(f: dataclasses.Field, default):
     if text.startswith("tuple[int") or text.startswith("Sequence[int"):
         return int_list
     if text.startswith("list"):
-        return int if (default and all(isinstance(v, int) for v in default)) or "int" in text else str
-    return {"int": int, "float": float, "str": str}.get(text)
+        return whole_number if (default and all(isinstance(v, int) for v in default)) or "int" in text else str
+    return {"int": whole_number, "float": float, "str": str}.get(text)
 
 
 def add_config_args(p, cls, *, suppress: bool = False, skip=(), only=None, defaults: dict | None = None,

@@ -129,8 +129,11 @@ def cmd_sample(args) -> int:
     from ..recipes.train import SampleConfig, sample
 
     res = sample(config_from(SampleConfig, args))
-    if res.path is None:  # text models
+    if res.path is None:  # text models, printed
         print("\n".join(res.samples))
+        return 0
+    if isinstance(res.samples, list):  # text models, written to --out FILE.txt
+        print(f"wrote {len(res.samples)} sentences from {args.checkpoint} to {res.path}")
         return 0
     print(f"wrote {args.n} samples from {args.checkpoint} to {res.path}" + (f" and {args.npy}" if args.npy else ""))
     return 0

@@ -15,7 +15,10 @@ def register(sub) -> None:
                                    "the same test set, and writes OUT/report.html (one self-contained page) "
                                    "and OUT/report.json. On the built-in digits about 2 minutes on 2 CPU cores "
                                    "(--quick about 30 s); --data mnist --train-size 5000 10-14 minutes there. It "
-                                   "prints its estimated time first and an ETA before each section.")
+                                   "prints its estimated time first and an ETA before each section. Every input "
+                                   "is checked before the first section. OUT/tour.json records what the tour "
+                                   "wrote: a rerun into the same --out (also after Ctrl-C) starts afresh; a tour "
+                                   "of other data there is refused unless --force.")
     add_config_args(p, TourConfig)
     add_run_args(p, out=TourConfig().run.out)
     p.set_defaults(func=cmd_tour)

@@ -17,7 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .safe import memory_budget, npz_names, read_bytes, read_npy, read_npz, read_png_grey, regular_file
+from .checks import MAX_CLASSES, check_images
+from .safe import memory_budget, missing, npz_names, path_like, read_bytes, read_npy, read_npz, read_png_grey, regular_file
 
 __all__ = [
     "DATASETS",
@@ -25,8 +26,6 @@ __all__ = [
     "load",
     "batches",
     "data_dir_from_env",
-    "check_images",
-    "check_data",
     "from_spec",
 ]
 
@@ -145,11 +144,16 @@ def load(
               "frey-face": _load_frey}[key](root, seed, download)
     else:
         path = Path(name)
-        if not path.exists():
-            raise ValueError(
-                f"unknown data set {name!r}: use one of {', '.join(DATASETS)}, "
-                "or a path to an .npz/.npy file or a folder of PNGs"
-            )
+        problem = missing(path)
+        if problem is not None:
+            # a bare word is a misspelt set name; anything path-like (a folder, a suffix, a dangling link)
+            # is a file that is not there, and a symlink loop is a loop: say which
+            if isinstance(problem, FileNotFoundError) and not path_like(path):
+                raise ValueError(
+                    f"unknown data set {name!r}: use one of {', '.join(DATASETS)}, "
+                    "or a path to an .npz/.npy file or a folder of PNGs"
+                )
+            raise problem
         ds = _load_user(path, seed)
     if binarize and not ds.binarized:
         for split in ("train", "val", "test"):
@@ -320,74 +324,6 @@ def _load_frey(root: Path, seed: int, download: bool) -> Dataset:
     return Dataset("frey-face", tr, va, te, levels=256, info={"source": str(path)})
 
 
-def check_images(x: np.ndarray, source: str) -> np.ndarray:
-    """Validate user images and scale them to float32 in [0, 1].
-
-    :param x: array ``[n, H, W]``, ``[n, H, W, 1]``, ``[n, 1, H, W]`` or ``[n, D]``;
-        uint8 0..255 or float 0..1.
-    :param source: name used in error messages.
-    :raises ValueError: empty, wrong rank, colour images, NaN/inf, or values out of range.
-    """
-    x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise ValueError(f"{source}: expected a numeric array, got dtype {x.dtype}")
-    if x.ndim == 4 and x.shape[-1] == 1:
-        x = x[..., 0]
-    elif x.ndim == 4 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim == 4:
-        raise ValueError(f"{source}: colour images {x.shape} are not supported; use grey levels [n, H, W]")
-    if x.ndim not in (2, 3):
-        raise ValueError(f"{source}: expected images [n, H, W] or vectors [n, D], got shape {x.shape}")
-    if x.shape[0] == 0 or x.size == 0:
-        raise ValueError(f"{source}: no data (shape {x.shape})")
-    if x.dtype == bool:
-        return x.astype(np.float32)
-    if np.issubdtype(x.dtype, np.integer):
-        if x.min() < 0 or x.max() > 255:
-            raise ValueError(f"{source}: integer pixel values must lie in 0..255, "
-                             f"got {x.min()}..{x.max()}")
-        return x.astype(np.float32) / 255.0
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{source}: data contains NaN or inf")
-    if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"{source}: float pixel values must lie in [0, 1], got {x.min():.3g}..{x.max():.3g}")
-    return x
-
-
-def check_data(x, *, x_dim: int | None = None, binary: bool = False, name: str = "x") -> torch.Tensor:
-    """Validate a data tensor for a model: numeric, finite, non-empty, right size, range.
-
-    :param x: data ``[n, ...]`` (tensor or array).
-    :param x_dim: number of values per example the model expects (``None``: any).
-    :param binary: values must lie in [0, 1] (Bernoulli likelihood).
-    :raises ValueError: naming the problem.
-    """
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(x)
-        except Exception:  # noqa: BLE001
-            raise ValueError(f"{name}: expected a tensor or array, got {type(x).__name__}") from None
-    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int32, torch.int64)):
-        if x.dtype != torch.bool:
-            raise ValueError(f"{name}: expected numbers, got dtype {x.dtype}")
-    x = x.float()  # float64/float16 too: the networks are float32
-    if x.dim() == 0:
-        raise ValueError(f"{name}: expected a batch [n, ...], got a scalar")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name}: empty data (shape {tuple(x.shape)})")
-    if x_dim is not None and x[0].numel() != x_dim:
-        raise ValueError(f"{name}: each example must have {x_dim} values, got shape {tuple(x.shape[1:])} "
-                         f"({x[0].numel()} values)")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: data contains NaN or inf")
-    if binary and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name}: a Bernoulli likelihood needs values in [0, 1], "
-                         f"got {float(x.min()):.3g}..{float(x.max()):.3g}")
-    return x
-
-
 def _load_user(path: Path, seed: int) -> Dataset:
     y = None
     if path.is_dir():
@@ -409,6 +345,9 @@ def _load_user(path: Path, seed: int) -> Dataset:
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
             raise ValueError(f"{path}: labels y must be non-negative integers of shape ({len(x)},), "
                              f"got {y.dtype} {y.shape}")
+        if len(y) and int(y.max()) >= MAX_CLASSES:  # the class count is max(y) + 1: a model input per class
+            raise ValueError(f"{path}: labels y must lie in 0..{MAX_CLASSES - 1} (at most {MAX_CLASSES} classes), "
+                             f"got {int(y.min())}..{int(y.max())}")
     n = len(x)
     if n < 3:
         raise ValueError(f"{path}: need at least 3 examples for a train/val/test split, got {n}")

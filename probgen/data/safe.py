@@ -7,6 +7,7 @@ compressed file cannot expand into gigabytes. Pickled (object) arrays are never 
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import zipfile
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["npz_names", "regular_file", "memory_budget", "read_npy", "read_npz", "read_png_grey", "read_bytes"]
+__all__ = ["npz_names", "regular_file", "missing", "path_like", "memory_budget", "read_npy", "read_npz", "read_png_grey",
+           "read_bytes"]
 
 #: the largest share of this machine's memory one loaded input may take (as float32)
 MEMORY_SHARE = 0.25
@@ -39,16 +41,45 @@ def regular_file(path: str | os.PathLike, what: str = "data file") -> Path:
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
+    except OSError:
+        raise missing(path, what) from None
     if not stat.S_ISREG(mode):
         kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                 else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
         raise ValueError(f"{path}: is {kind}, not a regular {what}; refusing to read it")
     return path
+
+
+def missing(path: str | os.PathLike, what: str = "data file") -> Exception | None:
+    """Why ``path`` cannot be opened, as the error to raise (``None``: it can): a symbolic-link loop (a
+    ``ValueError``), a link whose target is gone or no file at all (``FileNotFoundError``), else the
+    system's reason (a ``ValueError``). ``Path.exists()`` says ``False`` to all of them alike."""
+    path = Path(path)
+    try:
+        os.stat(path)
+        return None
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return ValueError(f"{path}: is a symlink loop (its links point back at each other); give the real {what}")
+        return ValueError(f"{path}: cannot read ({e.strerror})")
+    if path.is_symlink():  # the link is there, its target is not
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return FileNotFoundError(f"{what} not found: {path} is a symbolic link to {target}, which does not exist "
+                                 "(deleted or moved)")
+    return FileNotFoundError(f"{what} not found: {path} (no such file)")
+
+
+def path_like(path: str | os.PathLike) -> bool:
+    """``path`` reads as a file's path (a folder in it, a suffix, ``~``/``.``, a link), not as the bare name of
+    a data set or corpus: a missing one is "no such file", not "unknown data set"."""
+    path = Path(path)
+    return len(path.parts) > 1 or bool(path.suffix) or str(path).startswith(("~", ".")) or path.is_symlink()
 
 
 def read_bytes(path: str | os.PathLike, what: str = "data file") -> bytes:

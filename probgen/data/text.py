@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from .safe import read_bytes
+from .safe import missing, path_like, read_bytes
 
 __all__ = ["PAD", "UNK", "BOS", "EOS", "SPECIALS", "TEXT_CORPORA", "SHIPPED_CORPORA", "Vocab", "TextData", "load_text",
            "tokenize", "detokenize", "read_lines", "pad_sequences"]
@@ -275,8 +275,9 @@ def read_lines(path: str | os.PathLike) -> list[str]:
         if not files:
             raise ValueError(f"{path}: folder holds no .txt or .json files")
         return [ln for f in files for ln in read_lines(f)]
-    if not path.exists():
-        raise FileNotFoundError(f"no such text file: {path}")
+    problem = missing(path, "text file")
+    if problem is not None:
+        raise problem
     return _read_json_file(path) if path.suffix.lower() == ".json" else _read_text_file(path)
 
 
@@ -311,9 +312,12 @@ def _resolve(path_or_name: str | os.PathLike, data_dir) -> tuple[Path, str, str 
             raise FileNotFoundError(f"text corpus {key!r}: {path} not found")
         return path, key.lower(), level
     path = Path(path_or_name).expanduser()
-    if not path.exists():
+    problem = missing(path, "text file")
+    if isinstance(problem, FileNotFoundError) and not path_like(path):
         raise FileNotFoundError(f"no text file or corpus {key!r} (named corpora: "
                                 f"{', '.join(TEXT_CORPORA)}; else give a path to a .txt or .json file)")
+    if problem is not None:  # a symlink loop, a dangling link, a deleted file: said as such
+        raise problem
     if path.is_dir():
         level = "char" if any(p.suffix.lower() == ".json" for p in path.iterdir()) else None
     else:

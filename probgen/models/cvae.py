@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..check import check_elbo
-from ..data import check_data
+from ..data import MAX_CLASSES, check_data, check_tensor
 from ..likelihoods import check_pixel_args, mean_image, pixel_likelihood
 from ..nn import check_positive_int, encoder_decoder
 from ..story import Story, Traits
@@ -54,8 +54,8 @@ class CVAE(Story):
         self.x_dim, self.z_dim, hidden, self.likelihood, self.x_shape = check_pixel_args(
             x_dim, z_dim=z_dim, hidden=hidden, likelihood=likelihood, x_shape=x_shape)
         self.n_classes = check_positive_int("n_classes", n_classes)
-        if self.n_classes < 2:
-            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        if not 2 <= self.n_classes <= MAX_CLASSES:  # one input column of both networks per class
+            raise ValueError(f"n_classes must lie in 2..{MAX_CLASSES}, got {n_classes}")
         self.elbo = check_elbo(elbo, type(self).__name__)
         # the networks see [input, one-hot(y)]
         self.encoder, self.decoder = encoder_decoder(x_dim, z_dim, hidden, likelihood=likelihood,
@@ -105,8 +105,10 @@ class CVAE(Story):
         :param n: number of rows when ``y`` is an int.
         """
         if isinstance(y, (int,)) and not isinstance(y, bool):
+            if not 0 <= y < self.n_classes:  # before torch.full: 10**30 does not fit a long
+                raise ValueError(f"labels must lie in 0..{self.n_classes - 1}, got {y}")
             y = torch.full((n,), y, dtype=torch.long)
-        y = torch.as_tensor(y, device=self.device)
+        y = check_tensor(torch.as_tensor(y, device=self.device), "y")
         if y.is_floating_point():
             if y.dim() < 2:
                 raise ValueError(f"labels must be whole class numbers 0..{self.n_classes - 1} (or soft labels "

@@ -43,6 +43,7 @@ import pyro.distributions as dist
 import torch
 
 from ..data import check_data
+from ..data.safe import memory_budget
 from ..nn import (OUTPUTS, ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator, check_hidden,
                   check_loss, check_positive_int)
 from ..parzen import parzen_log_prob, select_parzen_bandwidth
@@ -208,8 +209,13 @@ class GAN(Story):
         return scores
 
     def _centers(self, num_samples: int, seed: int) -> torch.Tensor:
+        num_samples = check_positive_int("num_samples", num_samples)
+        need, budget = num_samples * (self.x_dim + self.z_dim) * 4, memory_budget()  # every center is kept
+        if need > budget:
+            raise ValueError(f"num_samples must be <= {budget // ((self.x_dim + self.z_dim) * 4)} (Parzen centers "
+                             f"held in memory, {budget / 2**30:.2f} GiB at most), got {num_samples}")
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        z = torch.randn(check_positive_int("num_samples", num_samples), self.z_dim, device=self.device, generator=gen)
+        z = torch.randn(num_samples, self.z_dim, device=self.device, generator=gen)
         return torch.cat([self.decode(zb) for zb in z.split(4096)])
 
     @torch.no_grad()

@@ -37,7 +37,7 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-from ..data import check_data
+from ..data import MAX_CLASSES, check_data
 from ..nn import GatedPixelCNN, RowLSTMNet, check_kernel, check_positive_int
 from ..runtime import progress_bar
 from ..story import Story, Traits
@@ -121,8 +121,8 @@ class PixelModel(Story):
         if likelihood == "categorical" and (isinstance(levels, bool) or not isinstance(levels, int) or levels < 2):
             raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
         if n_classes is not None and (isinstance(n_classes, bool) or not isinstance(n_classes, int)
-                                      or n_classes < 2):
-            raise ValueError(f"n_classes must be an integer >= 2 or None, got {n_classes!r}")
+                                      or not 2 <= n_classes <= MAX_CLASSES):  # one embedding row per class
+            raise ValueError(f"n_classes must be an integer in 2..{MAX_CLASSES} or None, got {n_classes!r}")
         self.backbone, self.shape, self.likelihood = backbone, shape, likelihood
         self.levels = levels if likelihood == "categorical" else 2
         self.n_classes = n_classes

@@ -43,6 +43,7 @@ import pyro.poutine as poutine
 import torch
 from torch import nn
 
+from ..data import check_tensor
 from ..data.text import SPECIALS, Vocab
 from ..nn import SentenceDecoder, SentenceEncoder, check_positive_int
 from ..nn.decoding import beam_search, repeat_mask
@@ -245,7 +246,7 @@ class SentenceVAE(Story):
     def prepare(self, x, y=None):
         if isinstance(x, (list, tuple, str)):
             return self.tokens(x), y
-        x = torch.as_tensor(x)
+        x = check_tensor(torch.as_tensor(x))
         if x.dim() != 2 or x.is_floating_point() or x.dtype == torch.bool:
             raise ValueError(f"expected token ids [n, T] (integers), got {x.dtype} of shape {tuple(x.shape)}")
         if x.shape[0] == 0:

@@ -29,7 +29,7 @@ class GANConfig(GameConfig, FitBase):
                                  metavar="N")
     minutes: float | None = opt(None, "stop at the end of the first epoch that finishes after M minutes (the model "
                                       "of that epoch is kept)", metavar="M")
-    resume: bool = opt(False, "continue from OUT/gan.last.pt if present")
+    resume: bool = opt(False, "continue from OUT/gan.last.pt (refused when there is none)")
     grid_every: int = opt(1, "write the fixed-noise sample grid every N epochs to OUT/gan_grids/ (0: never)")
     no_monitor: bool = opt(False, "skip the per-epoch classifier check (coverage, mode-collapse warning)")
     log_dir: str | None = opt(None, "write TensorBoard logs (D/G losses per step and per epoch, a sample grid "

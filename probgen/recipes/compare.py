@@ -178,6 +178,7 @@ def _story_row(cfg: CompareConfig, ds, out: Path, pointwise: dict, say) -> dict:
 
     from ..evaluate import summarize
     from .story import StoryConfig, story_stem, svi_mixture_hint, user_story
+    from .usercode import user_code
 
     seed_everything(cfg.run.seed)
     say(f"training {cfg.story} ...", flush=True)
@@ -186,14 +187,15 @@ def _story_row(cfg: CompareConfig, ds, out: Path, pointwise: dict, say) -> dict:
                             **({"epochs": cfg.epochs} if cfg.epochs is not None else {}))
     res = user_story(story_cfg, hold=False)  # compare holds the folder
     seed_everything(cfg.run.seed)
-    row = score_model(res.model, ds, num_samples=cfg.num_samples, seed=cfg.run.seed, refine=cfg.refine)
+    with user_code(cfg.story, "scoring it"):  # its model and guide run again
+        row = score_model(res.model, ds, num_samples=cfg.num_samples, seed=cfg.run.seed, refine=cfg.refine)
+        _sample_grid(res.model, out / f"samples_{story_stem(res.name)}.png")
     hint = svi_mixture_hint(res.model, story_cfg.lr, story_cfg.epochs)
     if hint:
         row["hint"] = hint
     values = row.pop("values")
     s = summarize(values)
     pointwise[res.name] = values.numpy()
-    _sample_grid(res.model, out / f"samples_{story_stem(res.name)}.png")
     return {"name": res.name, "test_log_likelihood": s.mean, "stderr": s.stderr, **row, "fit_seconds": res.seconds,
             "n_params": int(res.model.n_params()), "n_test": s.n, "story": cfg.story, "checkpoint": str(res.path)}
 
@@ -219,8 +221,26 @@ def compare(cfg: CompareConfig) -> CompareResult:
     from .guard import check_sizes
 
     check_sizes(cfg)
-    with run_folder(out_dir(cfg.run.out), name="compare", command="compare", force=cfg.run.force):
+    out = out_dir(cfg.run.out)
+    outputs, results = _files(cfg, out)
+    # the results of the run this one replaces go before anything new is written: a compare killed half-way
+    # leaves new checkpoints and no manifest, never the old results.json / pointwise.npz beside them
+    with run_folder(out, name="compare", command="compare", force=cfg.run.force, outputs=outputs, stale=results):
         return _compare(cfg)
+
+
+def _files(cfg: CompareConfig, out: Path) -> tuple[list[Path], list[Path]]:
+    """``(every file compare writes into out, its results)``: the results are the table's numbers and
+    figures (results.json, pointwise.npz, figures, sample grids); the rest are the checkpoints it trains."""
+    from ..io import run_files
+    from .story import story_label, story_stem
+
+    models = _names(cfg.models)
+    stories = [story_stem(story_label(cfg.story, cfg.story_name))] if cfg.story else []
+    results = [out / f for f in ("results.json", "pointwise.npz", "compare.png", "elpd_compare.png")]
+    results += [out / f"samples_{name}.png" for name in models + stories]
+    trained = ([] if cfg.from_dir else models) + stories  # --from: read where they are; a story always trains
+    return results + [run_files(out, name).checkpoint for name in trained], results
 
 
 def _compare(cfg: CompareConfig) -> CompareResult:

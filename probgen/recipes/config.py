@@ -19,24 +19,31 @@ DEVICE = "auto"
 
 
 def opt(default, help: str = "", *, choices=None, flag: str | None = None, negate: str | None = None,
-        short: str | None = None, nargs=None, metavar=None, default_factory=None):
+        short: str | None = None, nargs=None, metavar=None, default_factory=None, bounds: tuple | None = None):
     """A dataclass field with what the CLI needs to make its flag (help, choices, flag name).
 
     :param flag: the flag when it is not ``--`` + the field name in kebab case.
     :param negate: for a bool defaulting to True, the flag that sets it False (``--no-binarize``).
     :param short: a one-dash alias such as ``-n``.
+    :param bounds: ``(lowest, highest, why)`` of a whole number, checked by
+        :func:`probgen.recipes.guard.check_sizes` (from Python and the command line alike; argparse keeps every
+        int flag within 64 bits).
     """
     meta = {"help": help, "choices": choices, "flag": flag, "negate": negate, "short": short,
-            "nargs": nargs, "metavar": metavar}
+            "nargs": nargs, "metavar": metavar, "bounds": bounds}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
 
 
+#: the most torch threads a run may ask for (torch keeps the number in a C int: 2**31 overflows)
+MAX_THREADS = 1024
+
+
 def threads_opt():
     """The ``--threads`` field of every trainer's config (SVI, EM, the GAN's game), written once."""
     return opt(None, "torch threads for training (default: half the cores, at most 4; 1 on a 2-core machine)",
-               metavar="N")
+               metavar="N", bounds=(1, MAX_THREADS, "torch threads"))
 
 
 def device_opt():
@@ -92,7 +99,7 @@ class FitBase:
     (:func:`probgen.recipes.models.fit_model`) reads these fields and :meth:`fit_options`, nothing else."""
 
     epochs: int = opt(50, "passes over the data")
-    resume: bool = opt(False, "continue from OUT/<model>.last.pt if present")
+    resume: bool = opt(False, "continue from OUT/<model>.last.pt (refused when there is none)")
     train_size: int | None = opt(None, "train on the first N training examples only (validation and test "
                                        "unchanged): a quick model on a laptop", metavar="N")
     minutes: float | None = opt(None, "stop at the end of the first epoch that finishes after M minutes (the "
@@ -216,11 +223,15 @@ class _FirstLineFirst:
 
         if text and _is_terminal(self._stream):
             flush_first()
+        if self._stream is None:  # stdout closed at start (`>&-`): the run's files are its result
+            return len(text)
         try:
             n = self._stream.write(text)
         except BrokenPipeError:
             drop_first()
             raise
+        except (OSError, ValueError):  # a closed descriptor or file: keep going quietly, as on stderr
+            return len(text)
         if text.endswith("\n"):  # after a whole line (print writes the text, then its newline)
             flush_first()
         return n

@@ -97,6 +97,9 @@ def diagnose(cfg: DiagnoseConfig) -> DiagnoseResult:
 
     check_kind("diagnose", model, path)  # its own traits: a guide, or exact responsibilities
     model.eval()
+    if "text" in model.traits.offers:  # its data are sentences, which this command does not load yet
+        raise ValueError(f"{path}: diagnose reads image data; a text model's collapse numbers are in the tour's "
+                         "text section, or from Python: probgen.diagnostics.collapse(model, model.tokens(lines))")
     ds = load_checkpoint_data(path, cfg.data, seed=cfg.run.seed)
     x = ds.test if cfg.points is None else ds.test[:cfg.points]
     y = None

@@ -18,9 +18,9 @@ import math
 import numbers
 from pathlib import Path
 
-__all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "MAX_BEAM", "BOUNDS", "NEEDS", "accepts",
-           "OUTPUTS", "COMMAND_OF", "count", "check_sizes", "check_kind", "check_checkpoint", "outputs_of", "claim", "check_choices",
-           "max_weights"]
+__all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "MAX_BEAM", "MAX_EPOCHS", "BOUNDS",
+           "NEEDS", "accepts", "OUTPUTS", "COMMAND_OF", "count", "check_sizes", "check_kind", "check_checkpoint",
+           "outputs_of", "claim", "check_choices", "max_weights", "recorded_code"]
 
 #: images in one figure: a 100 × 100 grid (a 28×28 grid of that size is already 7.8 M pixels)
 MAX_IMAGES = 10_000
@@ -34,6 +34,8 @@ MAX_IMPORTANCE = 100_000
 MAX_STEPS = 10_000_000
 #: beam width of text decoding (hypotheses × vocabulary logits per line and step)
 MAX_BEAM = 100
+#: passes over the data of one run (training, or a guide's refit)
+MAX_EPOCHS = 1_000_000
 
 _GRID = math.isqrt(MAX_IMAGES)
 
@@ -57,11 +59,18 @@ def count(flag: str, value, lo: int, hi: int | None = None, why: str = "") -> in
     return value
 
 
+def _too_many(value, hi: int):
+    """``value`` when it is a whole number above ``hi``, else ``None`` (skipped): the lower bound and the type are
+    the trainer's to check, in the words ``Story.fit`` uses from Python too."""
+    return value if isinstance(value, numbers.Integral) and value > hi else None
+
+
 def _len(v) -> int:
     return len(v) if isinstance(v, (list, tuple)) else 1
 
 
-#: config class name -> (flag, value of the config, lowest, highest, why the bound); ``None`` values skip
+#: config class name -> (flag, value of the config, lowest, highest, why the bound); ``None`` values skip; a
+#: class's bounds hold for its subclasses too (``FitBase``: every family's config)
 BOUNDS: dict[str, list] = {
     "SampleConfig": [("-n", lambda c: c.n, 1, MAX_IMAGES, "images in one grid")],
     "TraverseConfig": [("--steps", lambda c: c.steps, 2, _GRID, f"a steps × steps grid of at most {MAX_IMAGES} images")],
@@ -104,11 +113,15 @@ BOUNDS: dict[str, list] = {
                        ("--sbc", lambda c: c.sbc, 0, MAX_IMPORTANCE, "calibration simulations"),
                        ("--sbc-draws", lambda c: c.sbc_draws, 1, MAX_IMPORTANCE, "guide draws per simulation")],
     "CompareConfig": [("--num-samples", lambda c: c.num_samples, 1, MAX_IMPORTANCE, "importance samples per point"),
-                      ("--refit-guide", lambda c: c.refit_guide, 0, None, ""),
+                      ("--epochs", lambda c: _too_many(c.epochs, MAX_EPOCHS), 0, MAX_EPOCHS, "passes over the data"),
+                      ("--refit-guide", lambda c: c.refit_guide, 0, MAX_EPOCHS, "epochs of the guide's refit"),
                       ("--refit-k", lambda c: c.refit_k, 1, MAX_IMPORTANCE, "samples of z per example and step"),
                       ("--refine", lambda c: c.refine, 0, MAX_IMPORTANCE, "Adam steps per test example")],
     **{name: [("--num-particles", lambda c: c.num_particles, 1, MAX_IMPORTANCE, "samples of z per example and step")]
        for name in ("VAEConfig", "CVAEConfig", "HVAEConfig")},
+    "StoryConfig": [("--num-samples", lambda c: c.num_samples, 0, MAX_IMPORTANCE, "importance samples per point"),
+                    ("--epochs", lambda c: c.epochs, 0, MAX_EPOCHS, "passes over the data")],  # before its file runs
+    "FitBase": [("--epochs", lambda c: _too_many(c.epochs, MAX_EPOCHS), 0, MAX_EPOCHS, "passes over the data")],
 }
 
 
@@ -117,7 +130,8 @@ def check_sizes(cfg) -> None:
 
     :raises ValueError: one line naming the option, its bound and the value given.
     """
-    for flag, get, lo, hi, why in BOUNDS.get(type(cfg).__name__, ()):
+    bounds = [b for cls in type(cfg).__mro__ for b in BOUNDS.get(cls.__name__, ())]  # FitBase's for every family
+    for flag, get, lo, hi, why in bounds:
         if callable(hi):
             hi = hi()
         value = get(cfg)
@@ -126,10 +140,15 @@ def check_sizes(cfg) -> None:
     check_choices(cfg)
 
 
-def check_choices(cfg, prefix: str = "") -> None:
-    """Every string option of config dataclass ``cfg`` (nested ones too) lies in its declared ``choices``.
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
-    :raises ValueError: ``--elbo 'magic': use one of meanfield, trace, ...``.
+
+def check_choices(cfg, prefix: str = "") -> None:
+    """Every string option of config dataclass ``cfg`` (nested ones too) lies in its declared ``choices``, every
+    number in its declared ``bounds``.
+
+    :raises ValueError: ``--elbo 'magic': use one of meanfield, trace, ...``; ``--threads must be <= 1024 ...``.
     """
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -138,8 +157,10 @@ def check_choices(cfg, prefix: str = "") -> None:
             continue
         choices = f.metadata.get("choices")
         if choices and value is not None and value not in choices:
-            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-            raise ValueError(f"{flag} {value!r}: use one of {', '.join(map(str, choices))}")
+            raise ValueError(f"{_flag(f)} {value!r}: use one of {', '.join(map(str, choices))}")
+        bounds = f.metadata.get("bounds")  # a range declared on the field (opt(bounds=...))
+        if bounds and value is not None:
+            count(_flag(f), value, *bounds)
 
 
 # -- which families each command takes -----------------------------------------------------------
@@ -241,14 +262,23 @@ def check_kind(command, model, path="") -> None:
     raise ValueError(f"{path}: {command} cannot use {a} {kind} checkpoint: {why}; it takes {', '.join(accepts(command))}")
 
 
+def recorded_code(payload: dict) -> tuple[dict | None, dict | None]:
+    """What a checkpoint records of the user's code: ``(program, source)``, the record of a wrapped Pyro
+    program (:class:`probgen.adapt.PyroProgram`) and where its file or the Story subclass's file is (each
+    ``None`` when absent: a built-in model has neither)."""
+    from ..adapt import PyroProgram
+
+    extra = payload.get("extra") or {}
+    program = extra.get(PyroProgram.kind)  # adapt records a wrapped program under its wrapper's kind
+    return program, extra.get("story_source") or (program or {}).get("source")
+
+
 def check_checkpoint(command: str, path) -> None:
     """:func:`check_kind` from the file's recorded ``kind`` (read without building the model). A file holding
     the user's own story is checked after loading (its class is in the user's file, not yet imported)."""
     if command not in NEEDS or not Path(path).is_file():
         return  # a missing file is reported by the loader, in its words
     from ..io import load_checkpoint
-
-    from .story import recorded_code
 
     payload = load_checkpoint(path)
     if any(part is not None for part in recorded_code(payload)):

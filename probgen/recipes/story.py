@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataConfig, FitConfig, RunConfig, load_data, opt, out_dir, runs_in, seed_everything
+from .guard import check_sizes, recorded_code
 from .models import fit_model
+from .usercode import StoryExit, exits_refused, user_code
 
 __all__ = ["StoryConfig", "StoryResult", "user_story", "load_story_class", "load_story_program",
            "load_story_checkpoint", "parse_story_args", "build_story", "recorded_code", "story_label", "story_stem",
@@ -64,6 +66,7 @@ class StoryResult:
     label_prior: str | None = None  # "uniform over 10" or "the model's site 'y'"
     name: str = ""  # its name in tables (story_label)
     notes: list = field(default_factory=list)  # one line each: what the number is, warnings, hints
+    source: dict | None = None  # where its code came from ({"spec", "path", "class", "sha256"})
 
     def lines(self, spec: str) -> list[str]:
         elbo = self.model.checked.elbo if self.model.traits.trainer == "svi" else None
@@ -86,7 +89,7 @@ def parse_story_args(items) -> dict:
     ``['{"z_dim": 4}']``.
     """
     if isinstance(items, dict):
-        return dict(items)
+        return _shallow(dict(items))
     if isinstance(items, str):
         items = [items]
     if items and len(items) == 1 and str(items[0]).lstrip().startswith("{"):
@@ -96,9 +99,11 @@ def parse_story_args(items) -> dict:
             value = json.loads(items[0])
         except json.JSONDecodeError as e:
             raise ValueError(f"--story-args: not a JSON object ({e.msg} at character {e.pos})") from None
+        except RecursionError:  # the parser's own stack: a value nested thousands deep
+            raise ValueError(f"--story-args: nested more than {MAX_NESTING} levels deep") from None
         if not isinstance(value, dict):
             raise ValueError("--story-args: expected a JSON object {\"key\": value}")
-        return value
+        return _shallow(value)
     out = {}
     for item in items or []:
         key, sep, text = str(item).partition("=")
@@ -106,7 +111,23 @@ def parse_story_args(items) -> dict:
         if not sep or not key.isidentifier():
             raise ValueError(f"--story-args: expected KEY=VALUE, got {item!r}")
         out[key] = _value(text.strip())
-    return out
+    return _shallow(out)
+
+
+#: lists and objects inside lists and objects one ``--story-args`` value may hold (a constructor's arguments)
+MAX_NESTING = 32
+
+
+def _shallow(args: dict) -> dict:
+    """``args`` if no value is nested more than :data:`MAX_NESTING` deep (walked without recursion)."""
+    stack = [(v, 1) for v in args.values()]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, tuple, dict, set)):
+            if depth > MAX_NESTING:
+                raise ValueError(f"--story-args: nested more than {MAX_NESTING} levels deep")
+            stack += [(v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)]
+    return args
 
 
 def _value(text: str):
@@ -115,12 +136,14 @@ def _value(text: str):
 
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # the last two: nested thousands deep
         pass
     try:
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError:
+        raise ValueError(f"--story-args: nested more than {MAX_NESTING} levels deep") from None
 
 
 def story_label(spec: str, name: str | None = None) -> str:
@@ -169,11 +192,16 @@ def _import_story_file(path_text: str, spec: str):
         sys.modules[mod_name] = module
         sys.path.insert(0, str(path.parent))  # the file may import its neighbours, as with `python file.py`
         try:
-            loader_spec.loader.exec_module(module)
+            with exits_refused():
+                loader_spec.loader.exec_module(module)
         except SystemExit as e:
             del sys.modules[mod_name]
-            raise ValueError(f"{path_text}: called sys.exit({e.code}) on import: a story file must not exit") from None
-        except Exception as e:  # noqa: BLE001 - the user's file: one line with its own file:line
+            call = "os._exit" if isinstance(e, StoryExit) else "sys.exit"
+            raise ValueError(f"{path_text}: called {call}({e.code}) on import: a story file must not exit") from None
+        except (KeyboardInterrupt, GeneratorExit):
+            del sys.modules[mod_name]
+            raise
+        except BaseException as e:  # noqa: BLE001 - the user's file (its own BaseException too): one line
             del sys.modules[mod_name]
             from ..check import at_user_frame, first_line
 
@@ -257,17 +285,6 @@ def build_story(obj, source: dict | None, kwargs: dict, ds=None):
     return PyroProgram(obj, args=kwargs, name=(source or {}).get("class"), source=source)
 
 
-def recorded_code(payload: dict) -> tuple[dict | None, dict | None]:
-    """What a checkpoint records of the user's code: ``(program, source)``, the record of a wrapped Pyro
-    program (:class:`probgen.adapt.PyroProgram`) and where its file or the Story subclass's file is (each
-    ``None`` when absent: a built-in model has neither)."""
-    from ..adapt import PyroProgram
-
-    extra = payload.get("extra") or {}
-    program = extra.get(PyroProgram.kind)  # adapt records a wrapped program under its wrapper's kind
-    return program, extra.get("story_source") or (program or {}).get("source")
-
-
 def load_story_checkpoint(path: str | Path, *, allow_code: bool = False, story: str | None = None,
                           device: str = "cpu"):
     """Load a checkpoint of a user's story. Loading imports the story's file: it **runs that code**, so it
@@ -326,22 +343,27 @@ def user_story(cfg: StoryConfig, *, hold: bool = True) -> StoryResult:
     from ..io import run_files
     from ..runs import inside_held, run_folder
 
-    if cfg.epochs < 0 or cfg.num_samples < 0:
-        raise ValueError("--epochs and --num-samples must be >= 0")
+    check_sizes(cfg)  # --epochs, --num-samples, --threads: bounded, as for every family
     label = story_label(cfg.story, cfg.story_name)
     out = out_dir(cfg.run.out)
     files = run_files(out, story_stem(label))
     hold = hold and not inside_held(out)  # inside the tour's folder: its policy has decided
     held = (run_folder(out, name=files.name, command=f"train --story {cfg.story}", force=cfg.run.force,
-                       resume=cfg.resume) if hold else contextlib.nullcontext(out))
+                       resume=cfg.resume, outputs=[files.checkpoint], resume_from=files.last)
+            if hold else contextlib.nullcontext(out))
     with held:
         return _train_story(cfg, label, files.checkpoint)
 
 
 def _train_story(cfg: StoryConfig, label: str, path: Path) -> StoryResult:
+    obj, source = load_story_program(cfg.story)
+    with user_code(cfg.story):  # the story's own failures: one line naming its file and line
+        return _fit_story(cfg, label, path, obj, source)
+
+
+def _fit_story(cfg: StoryConfig, label: str, path: Path, obj, source: dict) -> StoryResult:
     import torch
 
-    obj, source = load_story_program(cfg.story)
     kwargs = parse_story_args(cfg.story_args)
     seed_everything(cfg.run.seed)
     ds = load_data(cfg.data, need_labels=cfg.labels)
@@ -353,7 +375,8 @@ def _train_story(cfg: StoryConfig, label: str, path: Path) -> StoryResult:
         model.n_classes = ds.n_classes  # the uniform p(y) of the marginal, unless the program has its own
     t0 = time.perf_counter()
     fit_model(model, cfg, ds, path, cfg.run, labels=labels)
-    result = StoryResult(model, path, time.perf_counter() - t0, ds, num_samples=cfg.num_samples, name=label)
+    result = StoryResult(model, path, time.perf_counter() - t0, ds, num_samples=cfg.num_samples, name=label,
+                         source=source)
     if cfg.num_samples:
         from ..evaluate import score, summarize
 

@@ -90,11 +90,15 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     from ..io import run_files
 
-    # under torchrun rank 0 alone holds the folder (it alone writes); the other ranks only train
-    hold = (run_folder(out, name=cfg.model, command=f"train {cfg.model}", force=cfg.run.force, resume=params.resume)
+    files = run_files(out, cfg.model)
+    # under torchrun rank 0 alone holds the folder (it alone writes); the other ranks only train. A checkpoint
+    # no run of this name wrote (copied, or from an earlier version) is replaced only with --force / --resume;
+    # --resume without the resume file is refused (it would train afresh and replace the finished file)
+    hold = (run_folder(out, name=cfg.model, command=f"train {cfg.model}", force=cfg.run.force, resume=params.resume,
+                       outputs=[files.checkpoint], resume_from=files.last)
             if is_lead(params) else contextlib.nullcontext(out))
     with hold:
-        return train_model(cfg.model, params, data_cfg, cfg.run, ds, path=run_files(out, cfg.model).checkpoint)
+        return train_model(cfg.model, params, data_cfg, cfg.run, ds, path=files.checkpoint)
 
 
 # -- sample ---------------------------------------------------------------------------------------
@@ -104,7 +108,8 @@ class SampleConfig:
 
     checkpoint: str = opt("", "a .pt file written by probgen")
     n: int = opt(64, "number of samples", flag="-n")
-    out: str = opt("runs/sample", "a .png file, or a folder that receives samples.png")
+    out: str = opt("runs/sample", "a .png file, or a folder that receives samples.png (a text model: a .txt file "
+                                  "or a folder that receives samples.txt; by default its sentences are printed)")
     npy: str | None = opt(None, "also save the raw samples, [n, H, W] in [0, 1]")
     label: int | None = opt(None, "class to generate (conditional models)")
     mean: bool = opt(False, "decoder/component means (the default where a model has them; the flag insists)")
@@ -120,7 +125,7 @@ class SampleConfig:
 @dataclass
 class SampleResult:
     samples: object  # Tensor [n, H, W] in [0, 1], or a list of strings (text models)
-    path: Path | None  # the PNG written (None for text)
+    path: Path | None  # the PNG written, or the text file (None: the sentences were printed)
     model: object
 
 
@@ -158,7 +163,8 @@ def sample(cfg: SampleConfig) -> SampleResult:
     model = load_for_sampling(cfg.checkpoint, n=cfg.n, seed=cfg.seed, device=cfg.device, story=cfg.story)
     check_kind("sample", model, cfg.checkpoint)
     offers = model.traits.offers
-    png = None if "text" in offers else claim(cfg)[0]  # text: lines are printed, no file written
+    png = None if "text" in offers else claim(cfg)[0]
+    txt = _text_file(cfg, model) if "text" in offers else None  # text: printed, or written to --out FILE.txt
     if cfg.mean and cfg.draws:
         raise ValueError("--mean and --draws exclude each other")
     # means by default where the model has them: pictures, not noise
@@ -175,5 +181,31 @@ def sample(cfg: SampleConfig) -> SampleResult:
     with torch.no_grad():
         x = model.sample(cfg.n, **kwargs)
     if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):  # text models
-        return SampleResult(list(x), None, model)
+        if txt is not None:
+            from ..io import atomic_write
+
+            atomic_write(txt, lambda f: f.write("".join(line + "\n" for line in x)), mode="w")
+        return SampleResult(list(x), txt, model)
     return SampleResult(x.cpu(), save_images(x.cpu(), png, npy=cfg.npy), model)
+
+
+def _text_file(cfg: SampleConfig, model) -> Path | None:
+    """Where the sentences of a text model go: ``--out FILE.txt`` (or a folder given as ``--out``, which
+    receives ``samples.txt``), else ``None``: printed. A picture's ``--out`` (``x.png``) or ``--npy`` is refused:
+    a text model writes text, and saying nothing while writing no picture would leave the user looking for it.
+
+    :raises ValueError: ``--out`` with a suffix other than ``.txt``, ``--npy``, or a file that exists (no force).
+    """
+    from ..runs import claim_outputs, output_file
+
+    what = f"a {model.kind} checkpoint writes text, not images"
+    if cfg.npy:
+        raise ValueError(f"--npy {cfg.npy}: {what}; leave out --npy")
+    suffix = Path(cfg.out).suffix
+    if suffix and suffix.lower() != ".txt":
+        raise ValueError(f"--out {cfg.out}: {what}; give --out FILE.txt, or leave out --out to print the sentences")
+    if cfg.out == SampleConfig.out:  # the default folder: printed, as always
+        return None
+    path = output_file(cfg.out, "samples.txt")
+    claim_outputs([path], force=cfg.force)
+    return path

@@ -82,7 +82,7 @@ def adversarial(sec, t):
 
 def _judge(sec, t, d, p, name, setting, pixels, judge, JudgeConfig, RunConfig) -> None:
     """The GAN judged on its own pixels against the targets; the binarized families on theirs."""
-    others = [str(t.checkpoint(n)) for stop in EARLIER for n in t.families(stop) if t.checkpoint(n).exists()]
+    others = [str(t.checkpoint(n)) for stop in EARLIER for n in t.families(stop) if t.has(n)]
     runs = [("eval", [str(t.checkpoint(name))], False, pixels)]
     if others:
         runs.append(("eval-binarized", others, True, "binarized"))

@@ -40,7 +40,7 @@ def encoder(sec, t):
     d = t.out / sec.key
     rows, lead = [], None
     for name in tour_families():
-        if not t.checkpoint(name).exists():
+        if not t.has(name):  # trained by this tour
             continue
         seed_everything(t.seed)
         res = t.step(sec, f"encoder checks {name}", _checks, t, name, d / name)

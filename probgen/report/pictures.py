@@ -60,11 +60,11 @@ def problems(sec, t):
     from ..recipes.problems import ProblemsConfig, problems as run
 
     d, name = t.out / sec.key, t.lead(CODE_STOP)
-    if not t.checkpoint(name).exists():
+    if not t.has(name):
         sec.note("No VAE was trained in this tour: nothing to show.")
         return
     leads = [t.families(stop)[:1] for stop in SHARP_STOPS]
-    others = [str(t.checkpoint(n)) for lead in leads for n in lead if t.checkpoint(n).exists()]
+    others = [str(t.checkpoint(n)) for lead in leads for n in lead if t.has(n)]  # this tour's only
     cfg = ProblemsConfig(checkpoint=str(t.checkpoint(name)), compare=others, n=36, n_eval=t.profile["eval_n"],
                          pairs=10, data=t.data_config(),
                          run=RunConfig(out=str(d), seed=t.seed, device=t.device, quiet=True))

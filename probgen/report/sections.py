@@ -296,7 +296,7 @@ def score_rows(sec, t, names=None, quality: dict | None = None) -> tuple[list[di
     rows, pointwise, loaded = [], {}, {}
     # the families trained on the tour's data share its table; a density of grey levels has its own section
     names = [n for n in tour_families() if not continuous(n)] if names is None else names
-    targets = [(name, lambda name=name: t.load(name)) for name in names if t.checkpoint(name).exists()]
+    targets = [(name, lambda name=name: t.load(name)) for name in names if t.has(name)]
     story = t.numbers.get("story", {})
     if story.get("checkpoint"):  # the user's program (tour --story): loaded with the code it names
         from ..recipes.story import load_story_checkpoint
@@ -408,6 +408,10 @@ def _khat_figure(sec, t, khat, d) -> None:
 
 
 # -- 7. text ------------------------------------------------------------------------------------
+#: the longest line (in tokens) the text section trains on; the tour checks the corpus with it up front
+TEXT_MAX_LEN = 40
+
+
 def text(sec, t):
     from ..data import load_text
     from ..recipes.config import DataConfig, replace_given
@@ -416,15 +420,7 @@ def text(sec, t):
     from ..recipes.train import train_model
 
     p, cfg, name = t.profile, t.cfg, t.lead(sec.key)
-    try:
-        corpus = load_text(cfg.text, data_dir=cfg.data_dir, max_len=40)
-    except FileNotFoundError as e:
-        t.numbers["text"]["skipped"] = str(e)
-        sec.note(f"No text corpus here ({e}). To see this section, point the tour at one: put the corpora "
-                 "folder in PROBGEN_DATA_DIR or pass --data-dir DIR (with DIR/poetry/english/"
-                 "shakespeare_sonnets.txt for the default --text sonnets), or pass --text FILE.txt with one "
-                 "line or sentence per line.")
-        return
+    corpus = load_text(cfg.text, data_dir=cfg.data_dir, max_len=TEXT_MAX_LEN)  # checked before the first section
     params = replace_given(model_spec(name).config(), text=cfg.text, epochs=p["text_epochs"], hidden=p["text_hidden"],
                            embed_dim=p["text_embed"], z_dim=16, eval_samples=20, eval_max=200, val_max=200,
                            max_lines=p["text_lines"] or None, threads=cfg.threads)

@@ -20,14 +20,14 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..recipes.config import (RunConfig, describe_device, opt, out_dir, resolve_device, runs_in, seed_everything,
+from ..recipes.config import (MAX_THREADS, RunConfig, describe_device, opt, out_dir, resolve_device, runs_in, seed_everything,
                               with_device)
 from ..runtime import log
 from .budget import COST, PROFILES, Eta, choose_profile, duration, estimate, tour_profile
 from .families import tour_families
 
-__all__ = ["TourConfig", "TourResult", "tour", "SECTIONS", "FACE_SECTIONS", "PROFILES", "INTRO", "Tour",
-           "tour_families"]
+__all__ = ["TourConfig", "TourResult", "tour", "check_inputs", "SECTIONS", "FACE_SECTIONS", "PROFILES", "INTRO",
+           "Tour", "tour_families"]
 
 #: section key -> heading on the page (the tests look for these). A family appears in the section its
 #: registry entry names (``register_model(..., tour=KEY)``): the first one registered there is the section's
@@ -96,6 +96,10 @@ INTRO = {
 }
 
 
+#: the most torch threads ``--threads`` takes (more is a typo; torch itself overflows at 2**31)
+MAX_THREADS = 1024
+
+
 @dataclass
 class TourConfig:
     """``probgen tour``: every family on one data set, one page."""
@@ -108,7 +112,8 @@ class TourConfig:
     quick: bool = opt(False, "small runs (about 35 s on 2 CPU cores): a smoke test of the page")
     train_size: int | None = opt(None, "train the families on the first N training images (MNIST: 5000 keeps a "
                                        "full run on 2 CPU cores at 10-14 minutes)", metavar="N")
-    threads: int = opt(1, "torch CPU threads during the tour (nets this small run fastest on one)")
+    threads: int = opt(1, "torch CPU threads during the tour (nets this small run fastest on one)",
+                       bounds=(1, MAX_THREADS, "torch threads"))
     story: str = opt("", "add a section for your own story FILE.py:NAME (any Pyro model/guide pair; runs that "
                          "file's code): trained on the same data, its samples, its row in the comparison",
                      metavar="FILE.py:NAME")
@@ -126,6 +131,11 @@ class TourResult:
     lines: list  # what a caller may print
 
 
+def _identity(st) -> tuple[int, int]:
+    """A file's identity for :meth:`Tour.has`: the atomic writer replaces a file by a new one."""
+    return st.st_ino, st.st_mtime_ns
+
+
 def _one_line(e: BaseException) -> str:
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
@@ -134,7 +144,7 @@ def _one_line(e: BaseException) -> str:
 class Tour:
     """What every section needs: the config, the data, the folders, the numbers; runs steps."""
 
-    def __init__(self, cfg: TourConfig, ds, out: Path, sections: dict | None = None):
+    def __init__(self, cfg: TourConfig, ds, out: Path, sections: dict | None = None, folder=None):
         self.cfg, self.ds, self.out = cfg, ds, out
         self.binarize = bool(ds.binarized)
         self.seed, self.device = cfg.run.seed, str(resolve_device(cfg.run.device))  # every step's device
@@ -145,6 +155,9 @@ class Tour:
         self.ds = self.subsets(ds)
         self.models = out / "models"
         self.models.mkdir(parents=True, exist_ok=True)
+        # checkpoints already there when this tour began: never this tour's until it rewrites them (has())
+        self._found = {p.name: _identity(p.stat()) for p in self.models.glob("*.pt")}
+        self.folder = folder  # the tour's manifest (folder.TourFolder), brought up to date after every step
         self.numbers: dict[str, dict] = {key: {} for key in (sections or SECTIONS)}
         self.log = out / "tour.log"
         self.log.write_text("", encoding="utf-8")
@@ -176,6 +189,8 @@ class Tour:
             return None
         finally:
             self._write_log(f"== {section.key}: {what}\n{buf.getvalue()}\n")
+            if self.folder is not None:  # what the tour wrote so far, also when Ctrl-C stops it here
+                self.folder.update()
             t = self.timings[f"{section.key}/{what}"] = {"wall_s": round(time.perf_counter() - t0, 2),
                                                          "cpu_s": round(time.process_time() - c0, 2)}
             self.say(f"  {section.key}: {what} ({t['wall_s']:.1f} s wall)")
@@ -247,6 +262,15 @@ class Tour:
 
         return run_files(self.models, name).checkpoint
 
+    def has(self, name: str) -> bool:
+        """``models/<name>.pt`` was written by this tour: a checkpoint that was there before it began (another
+        data set's, a killed run's) and that it has not rewritten is never picked up."""
+        path = self.checkpoint(name)
+        try:
+            return self._found.get(path.name) != _identity(path.stat())
+        except OSError:
+            return False
+
     def train(self, name: str, *, data=None, **params):
         """Train family ``name`` (its defaults, ``params`` laid over them) on the tour's data (or ``data``),
         save it to ``models/<name>.pt`` and return it loaded from there (the best epoch), in eval mode."""
@@ -281,36 +305,94 @@ class Tour:
 
 
 # -- the tour -----------------------------------------------------------------------------------
-def tour(cfg: TourConfig) -> TourResult:
-    """Run every section (a failing one is reported in its section) and write the page and the numbers.
+def check_inputs(cfg: TourConfig) -> tuple:
+    """Every input of the tour checked before anything is written or trained: the options, the data folder,
+    the images, the story (**runs its file's code**) and the text corpus of the page's text section.
 
-    :raises ValueError: bad options, or data that is missing, unlabelled or not images (one line).
+    :return: ``(images, page sections)``: the images as the tour uses them and the sections of their page.
+    :raises ValueError: (or ``FileNotFoundError``) one line naming the first bad input.
     """
-    import torch
+    from ..data import load
 
-    from ..runtime import flush_first
-
-    if cfg.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {cfg.threads}")
+    if not 1 <= cfg.threads <= MAX_THREADS:
+        raise ValueError(f"--threads must be between 1 and {MAX_THREADS}, got {cfg.threads}")
     if cfg.train_size is not None and cfg.train_size < 1:
         raise ValueError(f"--train-size must be >= 1, got {cfg.train_size}")
+    if not 0 <= cfg.run.seed < 2**32:  # what NumPy and Pyro take
+        raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {cfg.run.seed}")
     resolve_device(cfg.run.device, threads=cfg.threads)  # the run's first line: the device
+    if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
+        raise ValueError(f"--data-dir {cfg.data_dir}: " + ("is not a folder" if Path(cfg.data_dir).exists()
+                                                            else "no such folder"))
     if cfg.story:  # fail now, in one line, rather than after every other family has trained
         from .pictures import check_story_option
 
         check_story_option(cfg.story, cfg.story_args)
-    from ..runs import run_folder
+    seed = cfg.run.seed
+    ds = load(cfg.data, cfg.data_dir, binarize=True, seed=seed)  # one-line error if absent
+    page_sections = SECTIONS
+    if ds.train_labels is None:  # grey faces: keep the grey levels, show the faces page
+        ds, page_sections = load(cfg.data, cfg.data_dir, binarize=False, seed=seed), FACE_SECTIONS
+    if len(ds.shape) != 2:
+        raise ValueError(f"--data {cfg.data}: the tour needs images [H, W], got examples of shape {ds.shape}")
+    if "text" in page_sections:  # the corpus as the text section reads it: missing, empty, binary, a FIFO
+        from ..data import load_text
+        from .sections import TEXT_MAX_LEN
 
-    # fresh: never mix a user's files into the report; the folder of a previous tour may be rewritten
-    with run_folder(out_dir(cfg.run.out), name="tour", command="tour", fresh=True, resume=True,
-                    force=cfg.run.force) as out:
+        try:
+            load_text(cfg.text, data_dir=cfg.data_dir, max_len=TEXT_MAX_LEN)
+        except (ValueError, OSError) as e:  # the message names the file or corpus
+            raise ValueError(f"--text: {(str(e).strip() or type(e).__name__).splitlines()[0]}") from None
+    if cfg.story:  # its own section, just before the comparison that scores it
+        from .pictures import with_story_section
+
+        page_sections = with_story_section(page_sections, cfg.story)
+    return ds, page_sections
+
+
+def tour(cfg: TourConfig) -> TourResult:
+    """Run every section (a failing one is reported in its section) and write the page and the numbers.
+
+    Every input is checked first (:func:`check_inputs`); the folder is the tour's by its manifest
+    (:mod:`probgen.report.folder`): a rerun of the same data set there starts again, another data set is
+    refused unless ``--force``.
+
+    :raises ValueError: bad options, data that is missing, unlabelled or not images, a bad story or text
+        corpus, or an ``--out`` that holds something else (one line).
+    """
+    import torch
+
+    from ..runs import run_folder
+    from ..runtime import flush_first
+    from .folder import TourFolder, check_folder, remove_previous
+
+    out = Path(cfg.run.out)
+    ds, page_sections = check_inputs(cfg)
+    data = ds.load_args["name"]  # digits, frey-face, ... or the absolute path of the user's file
+    prev = check_folder(out, data, force=cfg.run.force)
+    # fresh: never mix a user's files into the report; a folder the tour's manifest names is its own
+    with run_folder(out_dir(out), name="tour", command="tour", fresh=True, resume=True,
+                    force=cfg.run.force or prev is not None) as out:
+        removed = remove_previous(out, prev)  # the previous tour's files: nothing of it mixed in or picked up
+        folder = TourFolder(out, cfg, data)
         threads = torch.get_num_threads()
         torch.set_num_threads(cfg.threads)
         flush_first()  # the options and the folder are fine: say the device now, not after minutes of steps
+        if removed and not cfg.run.quiet:
+            log(f"probgen tour: {out} held a{'n' if prev['status'][0] in 'aeiou' else ''} {prev['status']} "
+                f"{prev['data']} tour: its {len(removed)} files removed, starting afresh", file=sys.stdout)
         try:
-            return _tour(cfg, out)
+            res = _tour(cfg, out, ds, page_sections, folder)
+        except KeyboardInterrupt:
+            folder.mark("interrupted")
+            raise
+        except BaseException:
+            folder.mark("failed")
+            raise
         finally:
             torch.set_num_threads(threads)
+        folder.finish()
+        return res
 
 
 def _reference(profile: str) -> str:
@@ -320,10 +402,9 @@ def _reference(profile: str) -> str:
     return f"{where} with {ref['images']} training images of {ref['pixels']} pixels"
 
 
-def _tour(cfg: TourConfig, out: Path) -> TourResult:
+def _tour(cfg: TourConfig, out: Path, ds, page_sections: dict, folder) -> TourResult:
     import torch
 
-    from ..data import load
     from ..io import write_json
     from . import sections as S
     from .html import Report
@@ -331,17 +412,7 @@ def _tour(cfg: TourConfig, out: Path) -> TourResult:
     seed = cfg.run.seed
     seed_everything(seed)
     t_start, c_start = time.perf_counter(), time.process_time()
-    ds = load(cfg.data, cfg.data_dir, binarize=True, seed=seed)  # one-line error if absent
-    page_sections = SECTIONS
-    if ds.train_labels is None:  # grey faces: keep the grey levels, show the faces page
-        ds, page_sections = load(cfg.data, cfg.data_dir, binarize=False, seed=seed), FACE_SECTIONS
-    if len(ds.shape) != 2:
-        raise ValueError(f"--data {cfg.data}: the tour needs images [H, W], got examples of shape {ds.shape}")
-    if cfg.story:  # its own section, just before the comparison that scores it
-        from .pictures import with_story_section
-
-        page_sections = with_story_section(page_sections, cfg.story)
-    t = Tour(cfg, ds, out, page_sections)
+    t = Tour(cfg, ds, out, page_sections, folder)
     rep = Report("probgen tour: deep generative models as probabilistic programs",
                  subtitle=f"{t.ds.describe()}; seed {seed}; {t.profile_name} run "
                           f"on {describe_device(t.device, threads=cfg.threads)}",

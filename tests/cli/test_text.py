@@ -81,3 +81,38 @@ def test_beam_search_from_the_command_line(trained, capsys):
     assert len([ln for ln in capsys.readouterr().out.split("\n") if ln[:4] in ("0.00", "0.50", "1.00")]) == 3
     assert main(["poem", str(ckpt), "--beam", "0"]) == 2
     assert "--beam must be >= 1" in capsys.readouterr().err
+
+
+def test_sample_of_a_text_model_writes_text_and_refuses_a_picture(tmp_path):
+    """Issue 30: ``--out x.png`` of a sentence VAE was ignored without a word; now refused (one line), and
+    ``--out FILE.txt`` writes the sentences (replaced only with --force)."""
+    from pathlib import Path
+
+    from tests.test_reliability_hostile import one_line, run_cli
+
+    ckpt = Path(__file__).resolve().parents[1] / "fixtures" / "old_format" / "sentence-vae.pt"
+    one_line(*run_cli(["sample", ckpt, "-n", "3", "--out", tmp_path / "x.png"])[:2],
+             "--out", "x.png: a sentence-vae checkpoint writes text, not images", "--out FILE.txt")
+    one_line(*run_cli(["sample", ckpt, "-n", "3", "--npy", tmp_path / "x.npy"])[:2], "--npy", "writes text")
+    assert not list(tmp_path.iterdir())
+    code, lines, out = run_cli(["sample", ckpt, "-n", "3", "--out", tmp_path / "s.txt"])
+    assert code == 0 and f"wrote 3 sentences from {ckpt} to {tmp_path / 's.txt'}" in out, lines
+    assert len((tmp_path / "s.txt").read_text().splitlines()) == 3
+    one_line(*run_cli(["sample", ckpt, "-n", "2", "--out", tmp_path / "s.txt"])[:2], "exists", "--force")
+    assert run_cli(["sample", ckpt, "-n", "2", "--out", tmp_path / "s.txt", "--force"])[0] == 0
+    assert len((tmp_path / "s.txt").read_text().splitlines()) == 2
+    code, _, out = run_cli(["sample", ckpt, "-n", "2"])  # no --out: printed, as before
+    assert code == 0 and len(out.strip().splitlines()) == 2
+
+
+def test_diagnose_of_a_text_model_says_where_its_collapse_numbers_are(tmp_path):
+    """diagnose loads image data: a sentence-VAE checkpoint gets one line pointing at its collapse numbers,
+    not a shape error about digits."""
+    from pathlib import Path
+
+    from tests.test_reliability_hostile import one_line, run_cli
+
+    ckpt = Path(__file__).resolve().parents[1] / "fixtures" / "old_format" / "sentence-vae.pt"
+    one_line(*run_cli(["diagnose", ckpt, "--out", tmp_path / "d"])[:2], "diagnose reads image data",
+             "probgen.diagnostics.collapse")
+    assert not (tmp_path / "d").exists()

@@ -92,7 +92,9 @@ def test_char_level_json_and_given_splits(tmp_path):
 
 def test_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="named corpora"):
-        load_text(tmp_path / "missing.txt")
+        load_text("no-such-corpus")  # a bare word: a misspelt corpus name
+    with pytest.raises(FileNotFoundError, match="missing.txt .no such file"):
+        load_text(tmp_path / "missing.txt")  # a path: the file is not there
     with pytest.raises(ValueError, match="level"):
         load_text(tmp_path, level="byte")
     bad = tmp_path / "bad.json"

@@ -54,19 +54,20 @@ def test_binarized_mnist_rows_not_run_say_so(tmp_path, data_dir):
 
 def test_binarized_mnist_bad_input(tmp_path, data_dir):
     with pytest.raises(SystemExit) as e:
-        run_script("binarized_mnist", ["--models", "nope", "--out", str(tmp_path)])
+        run_script("binarized_mnist", ["--models", "nope", "--out", str(tmp_path), "--work", str(tmp_path / "work")])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        run_script("binarized_mnist", ["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)])
+        run_script("binarized_mnist", ["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path),
+                                       "--work", str(tmp_path / "work")])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        run_script("binarized_mnist", ["--iwae-train-k", "1", "--out", str(tmp_path)])
+        run_script("binarized_mnist", ["--iwae-train-k", "1", "--out", str(tmp_path), "--work", str(tmp_path / "work")])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        run_script("binarized_mnist", ["--minutes", "-1", "--out", str(tmp_path)])
+        run_script("binarized_mnist", ["--minutes", "-1", "--out", str(tmp_path), "--work", str(tmp_path / "work")])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        run_script("binarized_mnist", ["--lr", "0", "--out", str(tmp_path)])
+        run_script("binarized_mnist", ["--lr", "0", "--out", str(tmp_path), "--work", str(tmp_path / "work")])
     assert e.value.code == 2
 
 
@@ -116,3 +117,27 @@ def test_binarized_mnist_train_valid_and_refined_scoring(tmp_path, data_dir):
     with pytest.raises(SystemExit) as e:
         run_script("binarized_mnist", argv + ["--models", "vae", "--refine", "-1"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("case", ["minutes nan", "minutes inf", "work is a file", "out is a file", "out is /dev/null",
+                                  "work is /dev/null", "work under a file", "minutes 0 without a checkpoint"])
+def test_binarized_mnist_bad_runs_are_one_line_before_the_data(tmp_path, capsys, monkeypatch, case):
+    """Each refused in one line, exit 2, no traceback, before the data is read (no data folder needed) and
+    without writing anything (the default --work/--out are never touched: both always point into tmp_path)."""
+    (tmp_path / "a_file").write_text("mine\n")
+    work, out = tmp_path / "work", tmp_path / "out"
+    extra = {"minutes nan": ["--minutes", "nan"], "minutes inf": ["--minutes", "inf"],
+             "work is a file": ["--work", str(tmp_path / "a_file")],
+             "out is a file": ["--out", str(tmp_path / "a_file")],
+             "out is /dev/null": ["--out", "/dev/null"], "work is /dev/null": ["--work", "/dev/null"],
+             "work under a file": ["--work", str(tmp_path / "a_file" / "sub")],
+             "minutes 0 without a checkpoint": ["--minutes", "0", "--models", "vae"]}[case]
+    monkeypatch.delenv("PROBGEN_DATA_DIR", raising=False)
+    with pytest.raises(SystemExit) as e:
+        run_script("binarized_mnist", ["--work", str(work), "--out", str(out), "--data-dir", str(tmp_path / "none"),
+                                       *extra])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    named = {"minutes nan": "--minutes", "minutes inf": "--minutes", "minutes 0 without a checkpoint": "vae.pt"}
+    assert named.get(case, extra[1]) in err, err
+    assert (tmp_path / "a_file").read_text() == "mine\n" and not work.exists() and not out.exists()

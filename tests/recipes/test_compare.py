@@ -109,3 +109,49 @@ def test_refit_for_scoring_skips_models_whose_score_uses_no_guide():
     ds = load("digits", binarize=True)
     for model in (GAN("mlp", x_shape=[8, 8], z_dim=4, hidden=[16, 32]), GMM(3, x_dim=64, likelihood="bernoulli")):
         assert refit_for_scoring(model, ds, epochs=1, k=2) is None
+
+
+def test_a_killed_compare_leaves_no_old_results_beside_new_checkpoints(tmp_path):
+    """Issue 30: a compare replaced with --force and killed for real (SIGKILL) once its first new checkpoint is
+    on disk leaves no results.json / pointwise.npz of the run it replaced, and no manifest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from probgen.runs import manifest_path
+
+    out = tmp_path / "c"
+    base = ["compare", "--models", "gmm,vae", "--num-samples", "2", "--no-diagnostics", "--quiet", "--out", str(out)]
+    assert main(base + ["--epochs", "1"]) == 0
+    assert (out / "results.json").is_file() and (out / "pointwise.npz").is_file()
+    old = (out / "gmm.pt").stat()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    # the VAE's epochs keep the new run busy long after its GMM is written
+    proc = subprocess.Popen([sys.executable, "-m", "probgen", *base, "--epochs", "100000", "--force"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while (lambda s: (s.st_ino, s.st_mtime_ns))((out / "gmm.pt").stat()) == (old.st_ino, old.st_mtime_ns):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the new compare wrote no checkpoint"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "results.json").exists() and not (out / "pointwise.npz").exists()
+    assert not manifest_path(out, "compare").exists()
+    # the killed run's folder is still compare's own: the next compare runs there without --force
+    assert main(base + ["--epochs", "1", "--models", "gmm"]) == 0 and (out / "results.json").is_file()
+
+
+def test_refit_guide_and_epochs_are_bounded(tmp_path, capsys):
+    for flag in ("--refit-guide", "--epochs"):
+        assert main(["compare", "--models", "vae", flag, "1000000000", "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{flag} must be <= 1000000" in err[0], err
+    assert not (tmp_path / "bad" / "vae.pt").exists()

@@ -43,3 +43,48 @@ def test_bad_config_is_a_value_error(tmp_path):
         train(TrainConfig("vae", VAEConfig(z_dim=0), run=RunConfig(out=str(tmp_path), quiet=True)))
     with pytest.raises(ValueError, match="unknown model"):
         train(TrainConfig("nope", run=RunConfig(out=str(tmp_path))))
+
+
+# -- issue 30: resume without its file, a checkpoint no run wrote, bounded threads ---------------------
+TINY = ["--epochs", "1", "--z-dim", "2", "--hidden", "8", "--quiet"]
+
+
+def test_resume_without_a_resume_file_is_one_line_and_replaces_nothing(tmp_path):
+    from probgen.runs import manifest_path
+    from tests.test_reliability_hostile import one_line, run_cli
+
+    base = ["train", "--out", tmp_path, "vae", *TINY]
+    assert run_cli(base)[0] == 0
+    (tmp_path / "vae.last.pt").unlink()
+    before = (tmp_path / "vae.pt").read_bytes()
+    one_line(*run_cli(base + ["--resume"])[:2], "--resume", "vae.last.pt does not exist", "--force")
+    assert (tmp_path / "vae.pt").read_bytes() == before and manifest_path(tmp_path, "vae").is_file()
+    # EM writes no resume file: nothing to continue in a fresh folder either
+    one_line(*run_cli(["train", "--out", tmp_path / "new", "gmm", "--resume", "--quiet"])[:2],
+             "gmm.last.pt does not exist")
+    assert not (tmp_path / "new" / "gmm.pt").exists()
+
+
+def test_a_checkpoint_no_run_wrote_is_replaced_only_with_force(tmp_path):
+    from probgen.models import VAE
+    from probgen.runs import manifest_path
+    from tests.test_reliability_hostile import one_line, run_cli
+
+    VAE(64, z_dim=2, hidden=(8,), x_shape=(8, 8)).save(tmp_path / "vae.pt")  # copied in: no manifest
+    before = (tmp_path / "vae.pt").read_bytes()
+    base = ["train", "--out", tmp_path, "vae", *TINY]
+    one_line(*run_cli(base)[:2], "vae.pt: exists, and no probgen train vae run", "--force")
+    assert (tmp_path / "vae.pt").read_bytes() == before and not manifest_path(tmp_path, "vae").exists()
+    assert run_cli(base + ["--force"])[0] == 0 and manifest_path(tmp_path, "vae").is_file()
+
+
+def test_threads_are_bounded_from_the_api_and_the_command_line(tmp_path):
+    from tests.test_reliability_hostile import one_line, run_cli
+
+    with pytest.raises(ValueError, match=r"--threads must be <= 1024 \(torch threads\), got 2147483648"):
+        train(TrainConfig("vae", VAEConfig(threads=2**31), run=RunConfig(out=str(tmp_path), quiet=True)))
+    one_line(*run_cli(["train", "vae", "--threads", 2**31, "--out", tmp_path])[:2],
+             "--threads must be <= 1024 (torch threads), got 2147483648")
+    # an int flag without a range of its own still fits in 64 bits: never an overflow inside torch
+    one_line(*run_cli(["train", "vae", "--seed", 10**30, "--out", tmp_path])[:2], "argument --seed", "64-bit")
+    assert not (tmp_path / "vae.pt").exists()

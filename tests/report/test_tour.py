@@ -1,5 +1,5 @@
 """The tour (probgen.report.tour) with its sections stubbed: a failing family is reported in its
-own section and the tour goes on; without a corpus, section 7 says how to point at one."""
+own section and the tour goes on; a corpus that is not there is refused before the first section."""
 from __future__ import annotations
 
 import json
@@ -45,15 +45,15 @@ def test_one_failing_family_does_not_end_the_tour(tmp_path, monkeypatch):
     assert "Traceback" not in page and "failed" in (tmp_path / "tour.log").read_text()
 
 
-def test_without_a_corpus_section_7_says_how_to_point_at_one(tmp_path, monkeypatch):
-    for name in ("pixels", "mixture", "gmm_to_vae", "conditional", "adversarial", "compare"):
-        monkeypatch.setattr(sections, name, lambda sec, t: None)
-    tour(_config(tmp_path, text=str(tmp_path / "none.txt")))
-    page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    text = page.split('<section id="text">')[1]
-    assert 'class="note"' in text and "PROBGEN_DATA_DIR" in text and "--text FILE.txt" in text
-    assert 'class="error"' not in page
-    assert "skipped" in json.loads((tmp_path / "report.json").read_text())["sections"]["text"]
+def test_a_corpus_that_is_not_there_is_refused_before_the_first_section(tmp_path, monkeypatch):
+    """(It used to become a note in section 7 after every family had trained; tests/report/test_tour_folder.py
+    has the other bad inputs.)"""
+    monkeypatch.delenv("PROBGEN_DATA_DIR", raising=False)
+    for name in ("pixels", "mixture", "gmm_to_vae", "conditional", "adversarial", "compare", "text"):
+        monkeypatch.setattr(sections, name, lambda sec, t: pytest.fail("a section ran"))
+    with pytest.raises(ValueError, match="--text: text corpus 'ptb' needs a data folder.*PROBGEN_DATA_DIR"):
+        tour(_config(tmp_path / "out", text="ptb"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_options_are_one_line_value_errors(tmp_path):
