@@ -246,7 +246,8 @@ class SentenceVAE(Story):
     def prepare(self, x, y=None):
         if isinstance(x, (list, tuple, str)):
             return self.tokens(x), y
-        x = check_tensor(torch.as_tensor(x))
+        # a tensor is checked before as_tensor (under a default-device context that would copy a meta tensor)
+        x = check_tensor(x if torch.is_tensor(x) else torch.as_tensor(x))
         if x.dim() != 2 or x.is_floating_point() or x.dtype == torch.bool:
             raise ValueError(f"expected token ids [n, T] (integers), got {x.dtype} of shape {tuple(x.shape)}")
         if x.shape[0] == 0:

@@ -78,7 +78,9 @@ def test_sigkill_at_random_moments_then_resume(small_data, tmp_path):
     for trial in range(KILLS):
         before = _epoch_on_disk(last)
         stamp = _stamp(last)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # --resume only with a resume file: without one it is refused (nothing to continue)
+        proc = subprocess.Popen(cmd if last.exists() else cmd[:-1], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
         if trial == 0:
             delay, waited = rng.uniform(0.0, 0.5), 0.0  # during start-up, before any epoch
         else:  # wait until this process has written a checkpoint, then a random moment

@@ -229,7 +229,7 @@ def test_nothing_is_made_on_the_default_device():
         assert b.responsibilities((x > 0).float()).device.type == "cpu"
         assert fitted.assign(x).device.type == "cpu" and fitted.sample(4).device.type == "cpu"
     finally:
-        torch.set_default_device("cpu")
+        torch.set_default_device(None)  # no device context left behind for later tests
 
 
 def test_a_singular_covariance_is_one_line():
