@@ -69,10 +69,23 @@ def add_run_flags(ap: argparse.ArgumentParser, *, work: str, out: str, outputs: 
                     help="auto (CUDA when available, else the CPU), cpu, cuda or cuda:N (default: auto)")
     ap.add_argument("--data-dir", default=None, help="default: $PROBGEN_DATA_DIR")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work", default=work, help="checkpoints and resume files")
-    ap.add_argument("--out", default=out, help=outputs)
+    ap.add_argument("--work", default=None, help=f"checkpoints and resume files (default: {work}; "
+                                                   f"with --quick: {work}-quick)")
+    ap.add_argument("--out", default=None, help=f"{outputs} (default: {out}; with --quick: {work}-quick/results, "
+                                                "so a smoke run never replaces the committed results)")
     ap.add_argument("--quick", action="store_true", help=quick)
     ap.add_argument("--quiet", action="store_true")
+    ap.set_defaults(_folders=(work, out))
+
+
+def settle_folders(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill ``--work``/``--out`` left out: the script's defaults, or for ``--quick`` folders of its own."""
+    work, out = args._folders
+    if args.work is None:
+        args.work = f"{work}-quick" if args.quick else work
+    if args.out is None:
+        args.out = f"{work}-quick/results" if args.quick else out
+    return args
 
 
 def device_name(text: str) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
-from _common import (WALL_HOURS, add_run_flags, chosen_rows, elapsed, experiment_parser, folders,  # noqa: E402
+from _common import (WALL_HOURS, add_run_flags, settle_folders, chosen_rows, elapsed, experiment_parser, folders,  # noqa: E402
                      history_of, measured_on, need_checkpoints, rewind_to_best, rewinds, rewound_seconds,
                      train_seconds, wall_hours)
 
@@ -368,7 +368,7 @@ def main(argv=None) -> int:
                          "epochs are discarded, their time still counted): with --lr, a decay after overfitting")
     add_run_flags(ap, work="runs/binarized_mnist", out="experiments/results/binarized_mnist",
                   outputs="table, grids, curves, vae.pt", quick="tiny models, 2k training images, seconds")
-    args = ap.parse_args(argv)
+    args = settle_folders(ap.parse_args(argv))
     models = chosen_rows(ap, args, ROWS)
     for flag in ("train_size", "test_size", "iwae_k", "iwae_train_k", "refit_guide", "refit_k", "refine"):
         low = 0 if flag in ("train_size", "test_size", "refit_guide", "refine") else \

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common.py, however this file is run
-from _common import (WALL_HOURS, add_run_flags, chosen_rows, experiment_parser, folders, history_of,  # noqa: E402
+from _common import (WALL_HOURS, add_run_flags, settle_folders, chosen_rows, experiment_parser, folders, history_of,  # noqa: E402
                      measured_on, need_checkpoints, train_seconds, wall_hours)
 
 ROWS = ("lm", "vae")
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--test-size", type=int, default=0, help="score the first N test sentences (0: all 3,761)")
     add_run_flags(ap, work="runs/ptb", out="experiments/results/ptb", outputs="table.md, table.json, curves",
                   quick="tiny models on 300 sentences, seconds")
-    args = ap.parse_args(argv)
+    args = settle_folders(ap.parse_args(argv))
     names = chosen_rows(ap, args, ROWS)
     for flag, low in (("epochs", 1), ("eval_samples", 1), ("test_size", 0)):
         if getattr(args, flag) < low:

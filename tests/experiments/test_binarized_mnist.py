@@ -141,3 +141,22 @@ def test_binarized_mnist_bad_runs_are_one_line_before_the_data(tmp_path, capsys,
     named = {"minutes nan": "--minutes", "minutes inf": "--minutes", "minutes 0 without a checkpoint": "vae.pt"}
     assert named.get(case, extra[1]) in err, err
     assert (tmp_path / "a_file").read_text() == "mine\n" and not work.exists() and not out.exists()
+
+
+def test_a_quick_run_never_defaults_to_the_committed_results():
+    """--quick without --work/--out gets folders of its own: a smoke run once replaced the committed table."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+    from _common import add_run_flags, settle_folders
+
+    ap = argparse.ArgumentParser()
+    add_run_flags(ap, work="runs/x", out="experiments/results/x", outputs="table", quick="tiny")
+    quick = settle_folders(ap.parse_args(["--quick"]))
+    assert (quick.work, quick.out) == ("runs/x-quick", "runs/x-quick/results")
+    full = settle_folders(ap.parse_args([]))
+    assert (full.work, full.out) == ("runs/x", "experiments/results/x")
+    given = settle_folders(ap.parse_args(["--quick", "--out", "o", "--work", "w"]))
+    assert (given.work, given.out) == ("w", "o")
