@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def _interrupted_tour(out: Path) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "probgen", "tour", "--quick", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            # a background job of a script inherits SIGINT ignored (and then Python keeps
+                            # it so): give the child the default, as a terminal's Ctrl-C would find it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not (out / "models" / "pixelcnn.pt").is_file():  # the first family is trained: mid-tour
