@@ -18,6 +18,8 @@ import math
 import numbers
 from pathlib import Path
 
+from ..evaluate import MAX_NUM_SAMPLES
+
 __all__ = ["MAX_IMAGES", "MAX_LINES", "MAX_TOKENS", "MAX_IMPORTANCE", "MAX_STEPS", "MAX_BEAM", "MAX_EPOCHS", "BOUNDS",
            "NEEDS", "accepts", "OUTPUTS", "COMMAND_OF", "count", "check_sizes", "check_kind", "check_checkpoint",
            "outputs_of", "claim", "check_choices", "max_weights", "recorded_code"]
@@ -28,8 +30,8 @@ MAX_IMAGES = 10_000
 MAX_LINES = 10_000
 #: tokens in one sentence (the decoder's loop, and the padding of a batch of sentences)
 MAX_TOKENS = 1_000
-#: importance samples K per example
-MAX_IMPORTANCE = 100_000
+#: importance samples K per example: the estimator's own bound, written once there
+MAX_IMPORTANCE = MAX_NUM_SAMPLES
 #: training steps of one run
 MAX_STEPS = 10_000_000
 #: beam width of text decoding (hypotheses × vocabulary logits per line and step)
